@@ -1,0 +1,33 @@
+/* cli.h — the subcommands of the qv binary (one file each in src/cli/) and the small helpers they share.
+ * Only main.c and src/cli/ may include every layer; each command parses its own options, prints its
+ * own --help, and returns the process exit code (0 ok, 1 runtime error, 2 usage error). */
+#ifndef QV_CLI_H
+#define QV_CLI_H
+
+#include <stdio.h>
+
+int qv_cmd_info(int argc, char **argv);
+int qv_cmd_gen_weights(int argc, char **argv);
+int qv_cmd_tokenize(int argc, char **argv);
+int qv_cmd_detokenize(int argc, char **argv);
+int qv_cmd_preprocess(int argc, char **argv);
+int qv_cmd_ask(int argc, char **argv);
+int qv_cmd_subtitles(int argc, char **argv);
+int qv_cmd_summarize(int argc, char **argv);
+int qv_cmd_batch(int argc, char **argv);
+int qv_cmd_bench(int argc, char **argv);
+int qv_cmd_demo(int argc, char **argv);
+
+/* "qv: <msg>" on stderr, one line; returns 1 (for `return cli_fail(...)`). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* usage error: "qv CMD: <msg> (see qv CMD --help)"; returns 2 */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parse helpers: 1 on success, else print usage error. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+/* True when argv[i] is -h or --help. */
+int cli_is_help(const char *a);
+/* --model default: QV_MODEL from the environment, else NULL */
+const char *cli_default_model(void);
+
+#endif

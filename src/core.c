@@ -1,0 +1,177 @@
+/* core.c — error text, logging callback, cancel flag and file helpers (see core.h). */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+qv_status qv_errf(qv_err *err, qv_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+qv_status qv_err_prefix(qv_err *err, const char *fmt, ...) {
+    if (!err) return QV_OK;
+    char pre[256], old[sizeof err->msg - 260];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    snprintf(old, sizeof old, "%s", err->msg);
+    snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+    return err->code;
+}
+
+const char *qv_status_str(qv_status s) {
+    switch (s) {
+    case QV_OK: return "ok";
+    case QV_ERR_IO: return "I/O error";
+    case QV_ERR_FORMAT: return "bad file format";
+    case QV_ERR_INVALID: return "invalid argument";
+    case QV_ERR_NOMEM: return "out of memory";
+    case QV_ERR_UNSUPPORTED: return "unsupported";
+    case QV_ERR_CANCELLED: return "cancelled";
+    }
+    return "unknown error";
+}
+
+static qv_log_fn g_log_fn;
+static void *g_log_user;
+static int g_log_level = 1;
+
+void qv_log_set(qv_log_fn fn, void *user, int max_level) {
+    g_log_fn = fn;
+    g_log_user = user;
+    g_log_level = max_level;
+}
+int qv_log_level(void) { return g_log_fn ? g_log_level : -1; }
+
+void qv_log(int level, const char *fmt, ...) {
+    if (!g_log_fn || level > g_log_level) return;
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    g_log_fn(level, buf, g_log_user);
+}
+
+static volatile sig_atomic_t g_cancel;
+void qv_cancel_request(void) { g_cancel = 1; }
+int qv_cancelled(void) { return g_cancel != 0; }
+
+qv_status qv_read_file(const char *path, char **out, size_t *len, size_t max_bytes, qv_err *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    if (!max_bytes) max_bytes = (size_t)1 << 30;
+    FILE *f = fopen(path, "rb");
+    if (!f) return qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return qv_errf(err, QV_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return qv_errf(err, QV_ERR_FORMAT, "%s: file is too large (%lld bytes)", path, (long long)st.st_size);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return qv_errf(err, QV_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != n) {
+        free(buf);
+        return qv_errf(err, QV_ERR_IO, "%s: read failed", path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return QV_OK;
+}
+
+qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err) {
+    size_t pl = strlen(path) + 32;
+    char *tmp = malloc(pl);
+    if (!tmp) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        qv_errf(err, QV_ERR_IO, "%s: %s", tmp, strerror(errno));
+        free(tmp);
+        return QV_ERR_IO;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            qv_errf(err, QV_ERR_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "short write");
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return QV_ERR_IO;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 && errno != EINVAL) {
+        qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+        close(fd); unlink(tmp); free(tmp);
+        return QV_ERR_IO;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+        unlink(tmp); free(tmp);
+        return QV_ERR_IO;
+    }
+    free(tmp);
+    return QV_OK;
+}
+
+char *qv_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *s = malloc(a + b + 2);
+    if (!s) return NULL;
+    memcpy(s, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') s[k++] = '/';
+    memcpy(s + k, name, b + 1);
+    return s;
+}
+
+int qv_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+double qv_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t qv_peak_rss(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (uint64_t)ru.ru_maxrss * 1024u;
+}

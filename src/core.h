@@ -1,0 +1,65 @@
+/* core.h — status codes, error messages, logging and small file helpers shared by every layer.
+ *
+ *   qv_err err = {0};
+ *   if (qv_something(..., &err) != QV_OK) fprintf(stderr, "qv: %s\n", err.msg);   // only main prints
+ *
+ * Library code never prints or exits: it fills a qv_err (one line, no trailing newline) and returns the
+ * status. A NULL qv_err* is allowed everywhere and means "caller does not want the text".
+ * Logging goes through one callback that main installs (progress, verbose notes); default: silent. */
+#ifndef QV_CORE_H
+#define QV_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+typedef enum {
+    QV_OK = 0,
+    QV_ERR_IO,          /* a file could not be opened, read or written (disk full included) */
+    QV_ERR_FORMAT,      /* an input file is malformed or inconsistent */
+    QV_ERR_INVALID,     /* a bad argument or option value */
+    QV_ERR_NOMEM,       /* an allocation failed or a size would not fit in memory */
+    QV_ERR_UNSUPPORTED, /* valid input this build does not handle */
+    QV_ERR_CANCELLED,   /* stopped by the user (Ctrl-C) */
+} qv_status;
+
+typedef struct qv_err {
+    qv_status code;
+    char msg[1024];     /* one line, UTF-8, no trailing newline */
+} qv_err;
+
+/* Sets err (when non-NULL) and returns code; message in printf form. */
+qv_status qv_errf(qv_err *err, qv_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Prepends "prefix: " to an existing message (for adding the file or tensor name on the way up). */
+qv_status qv_err_prefix(qv_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *qv_status_str(qv_status s);
+
+/* Logging: level 0 = error, 1 = info (default shown), 2 = verbose. */
+typedef void (*qv_log_fn)(int level, const char *msg, void *user);
+void qv_log_set(qv_log_fn fn, void *user, int max_level);
+void qv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int  qv_log_level(void);
+
+/* Cancellation flag, set by main's SIGINT handler, polled by long loops. */
+void qv_cancel_request(void);
+int  qv_cancelled(void);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer (size without the NUL in *len).
+ * Refuses files larger than max_bytes (0 = 1 GiB) with QV_ERR_FORMAT. */
+qv_status qv_read_file(const char *path, char **out, size_t *len, size_t max_bytes, qv_err *err);
+/* Writes data to path atomically: path.tmp.PID, fsync, rename. Reports disk-full as QV_ERR_IO. */
+qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err);
+/* path_join into a malloc'd string ("dir/name"); NULL on OOM. */
+char *qv_path_join(const char *dir, const char *name);
+int qv_file_exists(const char *path);
+
+/* Overflow-checked size arithmetic: return 0 on overflow. */
+static inline int qv_mul_ok(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline int qv_add_ok(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_add_overflow(a, b, out); }
+
+/* Monotonic wall clock in seconds. */
+double qv_now(void);
+/* Peak resident set size of this process in bytes (from getrusage). */
+uint64_t qv_peak_rss(void);
+
+#endif

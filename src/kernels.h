@@ -1,0 +1,41 @@
+/* kernels.h — the compute kernels every model layer uses, behind a function table picked at start
+ * (scalar reference in kernels.c, AVX2 in kernels_avx2.c, AVX-512/BF16 in kernels_avx512.c).
+ *
+ * Weights are bf16 (uint16_t bit patterns) used in place from the checkpoint mapping; activations are
+ * float32. Two numeric paths:
+ *   QV_PREC_REF:  bf16 weights widened exactly to f32, f32 products and sums (OpenBLAS sgemm for
+ *                 matrix-matrix, own threaded kernels for matrix-vector). Matches the float64 reference
+ *                 to ~1e-6 relative.
+ *   QV_PREC_FAST: activations rounded to bf16, bf16 x bf16 products summed in f32 (AVX512-BF16
+ *                 vdpbf16ps when the CPU has it). ~1e-2 relative.
+ * Argument order: out, in, weights, sizes. */
+#ifndef QV_KERNELS_H
+#define QV_KERNELS_H
+
+#include <stdint.h>
+#include "threads.h"
+
+typedef enum { QV_PREC_REF = 0, QV_PREC_FAST = 1 } qv_precision;
+
+/* Y[m][ldy] (first n columns) = X[m][k] . W[n][k]^T + b[n]   (b may be NULL; b is bf16)
+ * Threaded over the pool. No allocation per call beyond a per-thread scratch made at first use. */
+void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float *X, const uint16_t *W,
+               const uint16_t *b, int m, int n, int k);
+
+/* C[M][ldc] = alpha * op(A) . op(B) + beta * C, all f32 row-major (cblas_sgemm, OpenBLAS threads). */
+void qv_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Dot products and updates against bf16 vectors (KV cache rows). */
+float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n);
+void  qv_axpy_bf16(float *y, float a, const uint16_t *x, int n);   /* y += a * x */
+float qv_dot_f32(const float *x, const float *y, int n);
+void  qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n);
+void  qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n);  /* round to nearest even */
+
+/* Which implementation the table picked ("scalar", "avx2", "avx512bf16"); QV_KERNELS=scalar|avx2|avx512
+ * in the environment forces one (tests compare them). */
+const char *qv_kernels_name(void);
+int qv_kernels_force(const char *name);   /* 1 if that ISA is available and now selected */
+
+#endif
