@@ -27,6 +27,10 @@ typedef struct qv_tensor {
     uint64_t nbytes;
 } qv_tensor;
 
+/* Optional observer of intermediate activations (--dump, --dump-layers, tests): a [rows][cols] f32
+ * matrix named like the golden files ("vision.block.3", "lm.layer.0"). Called synchronously. */
+typedef void (*qv_dump_fn)(void *user, const char *name, const float *data, int64_t rows, int64_t cols);
+
 size_t qv_dtype_size(qv_dtype t);            /* bytes per element */
 const char *qv_dtype_name(qv_dtype t);       /* safetensors spelling: "BF16", "F32", ... */
 int qv_dtype_parse(const char *s, qv_dtype *out); /* 1 on success */
