@@ -1,0 +1,127 @@
+/* lm.h — the Qwen2 language model of Qwen2-VL: decoder with M-RoPE, KV cache, chunked prefill and
+ * decoding (lm/qwen2.c), the M-RoPE position walk (lm/mrope.c, transformers' get_rope_index) and
+ * sampling (lm/sample.c). spec/qwen2vl-reference.md sections 6-8.
+ *
+ *   qv_lm *m;  qv_lm_ctx *c;
+ *   qv_lm_create(&m, ck, &err);                                  // weight table, bf16 used in place
+ *   qv_lm_ctx_params cp = qv_lm_ctx_default_params();
+ *   cp.n_ctx = prompt_len + max_new; cp.pool = pool; cp.prec = QV_PREC_FAST;
+ *   qv_lm_ctx_create(&c, m, &cp, &err);                          // KV cache + scratch, nothing later
+ *   int64_t *pos = malloc(3 * n * sizeof *pos), delta;           // whole-prompt positions, once
+ *   qv_mrope_positions(ids, n, img_grids, n_img, vid_grids, n_vid, qv_lm_hparams(m), 2, pos, &delta, &err);
+ *   qv_lm_prefill(c, ids, n, vision_embeds, n_vision_rows, pos, n, logits, NULL, NULL, &err);
+ *   for (k = 0; ; k++) {                                         // decode
+ *       int32_t id = qv_sample(s, logits, history, n_history);
+ *       qv_lm_decode(c, id, n + k + delta, logits, &err);        // position prompt_len + k + rope_delta
+ *   }
+ *   qv_lm_ctx_free(c); qv_lm_free(m);                            // contexts before the model, model before ck
+ *
+ * Ownership: qv_lm borrows the checkpoint (tensors point into its mapping) and is read-only after
+ * create: any number of contexts (threads) may share one. A context is used by one caller at a time;
+ * it runs its work on the pool given in its params (not owned; NULL = calling thread only).
+ *
+ * Numeric paths (kernels.h): QV_PREC_REF keeps float32 activations and a float32 KV cache (matches the
+ * float64 reference to ~1e-6; for tests and small models), QV_PREC_FAST rounds activations to bf16 in
+ * the matrix products and keeps the KV cache in bf16 (56 KiB per token on the 7B). */
+#ifndef QV_LM_H
+#define QV_LM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "kernels.h"
+#include "tensor.h"
+#include "threads.h"
+
+/* ---- model (weights table) ---- */
+
+typedef struct qv_lm qv_lm;
+
+/* Looks up every decoder tensor (released names), checks shapes against ck->cfg.text; borrows ck. */
+qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err);
+void qv_lm_free(qv_lm *m);                                 /* NULL-safe */
+const qv_text_hparams *qv_lm_hparams(const qv_lm *m);
+
+/* ---- context (KV cache + scratch) ---- */
+
+typedef struct {
+    int n_ctx;           /* tokens the KV cache holds: prompt + generation budget (required, > 0) */
+    int chunk;           /* most tokens per forward pass; scratch memory scales with it (default 256) */
+    qv_precision prec;   /* QV_PREC_REF (default) or QV_PREC_FAST */
+    qv_pool *pool;       /* threads for the whole forward pass; borrowed; NULL = caller only */
+    qv_dtype kv_dtype;   /* QV_F32 or QV_BF16; QV_DTYPE_COUNT (default) = F32 for REF, BF16 for FAST */
+    int check_memory;    /* 1 (default): refuse (QV_ERR_NOMEM, numbers in the message) when the cache and
+                            scratch would not fit in MemAvailable */
+} qv_lm_ctx_params;
+
+qv_lm_ctx_params qv_lm_ctx_default_params(void);
+
+typedef struct qv_lm_ctx qv_lm_ctx;
+
+/* Bytes a context would allocate (KV cache + scratch) for these params; 0 on overflow/bad params. */
+uint64_t qv_lm_ctx_bytes(const qv_lm *m, const qv_lm_ctx_params *p);
+qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_params *p, qv_err *err);
+void qv_lm_ctx_free(qv_lm_ctx *c);                         /* NULL-safe */
+void qv_lm_ctx_reset(qv_lm_ctx *c);                        /* empty the cache for a new prompt */
+int qv_lm_n_past(const qv_lm_ctx *c);                      /* tokens in the cache */
+int qv_lm_n_ctx(const qv_lm_ctx *c);
+
+/* Appends n tokens to the cache (positions n_past .. n_past+n-1 of the sequence), in chunks of at most
+ * params.chunk tokens; results do not depend on the chunk size.
+ *   ids [n]: token i's input is the embedding row of ids[i], EXCEPT when embd != NULL and ids[i] is
+ *            negative or the config's image/video pad id: then it is the next unused row of embd
+ *            (rows taken in order: k-th such token gets row k). ids == NULL: every token is an embd row.
+ *   embd [n_embd][D] float32 (vision embeddings in prompt order, images and videos as they occur);
+ *            exactly n_embd rows must be taken, else QV_ERR_INVALID.
+ *   pos  [3][pos_stride] int64 M-RoPE positions (rows t, h, w), token i at pos[r*pos_stride + i]
+ *            (pass the slice of the whole-prompt positions starting at this call's first token).
+ *   logits [vocab] (may be NULL): the logits of the LAST of the n tokens.
+ *   dump (may be NULL): per chunk, "lm.layer.K" after decoder layer K and "lm.norm" after the final
+ *            norm, [rows of this chunk][D]; consecutive calls' rows concatenate in token order.
+ * Fails with QV_ERR_NOMEM (cache full) when n_past + n > n_ctx, leaving the cache unchanged.
+ * Polls qv_cancelled() between chunks (QV_ERR_CANCELLED; the tokens of finished chunks stay). */
+qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *embd, int n_embd,
+                        const int64_t *pos, int64_t pos_stride, float *logits, qv_dump_fn dump,
+                        void *dump_user, qv_err *err);
+
+/* One generated token: id at position pos on all three rows (prompt_len + k + rope_delta for the k-th
+ * generated token); logits [vocab] of it. No allocation. */
+qv_status qv_lm_decode(qv_lm_ctx *c, int32_t id, int64_t pos, float *logits, qv_err *err);
+
+/* ---- M-RoPE positions (transformers' Qwen2VLModel.get_rope_index) ---- */
+
+/* ids [n]: the whole prompt with the vision pads expanded (each image/video span is t*(gh/m)*(gw/m)
+ * consecutive image_token_id / video_token_id tokens, m = spatial_merge).
+ * image_grids [n_images][3], video_grids [n_videos][3]: (t, gh, gw) in patches, in order of appearance
+ * of their kind (like image_grid_thw / video_grid_thw).
+ * Out: pos [3][n] (rows t, h, w) and *rope_delta = max_position + 1 - n.
+ * QV_ERR_INVALID when spans and grids disagree (count, length, a span cut short). */
+qv_status qv_mrope_positions(const int32_t *ids, int n, const int (*image_grids)[3], int n_images,
+                             const int (*video_grids)[3], int n_videos, const qv_text_hparams *hp,
+                             int spatial_merge, int64_t *pos, int64_t *rope_delta, qv_err *err);
+
+/* ---- sampling (transformers' logits processors: repetition penalty, temperature, top-k, top-p) ---- */
+
+typedef struct {
+    int greedy;               /* 1: argmax after the repetition penalty (temperature/top-k/top-p unused) */
+    float temperature;        /* > 0; 1 = off */
+    int top_k;                /* 0 = off */
+    float top_p;              /* (0, 1]; 1 = off */
+    float repetition_penalty; /* 1 = off; HF: logit > 0 -> logit / p, else logit * p, over seen ids */
+    uint64_t seed;            /* xoshiro256** seeded by splitmix64(seed): same seed, same draws */
+} qv_sampler_params;
+
+qv_sampler_params qv_sampler_default_params(void);           /* greedy, all filters off, seed 0 */
+/* From generation_config.json: greedy unless do_sample; its temperature/top_k/top_p/penalty. */
+qv_sampler_params qv_sampler_params_from_gen(const qv_gen_hparams *g);
+
+typedef struct qv_sampler qv_sampler;
+
+qv_status qv_sampler_create(qv_sampler **out, const qv_sampler_params *p, int vocab, qv_err *err);
+void qv_sampler_free(qv_sampler *s);                          /* NULL-safe */
+/* Picks the next id from logits [vocab] (not modified); history [n_history] = ids seen so far (prompt
+ * and generated; for the repetition penalty; may be NULL). No allocation. */
+int32_t qv_sample(qv_sampler *s, const float *logits, const int32_t *history, int n_history);
+
+#endif
