@@ -1,0 +1,476 @@
+/* encoder.c — the Qwen2-VL vision encoder (see encoder.h): weight table over the checkpoint mapping,
+ * per-run scratch, and the forward pass of one temporal pair.
+ *
+ * Follows spec/qwen2vl-reference.md section 5 and transformers' Qwen2VisionTransformerPretrainedModel:
+ *   x = px . patch_w^T                                  patch embedding (conv with kernel = stride, no bias)
+ *   per block: x += proj(attn(rope(qkv(LN1(x)))))       non-causal, within the pair, scale head_dim^-0.5
+ *              x += fc2(quick_gelu(fc1(LN2(x))))
+ *   merger:    out = mlp2(gelu_erf(mlp0(concat4(ln_q(x)))))
+ * Matrix products against weights go through qv_linear (bf16 weights in place); attention scores and
+ * the weighted sum of values through qv_sgemm, a tile of query rows at a time so scratch is
+ * O(tile * N) rather than O(N^2). Element-wise work (LayerNorm, rotary, softmax, activations) is split
+ * over the pool by rows.
+ *
+ * Deviations from the float64 reference are those of float32 arithmetic (the reference itself does the
+ * rotary product and the softmax in float32). */
+#include "encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QTILE 256                /* query rows per attention tile */
+
+typedef struct {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;      /* [E], widened copies (owned) */
+    const uint16_t *qkv_w, *qkv_b;                   /* [3E][E], [3E]  bf16 in the mapping */
+    const uint16_t *proj_w, *proj_b;                 /* [E][E], [E] */
+    const uint16_t *fc1_w, *fc1_b;                   /* [M][E], [M] */
+    const uint16_t *fc2_w, *fc2_b;                   /* [E][M], [E] */
+} vblock;
+
+struct qv_vision {
+    qv_vision_hparams hp;
+    int patch_dim;                                   /* P = in_chans * temporal * patch^2 (1176) */
+    int merge;                                       /* spatial merge size m (2) */
+    int out_dim;                                     /* D, text hidden size */
+    const uint16_t *patch_w;                         /* [E][P] */
+    vblock *blocks;                                  /* [depth] */
+    const float *lnq_w, *lnq_b;                      /* [E] owned */
+    const uint16_t *m0_w, *m0_b;                     /* [m*m*E][m*m*E], [m*m*E] */
+    const uint16_t *m2_w, *m2_b;                     /* [D][m*m*E], [D] */
+    float *norms;                                    /* one allocation for all LayerNorm params */
+    double inv_freq[64];                             /* [head_dim/4] rotary frequencies */
+};
+
+struct qv_vision_ctx {
+    const qv_vision *v;
+    int max_n;                                       /* patches per pair this context was sized for */
+    int wide;                                        /* columns of big: max(3E, M, m*m*E) */
+    float *x;                                        /* [N][E] residual stream */
+    float *h;                                        /* [N][E] normed input / linear outputs */
+    float *ao;                                       /* [N][E] attention output (heads side by side) */
+    float *big;                                      /* [N][wide] qkv, MLP hidden, merger hidden */
+    float *scores;                                   /* [QTILE][N] one attention tile */
+    float *rowsum;                                   /* [QTILE] 1 / softmax denominators */
+    float *rcos, *rsin;                              /* [N][head_dim/4] by position value (row or col) */
+};
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Weight table                                                                                      */
+
+static const qv_tensor *get_t(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
+    const qv_tensor *t = qv_ckpt_get(ck, name);
+    if (!t) { qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s missing from %s", name, ck->dir); return NULL; }
+    int64_t want = d1 > 0 ? d0 * d1 : d0;
+    if (qv_tensor_numel(t) != want || t->ndim < 1 || t->shape[0] != d0) {
+        char buf[96];
+        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s has shape %s, want [%lld%s%lld]", name,
+                qv_shape_str(t, buf, sizeof buf), (long long)d0, d1 > 0 ? ", " : "", (long long)(d1 > 0 ? d1 : 0));
+        return NULL;
+    }
+    if (t->nbytes != (uint64_t)want * qv_dtype_size(t->dtype)) {
+        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s: byte size does not match its shape", name);
+        return NULL;
+    }
+    return t;
+}
+
+/* bf16 matrix or bias used in place */
+static const uint16_t *get_bf16(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
+    const qv_tensor *t = get_t(ck, name, d0, d1, err);
+    if (!t) return NULL;
+    if (t->dtype != QV_BF16) {
+        qv_errf(err, QV_ERR_UNSUPPORTED, "vision: tensor %s is %s; the encoder uses bf16 weights in place",
+                name, qv_dtype_name(t->dtype));
+        return NULL;
+    }
+    return (const uint16_t *)t->data;
+}
+
+/* small float vector (LayerNorm), widened into dst */
+static int get_vec(const qv_ckpt *ck, const char *name, int64_t n, float *dst, qv_err *err) {
+    const qv_tensor *t = get_t(ck, name, n, 0, err);
+    if (!t) return 0;
+    if (!qv_convert_to_f32(dst, t->data, t->dtype, n)) {
+        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s has non-float dtype %s", name, qv_dtype_name(t->dtype));
+        return 0;
+    }
+    return 1;
+}
+
+qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
+    *out = NULL;
+    const qv_vision_hparams *hp = &ck->cfg.vision;
+    const int E = hp->embed_dim, M = hp->mlp_dim, H = hp->n_heads, hd = hp->head_dim, m = hp->spatial_merge_size;
+    if (E <= 0 || M <= 0 || H <= 0 || hd <= 0 || (int64_t)H * hd != E || hd % 4 != 0 || hd / 4 > 64 ||
+        m <= 0 || hp->depth <= 0 || hp->out_hidden <= 0 || hp->in_chans <= 0 || hp->patch_size <= 0 ||
+        hp->temporal_patch_size <= 0 || E > (1 << 20) || M > (1 << 22) || hp->depth > 4096 || m > 16)
+        return qv_errf(err, QV_ERR_UNSUPPORTED,
+                       "vision: unsupported config (embed %d, heads %d x %d, mlp %d, merge %d, depth %d)", E, H, hd,
+                       M, m, hp->depth);
+    int64_t P = (int64_t)hp->in_chans * hp->temporal_patch_size * hp->patch_size * hp->patch_size;
+    if (P > (1 << 20)) return qv_errf(err, QV_ERR_UNSUPPORTED, "vision: patch size too large");
+    qv_vision *v = calloc(1, sizeof *v);
+    if (!v) return qv_errf(err, QV_ERR_NOMEM, "vision: out of memory");
+    v->hp = *hp;
+    v->patch_dim = (int)P;
+    v->merge = m;
+    v->out_dim = hp->out_hidden;
+    v->blocks = calloc((size_t)hp->depth, sizeof *v->blocks);
+    v->norms = malloc(((size_t)hp->depth * 4 + 2) * E * sizeof(float));
+    if (!v->blocks || !v->norms) { qv_vision_free(v); return qv_errf(err, QV_ERR_NOMEM, "vision: out of memory"); }
+    char name[128];
+    const int64_t mE = (int64_t)m * m * E;
+#define NEED(expr) do { if (!(expr)) { qv_vision_free(v); return err ? err->code : QV_ERR_FORMAT; } } while (0)
+    NEED(v->patch_w = get_bf16(ck, "visual.patch_embed.proj.weight", E, P, err));
+    float *nw = v->norms;
+    for (int l = 0; l < hp->depth; l++) {
+        vblock *b = &v->blocks[l];
+#define BNAME(s) (snprintf(name, sizeof name, "visual.blocks.%d.%s", l, s), name)
+        NEED(get_vec(ck, BNAME("norm1.weight"), E, nw, err)); b->ln1_w = nw; nw += E;
+        NEED(get_vec(ck, BNAME("norm1.bias"), E, nw, err));   b->ln1_b = nw; nw += E;
+        NEED(get_vec(ck, BNAME("norm2.weight"), E, nw, err)); b->ln2_w = nw; nw += E;
+        NEED(get_vec(ck, BNAME("norm2.bias"), E, nw, err));   b->ln2_b = nw; nw += E;
+        NEED(b->qkv_w = get_bf16(ck, BNAME("attn.qkv.weight"), 3 * (int64_t)E, E, err));
+        NEED(b->qkv_b = get_bf16(ck, BNAME("attn.qkv.bias"), 3 * (int64_t)E, 0, err));
+        NEED(b->proj_w = get_bf16(ck, BNAME("attn.proj.weight"), E, E, err));
+        NEED(b->proj_b = get_bf16(ck, BNAME("attn.proj.bias"), E, 0, err));
+        NEED(b->fc1_w = get_bf16(ck, BNAME("mlp.fc1.weight"), M, E, err));
+        NEED(b->fc1_b = get_bf16(ck, BNAME("mlp.fc1.bias"), M, 0, err));
+        NEED(b->fc2_w = get_bf16(ck, BNAME("mlp.fc2.weight"), E, M, err));
+        NEED(b->fc2_b = get_bf16(ck, BNAME("mlp.fc2.bias"), E, 0, err));
+#undef BNAME
+    }
+    NEED(get_vec(ck, "visual.merger.ln_q.weight", E, nw, err)); v->lnq_w = nw; nw += E;
+    NEED(get_vec(ck, "visual.merger.ln_q.bias", E, nw, err));   v->lnq_b = nw; nw += E;
+    NEED(v->m0_w = get_bf16(ck, "visual.merger.mlp.0.weight", mE, mE, err));
+    NEED(v->m0_b = get_bf16(ck, "visual.merger.mlp.0.bias", mE, 0, err));
+    NEED(v->m2_w = get_bf16(ck, "visual.merger.mlp.2.weight", v->out_dim, mE, err));
+    NEED(v->m2_b = get_bf16(ck, "visual.merger.mlp.2.bias", v->out_dim, 0, err));
+#undef NEED
+    /* VisionRotaryEmbedding(dim = hd/2): inv_freq[j] = 10000^(-2j / (hd/2)), j < hd/4 */
+    for (int j = 0; j < hd / 4; j++) v->inv_freq[j] = 1.0 / pow(10000.0, (2.0 * j) / (hd / 2));
+    *out = v;
+    return QV_OK;
+}
+
+void qv_vision_free(qv_vision *v) {
+    if (!v) return;
+    free(v->blocks);
+    free(v->norms);
+    free(v);
+}
+
+const qv_vision_hparams *qv_vision_hparams_of(const qv_vision *v) { return &v->hp; }
+int qv_vision_patch_dim(const qv_vision *v) { return v->patch_dim; }
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Context                                                                                           */
+
+static int ctx_wide(const qv_vision *v) {
+    int64_t w = 3 * (int64_t)v->hp.embed_dim;
+    if (v->hp.mlp_dim > w) w = v->hp.mlp_dim;
+    return (int)w;   /* merger hidden [N/(m*m)][m*m*E] = N*E floats always fits */
+}
+
+/* float counts of each buffer; 0 on overflow */
+static uint64_t ctx_floats(const qv_vision *v, int n, uint64_t parts[7]) {
+    uint64_t E = (uint64_t)v->hp.embed_dim, q4 = (uint64_t)v->hp.head_dim / 4, t = n < QTILE ? (uint64_t)n : QTILE;
+    uint64_t ne, nw, tn, nq, total = 0;
+    if (!qv_mul_ok((uint64_t)n, E, &ne) || !qv_mul_ok((uint64_t)n, (uint64_t)ctx_wide(v), &nw) ||
+        !qv_mul_ok(t, (uint64_t)n, &tn) || !qv_mul_ok((uint64_t)n, q4, &nq))
+        return 0;
+    uint64_t p[7] = {ne, ne, ne, nw, tn, t, nq};
+    for (int i = 0; i < 7; i++) {
+        if (parts) parts[i] = p[i];
+        if (!qv_add_ok(total, p[i], &total)) return 0;
+    }
+    if (!qv_add_ok(total, nq, &total)) return 0;   /* rsin, same size as rcos */
+    return total;
+}
+
+uint64_t qv_vision_ctx_bytes(const qv_vision *v, int max_patches_per_pair) {
+    if (max_patches_per_pair <= 0) return 0;
+    uint64_t f = ctx_floats(v, max_patches_per_pair, NULL), b;
+    return f && qv_mul_ok(f, sizeof(float), &b) ? b : 0;
+}
+
+qv_status qv_vision_ctx_create(qv_vision_ctx **out, const qv_vision *v, int max_patches_per_pair, qv_err *err) {
+    *out = NULL;
+    const int n = max_patches_per_pair, mm = v->merge * v->merge;
+    if (n < mm) return qv_errf(err, QV_ERR_INVALID, "vision: context for %d patches per pair (need >= %d)", n, mm);
+    uint64_t parts[7];
+    uint64_t total = ctx_floats(v, n, parts);
+    if (!total || total > SIZE_MAX / sizeof(float))
+        return qv_errf(err, QV_ERR_NOMEM, "vision: scratch for %d patches per pair does not fit in memory", n);
+    qv_vision_ctx *c = calloc(1, sizeof *c);
+    float *mem = c ? malloc((size_t)total * sizeof(float)) : NULL;
+    if (!mem) {
+        free(c);
+        return qv_errf(err, QV_ERR_NOMEM, "vision: cannot allocate %.1f MB of scratch for %d patches per pair",
+                       (double)total * 4 / 1e6, n);
+    }
+    c->v = v;
+    c->max_n = n;
+    c->wide = ctx_wide(v);
+    float **dst[8] = {&c->x, &c->h, &c->ao, &c->big, &c->scores, &c->rowsum, &c->rcos, &c->rsin};
+    for (int i = 0; i < 8; i++) {
+        *dst[i] = mem;
+        mem += parts[i < 7 ? i : 6];
+    }
+    *out = c;
+    return QV_OK;
+}
+
+void qv_vision_ctx_free(qv_vision_ctx *c) {
+    if (!c) return;
+    free(c->x);   /* the start of the single allocation */
+    free(c);
+}
+
+int qv_vision_ctx_max_patches(const qv_vision_ctx *c) { return c->max_n; }
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Element-wise kernels                                                                              */
+
+/* exp(x) for float32 with ~1 ulp error (Cephes expf: range reduction by ln2 in two parts, degree-6
+ * polynomial, scale by 2^n through the exponent bits). Arguments are clamped to the normal range, so
+ * results below 2^-126 become ~1e-38 instead of a subnormal — irrelevant for softmax and sigmoid.
+ * Written branch-free so the loops that call it can be vectorized. */
+static inline float exp_f32(float x) {
+    x = x < -87.33f ? -87.33f : x;
+    x = x > 88.37f ? 88.37f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f;   /* round to nearest integer via 1.5*2^23 */
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float s;
+    memcpy(&s, &bits, 4);
+    return y * s;
+}
+
+/* LayerNorm over each row of n columns; statistics in double (the reference computes in float64). */
+static void layernorm_rows(float *y, const float *x, const float *w, const float *b, int64_t r0, int64_t r1,
+                           int n) {
+    for (int64_t i = r0; i < r1; i++) {
+        const float *xi = x + i * n;
+        float *yi = y + i * n;
+        double s = 0, s2 = 0;
+        for (int j = 0; j < n; j++) s += xi[j];
+        const double mean = s / n;
+        for (int j = 0; j < n; j++) {
+            double d = xi[j] - mean;
+            s2 += d * d;
+        }
+        const float rstd = (float)(1.0 / sqrt(s2 / n + 1e-6));
+        const float mf = (float)mean;
+        for (int j = 0; j < n; j++) yi[j] = (xi[j] - mf) * rstd * w[j] + b[j];
+    }
+}
+
+typedef enum { OP_LN, OP_ADD, OP_QUICK_GELU, OP_GELU_ERF, OP_ROPE, OP_SOFTMAX } op_kind;
+
+typedef struct {
+    op_kind op;
+    const qv_vision_ctx *c;
+    float *y;              /* output / in-place operand */
+    const float *x;        /* input (LN, ADD) */
+    const float *w, *b;    /* LN params */
+    int64_t rows;
+    int cols, ld;          /* row length and stride */
+    int gw;                /* ROPE: grid width (patches) */
+    float *rowsum;         /* SOFTMAX: 1/sum per row */
+} row_task;
+
+static void rope_rows(const row_task *a, int64_t r0, int64_t r1) {
+    const qv_vision *v = a->c->v;
+    const int hd = v->hp.head_dim, H = v->hp.n_heads, half = hd / 2, q4 = hd / 4, m = v->merge, E = v->hp.embed_dim;
+    const int bw = a->gw / m;                      /* merge blocks per grid row */
+    for (int64_t i = r0; i < r1; i++) {
+        /* merge-window order -> (row, col) in the gh x gw grid */
+        int64_t blk = i / (m * m), in = i % (m * m);
+        int row = (int)(blk / bw) * m + (int)(in / m), col = (int)(blk % bw) * m + (int)(in % m);
+        const float *cr = a->c->rcos + (int64_t)row * q4, *sr = a->c->rsin + (int64_t)row * q4;
+        const float *cc = a->c->rcos + (int64_t)col * q4, *sc = a->c->rsin + (int64_t)col * q4;
+        float cs[128], sn[128];                    /* [half]: angles row*f (first q4), col*f (next q4) */
+        for (int j = 0; j < q4; j++) { cs[j] = cr[j]; sn[j] = sr[j]; cs[q4 + j] = cc[j]; sn[q4 + j] = sc[j]; }
+        for (int qk = 0; qk < 2; qk++) {            /* q then k, both in the qkv row */
+            float *base = a->y + i * a->ld + (int64_t)qk * E;
+            for (int h = 0; h < H; h++) {
+                float *p = base + (int64_t)h * hd;
+                for (int d = 0; d < half; d++) {
+                    float lo = p[d], hi = p[d + half];
+                    p[d] = lo * cs[d] - hi * sn[d];
+                    p[d + half] = hi * cs[d] + lo * sn[d];
+                }
+            }
+        }
+    }
+}
+
+static void row_task_fn(void *ctx, int ith, int nth) {
+    const row_task *a = ctx;
+    int64_t r0, r1;
+    qv_split(a->rows, ith, nth, 1, &r0, &r1);
+    if (r0 >= r1) return;
+    switch (a->op) {
+    case OP_LN:
+        layernorm_rows(a->y, a->x, a->w, a->b, r0, r1, a->cols);
+        break;
+    case OP_ADD:
+        for (int64_t i = r0; i < r1; i++) {
+            float *y = a->y + i * a->ld;
+            const float *x = a->x + i * a->cols;
+            for (int j = 0; j < a->cols; j++) y[j] += x[j];
+        }
+        break;
+    case OP_QUICK_GELU:  /* x * sigmoid(1.702 x) */
+        for (int64_t i = r0; i < r1; i++) {
+            float *y = a->y + i * a->ld;
+            for (int j = 0; j < a->cols; j++) y[j] = y[j] / (1.0f + exp_f32(-1.702f * y[j]));
+        }
+        break;
+    case OP_GELU_ERF:    /* 0.5 x (1 + erf(x / sqrt 2)) */
+        for (int64_t i = r0; i < r1; i++) {
+            float *y = a->y + i * a->ld;
+            for (int j = 0; j < a->cols; j++) y[j] = 0.5f * y[j] * (1.0f + erff(y[j] * 0.70710678118654752f));
+        }
+        break;
+    case OP_ROPE:
+        rope_rows(a, r0, r1);
+        break;
+    case OP_SOFTMAX:     /* unnormalized exp(s - max) in place; 1/sum kept for after the PV product */
+        for (int64_t i = r0; i < r1; i++) {
+            float *s = a->y + i * a->ld;
+            float mx = s[0];
+            for (int j = 1; j < a->cols; j++) mx = s[j] > mx ? s[j] : mx;
+            float sum = 0.0f;
+            for (int j = 0; j < a->cols; j++) {
+                float e = exp_f32(s[j] - mx);
+                s[j] = e;
+                sum += e;
+            }
+            a->rowsum[i] = 1.0f / sum;
+        }
+        break;
+    }
+}
+
+static void run_rows(qv_pool *pool, row_task *t) { qv_pool_run(pool, row_task_fn, t); }
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Forward                                                                                           */
+
+/* Attention of one pair: qkv [n][3E] (rotary applied) -> ao [n][E]. */
+static void attention(qv_vision_ctx *c, qv_pool *pool, int n) {
+    const qv_vision *v = c->v;
+    const int E = v->hp.embed_dim, H = v->hp.n_heads, hd = v->hp.head_dim, ld = 3 * E;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    const float *qkv = c->big;
+    for (int h = 0; h < H; h++) {
+        const float *Q = qkv + (int64_t)h * hd, *K = Q + E, *V = Q + 2 * E;
+        for (int i0 = 0; i0 < n; i0 += QTILE) {
+            const int t = n - i0 < QTILE ? n - i0 : QTILE;
+            /* S[t][n] = scale * Q_tile . K^T */
+            qv_sgemm(0, 1, t, n, hd, scale, Q + (int64_t)i0 * ld, ld, K, ld, 0.0f, c->scores, n);
+            row_task st = {.op = OP_SOFTMAX, .c = c, .y = c->scores, .rows = t, .cols = n, .ld = n,
+                           .rowsum = c->rowsum};
+            run_rows(pool, &st);
+            float *O = c->ao + (int64_t)i0 * E + (int64_t)h * hd;
+            qv_sgemm(0, 0, t, hd, n, 1.0f, c->scores, n, V, ld, 0.0f, O, E);
+            for (int i = 0; i < t; i++) {
+                float r = c->rowsum[i], *o = O + (int64_t)i * E;
+                for (int d = 0; d < hd; d++) o[d] *= r;
+            }
+        }
+    }
+}
+
+qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision prec, const float *px, int gh,
+                                int gw, float *out, qv_dump_fn dump, void *dump_user, qv_err *err) {
+    const qv_vision *v = c->v;
+    const int E = v->hp.embed_dim, M = v->hp.mlp_dim, m = v->merge, q4 = v->hp.head_dim / 4;
+    if (gh <= 0 || gw <= 0 || gh % m || gw % m)
+        return qv_errf(err, QV_ERR_INVALID, "vision: grid %dx%d is not a positive multiple of the merge size %d",
+                       gh, gw, m);
+    if ((int64_t)gh * gw > c->max_n)
+        return qv_errf(err, QV_ERR_INVALID, "vision: pair of %dx%d patches exceeds the context's %d", gh, gw,
+                       c->max_n);
+    const int n = gh * gw, mm = m * m, mE = mm * E;
+
+    /* rotary tables by position value: cos/sin(p * inv_freq[j]) for p < max(gh, gw), computed in double */
+    const int pmax = gh > gw ? gh : gw;
+    for (int p = 0; p < pmax; p++)
+        for (int j = 0; j < q4; j++) {
+            double a = (double)p * v->inv_freq[j];
+            c->rcos[(int64_t)p * q4 + j] = (float)cos(a);
+            c->rsin[(int64_t)p * q4 + j] = (float)sin(a);
+        }
+
+    /* patch embedding: x[n][E] = px[n][P] . W[E][P]^T */
+    qv_linear(pool, prec, c->x, E, px, v->patch_w, NULL, n, E, v->patch_dim);
+    if (dump) dump(dump_user, "vision.patch_embed", c->x, n, E);
+
+    for (int l = 0; l < v->hp.depth; l++) {
+        const vblock *b = &v->blocks[l];
+        row_task ln = {.op = OP_LN, .c = c, .y = c->h, .x = c->x, .w = b->ln1_w, .b = b->ln1_b, .rows = n,
+                       .cols = E, .ld = E};
+        run_rows(pool, &ln);
+        qv_linear(pool, prec, c->big, 3 * E, c->h, b->qkv_w, b->qkv_b, n, 3 * E, E);
+        row_task rp = {.op = OP_ROPE, .c = c, .y = c->big, .rows = n, .ld = 3 * E, .gw = gw};
+        run_rows(pool, &rp);
+        attention(c, pool, n);
+        qv_linear(pool, prec, c->h, E, c->ao, b->proj_w, b->proj_b, n, E, E);
+        row_task add = {.op = OP_ADD, .c = c, .y = c->x, .x = c->h, .rows = n, .cols = E, .ld = E};
+        run_rows(pool, &add);
+
+        ln.w = b->ln2_w;
+        ln.b = b->ln2_b;
+        run_rows(pool, &ln);
+        qv_linear(pool, prec, c->big, M, c->h, b->fc1_w, b->fc1_b, n, M, E);
+        row_task act = {.op = OP_QUICK_GELU, .c = c, .y = c->big, .rows = n, .cols = M, .ld = M};
+        run_rows(pool, &act);
+        qv_linear(pool, prec, c->h, E, c->big, b->fc2_w, b->fc2_b, n, E, M);
+        run_rows(pool, &add);
+        if (dump) {
+            char name[48];
+            snprintf(name, sizeof name, "vision.block.%d", l);
+            dump(dump_user, name, c->x, n, E);
+        }
+        if (qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "vision: cancelled");
+    }
+
+    /* merger: ln_q per patch, m*m consecutive rows as one [mE] row, Linear, GELU(erf), Linear to D */
+    row_task ln = {.op = OP_LN, .c = c, .y = c->h, .x = c->x, .w = v->lnq_w, .b = v->lnq_b, .rows = n, .cols = E,
+                   .ld = E};
+    run_rows(pool, &ln);
+    const int nt = n / mm;
+    qv_linear(pool, prec, c->big, mE, c->h, v->m0_w, v->m0_b, nt, mE, mE);
+    row_task act = {.op = OP_GELU_ERF, .c = c, .y = c->big, .rows = nt, .cols = mE, .ld = mE};
+    run_rows(pool, &act);
+    qv_linear(pool, prec, out, v->out_dim, c->big, v->m2_w, v->m2_b, nt, v->out_dim, mE);
+    return QV_OK;
+}
+
+qv_status qv_vision_encode(qv_vision_ctx *c, qv_pool *pool, qv_precision prec, const float *px, int t, int gh,
+                           int gw, float *out, qv_dump_fn dump, void *dump_user, qv_err *err) {
+    if (t <= 0) return qv_errf(err, QV_ERR_INVALID, "vision: grid with %d temporal pairs", t);
+    const int64_t n = (int64_t)gh * gw, P = c->v->patch_dim, D = c->v->out_dim, mm = c->v->merge * c->v->merge;
+    for (int p = 0; p < t; p++) {
+        if (qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "vision: cancelled");
+        qv_status s = qv_vision_encode_pair(c, pool, prec, px + p * n * P, gh, gw, out + p * (n / mm) * D, dump,
+                                            dump_user, err);
+        if (s) return s;
+    }
+    return QV_OK;
+}
