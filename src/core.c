@@ -26,13 +26,18 @@ qv_status qv_errf(qv_err *err, qv_status code, const char *fmt, ...) {
 
 qv_status qv_err_prefix(qv_err *err, const char *fmt, ...) {
     if (!err) return QV_OK;
-    char pre[256], old[sizeof err->msg - 260];
+    char pre[256], old[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     snprintf(old, sizeof old, "%s", err->msg);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+    size_t k = strlen(pre);
+    if (k + 2 < sizeof err->msg) {
+        memcpy(err->msg, pre, k);
+        memcpy(err->msg + k, ": ", 2);
+        snprintf(err->msg + k + 2, sizeof err->msg - k - 2, "%s", old);
+    }
     return err->code;
 }
 
@@ -162,6 +167,28 @@ char *qv_path_join(const char *dir, const char *name) {
 int qv_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+qv_status qv_mkdir_p(const char *path, qv_err *err) {
+    char *p = strdup(path);
+    if (!p) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                qv_errf(err, QV_ERR_IO, "%s: %s", p, strerror(errno));
+                free(p);
+                return QV_ERR_IO;
+            }
+            *s = c;
+            if (!c) break;
+        }
+    }
+    free(p);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return qv_errf(err, QV_ERR_IO, "%s: not a folder", path);
+    return QV_OK;
 }
 
 double qv_now(void) {

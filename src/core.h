@@ -52,6 +52,8 @@ qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, q
 /* path_join into a malloc'd string ("dir/name"); NULL on OOM. */
 char *qv_path_join(const char *dir, const char *name);
 int qv_file_exists(const char *path);
+/* mkdir -p: creates path and its missing parents (mode 0755). */
+qv_status qv_mkdir_p(const char *path, qv_err *err);
 
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 static inline int qv_mul_ok(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }

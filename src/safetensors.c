@@ -244,6 +244,13 @@ static qv_status open_index(qv_st *st, const char *dir, const char *index_path, 
         free(p);
         if (si < 0) { cJSON_Delete(root); return qv_errf(err, QV_ERR_NOMEM, "out of memory"); }
     }
+    /* shards in file-name order, so listings and error messages are stable */
+    for (int i = 1; i < st->n_shards; i++)
+        for (int j = i; j > 0 && strcmp(st->shards[j - 1].path, st->shards[j].path) > 0; j--) {
+            shard tmp = st->shards[j];
+            st->shards[j] = st->shards[j - 1];
+            st->shards[j - 1] = tmp;
+        }
     *map_out = root;
     return QV_OK;
 }

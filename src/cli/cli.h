@@ -5,6 +5,7 @@
 #define QV_CLI_H
 
 #include <stdio.h>
+#include "core.h"
 
 int qv_cmd_info(int argc, char **argv);
 int qv_cmd_gen_weights(int argc, char **argv);
