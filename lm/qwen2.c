@@ -1,0 +1,502 @@
+/* qwen2.c — the Qwen2 decoder of Qwen2-VL (transformers' Qwen2VLTextModel + lm_head; spec section 6):
+ * weights table (bf16 in place from the checkpoint mapping), contexts (KV cache + chunk-sized scratch),
+ * chunked prefill and decode.
+ *
+ * Per chunk of m tokens, in data-flow order:
+ *   x[m][D] = embed(ids) | vision rows
+ *   per layer: xn = rmsnorm(x) ; q,k,v = xn Wq/k/v^T + b ; M-RoPE(q, k) ; K,V -> cache[n_past..]
+ *              att = softmax(q K^T / sqrt(hd), causal) V  (GQA: head h reads kv head h / (H/KV))
+ *              x += att Wo^T ; xn = rmsnorm(x) ; x += (silu(xn Wg^T) * (xn Wu^T)) Wd^T
+ *   xn = rmsnorm(x) ; logits = xn[m-1] lm_head^T   (embed_tokens when tied)
+ * Keys and values of the chunk go into the cache before attention, so every query reads the cache
+ * only: the chunk size changes nothing but the grouping of the matrix products.
+ *
+ * Rotary angles follow the reference bit for bit where it matters: inv_freq and inv_freq * position are
+ * float32 in transformers (even when the model runs in float64), so they are float32 here; cos/sin of
+ * that float32 angle are evaluated in double and rounded once. */
+#include "lm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const uint16_t *in_norm, *post_norm;          /* [D] */
+    const uint16_t *wq, *bq;                      /* [H*hd][D], [H*hd] */
+    const uint16_t *wk, *bk, *wv, *bv;            /* [KV*hd][D], [KV*hd] */
+    const uint16_t *wo;                           /* [D][H*hd] */
+    const uint16_t *wg, *wu;                      /* [F][D] */
+    const uint16_t *wd;                           /* [D][F] */
+} lm_layer;
+
+struct qv_lm {
+    qv_text_hparams hp;
+    const uint16_t *embed;                        /* [V][D] */
+    const uint16_t *norm;                         /* [D] */
+    const uint16_t *lm_head;                      /* [V][D]; == embed when tied */
+    lm_layer *layers;                             /* [n_layers] */
+    float *inv_freq;                              /* [hd/2], float32 as the reference computes it */
+    int8_t *freq_row;                             /* [hd/2]: 0 = t, 1 = h, 2 = w (mrope_section) */
+};
+
+struct qv_lm_ctx {
+    const qv_lm *m;
+    qv_lm_ctx_params p;
+    int n_past;                                   /* tokens in the cache */
+    int nth;                                      /* pool size */
+    size_t kv_esz;                                /* bytes per cache element (4 or 2) */
+    void *kc, *vc;                                /* [L][n_ctx][KV*hd] f32 or bf16 */
+    float *x, *xn;                                /* [chunk][D] residual stream, normed/temporary */
+    float *q, *att;                               /* [chunk][H*hd] */
+    float *k, *v;                                 /* [chunk][KV*hd] */
+    float *g, *u;                                 /* [chunk][F] */
+    float *cs, *sn;                               /* [chunk][hd/2] rotary cos, sin */
+    float *scores;                                /* [nth][H/KV][n_ctx] attention weights per thread */
+    float *acc;                                   /* [nth][hd] f32 accumulator per thread */
+};
+
+/* ---------------------------------------------------------------- weights */
+
+static const uint16_t *get_w(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
+    const qv_tensor *t = qv_ckpt_get(ck, name);
+    if (!t) { qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s missing from the checkpoint", name); return NULL; }
+    int ok = t->dtype == QV_BF16 && ((d1 < 0 && t->ndim == 1 && t->shape[0] == d0) ||
+                                     (d1 >= 0 && t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1));
+    if (!ok) {
+        char sb[64];
+        qv_errf(err, t->dtype == QV_BF16 ? QV_ERR_FORMAT : QV_ERR_UNSUPPORTED,
+                "lm: tensor %s is %s %s, expected BF16 [%lld%s%lld]", name, qv_dtype_name(t->dtype),
+                qv_shape_str(t, sb, sizeof sb), (long long)d0, d1 >= 0 ? ", " : "", d1 >= 0 ? (long long)d1 : 0LL);
+        return NULL;
+    }
+    if (t->nbytes < (uint64_t)d0 * (uint64_t)(d1 < 0 ? 1 : d1) * 2) {
+        qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s is shorter than its shape", name);
+        return NULL;
+    }
+    return t->data;
+}
+
+qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
+    *out = NULL;
+    if (!ck) return qv_errf(err, QV_ERR_INVALID, "lm: no checkpoint");
+    const qv_text_hparams *hp = &ck->cfg.text;
+    int D = hp->hidden, H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, F = hp->ffn, V = hp->vocab;
+    if (D <= 0 || H <= 0 || KV <= 0 || hd <= 0 || hd % 2 || F <= 0 || V <= 0 || hp->n_layers <= 0 ||
+        H % KV || hp->mrope_section[0] < 0 || hp->mrope_section[1] < 0 || hp->mrope_section[2] < 0 ||
+        hp->mrope_section[0] + hp->mrope_section[1] + hp->mrope_section[2] != hd / 2 || !(hp->rope_theta > 0))
+        return qv_errf(err, QV_ERR_FORMAT, "lm: inconsistent text config (hidden %d, heads %d/%d of %d, "
+                       "mrope_section [%d,%d,%d])", D, H, KV, hd, hp->mrope_section[0], hp->mrope_section[1],
+                       hp->mrope_section[2]);
+    qv_lm *m = calloc(1, sizeof *m);
+    if (!m) return qv_errf(err, QV_ERR_NOMEM, "lm: out of memory");
+    m->hp = *hp;
+    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
+    m->inv_freq = malloc((size_t)(hd / 2) * sizeof *m->inv_freq);
+    m->freq_row = malloc((size_t)(hd / 2));
+    if (!m->layers || !m->inv_freq || !m->freq_row) {
+        qv_lm_free(m);
+        return qv_errf(err, QV_ERR_NOMEM, "lm: out of memory");
+    }
+    for (int j = 0; j < hd / 2; j++) {
+        /* 1.0 / (base ** (arange(0, dim, 2).float() / dim)) in float32 */
+        float e = (float)(2 * j) / (float)hd;
+        float pw = (float)pow(hp->rope_theta, (double)e);
+        m->inv_freq[j] = 1.0f / pw;
+        m->freq_row[j] = (int8_t)(j < hp->mrope_section[0] ? 0 : j < hp->mrope_section[0] + hp->mrope_section[1] ? 1 : 2);
+    }
+    char name[160];
+#define W(dst, d0, d1, ...)                                                    \
+    do {                                                                       \
+        snprintf(name, sizeof name, __VA_ARGS__);                              \
+        if (!((dst) = get_w(ck, name, d0, d1, err))) goto fail;                \
+    } while (0)
+    W(m->embed, V, D, "model.embed_tokens.weight");
+    W(m->norm, D, -1, "model.norm.weight");
+    if (qv_ckpt_get(ck, "lm_head.weight")) W(m->lm_head, V, D, "lm_head.weight");
+    else if (hp->tie_embeddings) m->lm_head = m->embed;
+    else { qv_errf(err, QV_ERR_FORMAT, "lm: lm_head.weight missing and embeddings are not tied"); goto fail; }
+    for (int l = 0; l < hp->n_layers; l++) {
+        lm_layer *L = &m->layers[l];
+        W(L->in_norm, D, -1, "model.layers.%d.input_layernorm.weight", l);
+        W(L->post_norm, D, -1, "model.layers.%d.post_attention_layernorm.weight", l);
+        W(L->wq, (int64_t)H * hd, D, "model.layers.%d.self_attn.q_proj.weight", l);
+        W(L->bq, (int64_t)H * hd, -1, "model.layers.%d.self_attn.q_proj.bias", l);
+        W(L->wk, (int64_t)KV * hd, D, "model.layers.%d.self_attn.k_proj.weight", l);
+        W(L->bk, (int64_t)KV * hd, -1, "model.layers.%d.self_attn.k_proj.bias", l);
+        W(L->wv, (int64_t)KV * hd, D, "model.layers.%d.self_attn.v_proj.weight", l);
+        W(L->bv, (int64_t)KV * hd, -1, "model.layers.%d.self_attn.v_proj.bias", l);
+        W(L->wo, D, (int64_t)H * hd, "model.layers.%d.self_attn.o_proj.weight", l);
+        W(L->wg, F, D, "model.layers.%d.mlp.gate_proj.weight", l);
+        W(L->wu, F, D, "model.layers.%d.mlp.up_proj.weight", l);
+        W(L->wd, D, F, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+#undef W
+    *out = m;
+    return QV_OK;
+fail:
+    qv_lm_free(m);
+    return err ? err->code : QV_ERR_FORMAT;
+}
+
+void qv_lm_free(qv_lm *m) {
+    if (!m) return;
+    free(m->layers);
+    free(m->inv_freq);
+    free(m->freq_row);
+    free(m);
+}
+
+const qv_text_hparams *qv_lm_hparams(const qv_lm *m) { return &m->hp; }
+
+/* ---------------------------------------------------------------- contexts */
+
+qv_lm_ctx_params qv_lm_ctx_default_params(void) {
+    qv_lm_ctx_params p = {.n_ctx = 0, .chunk = 256, .prec = QV_PREC_REF, .pool = NULL,
+                          .kv_dtype = QV_DTYPE_COUNT, .check_memory = 1};
+    return p;
+}
+
+static qv_dtype kv_type(const qv_lm_ctx_params *p) {
+    if (p->kv_dtype == QV_DTYPE_COUNT) return p->prec == QV_PREC_REF ? QV_F32 : QV_BF16;
+    return p->kv_dtype;
+}
+
+/* Sizes of every buffer in floats (scratch) or bytes (cache). Returns 0 on overflow. */
+typedef struct { uint64_t cache_bytes, scratch_floats; } ctx_sizes;
+
+static int ctx_size(const qv_lm *m, const qv_lm_ctx_params *p, int nth, ctx_sizes *s) {
+    const qv_text_hparams *hp = &m->hp;
+    uint64_t C = (uint64_t)p->chunk, D = hp->hidden, Hd = (uint64_t)hp->n_heads * hp->head_dim;
+    uint64_t KVd = (uint64_t)hp->n_kv_heads * hp->head_dim, F = hp->ffn, hh = hp->head_dim / 2;
+    uint64_t rep = hp->n_heads / hp->n_kv_heads;
+    uint64_t esz = kv_type(p) == QV_F32 ? 4 : 2, per_tok, cache, sc = 0, t;
+    if (!qv_mul_ok(KVd * 2 * esz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, (uint64_t)p->n_ctx, &cache))
+        return 0;
+    uint64_t parts[] = {C * D * 2, C * Hd * 2, C * KVd * 2, C * F * 2, C * hh * 2, (uint64_t)nth * hp->head_dim};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (!qv_add_ok(sc, parts[i], &sc)) return 0;
+    if (!qv_mul_ok((uint64_t)nth * rep, (uint64_t)p->n_ctx, &t) || !qv_add_ok(sc, t, &sc)) return 0;
+    s->cache_bytes = cache;
+    s->scratch_floats = sc;
+    return 1;
+}
+
+uint64_t qv_lm_ctx_bytes(const qv_lm *m, const qv_lm_ctx_params *p) {
+    ctx_sizes s;
+    if (!m || !p || p->n_ctx <= 0 || p->chunk <= 0) return 0;
+    if (!ctx_size(m, p, qv_pool_size(p->pool), &s)) return 0;
+    uint64_t sc;
+    if (!qv_mul_ok(s.scratch_floats, 4, &sc) || !qv_add_ok(sc, s.cache_bytes, &sc)) return 0;
+    return sc;
+}
+
+/* MemAvailable from /proc/meminfo in bytes; 0 when unknown. */
+static uint64_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_params *p, qv_err *err) {
+    *out = NULL;
+    if (!m || !p) return qv_errf(err, QV_ERR_INVALID, "lm context: no model or params");
+    if (p->n_ctx <= 0 || p->chunk <= 0)
+        return qv_errf(err, QV_ERR_INVALID, "lm context: n_ctx %d and chunk %d must be > 0", p->n_ctx, p->chunk);
+    if (p->prec != QV_PREC_REF && p->prec != QV_PREC_FAST)
+        return qv_errf(err, QV_ERR_INVALID, "lm context: unknown precision %d", (int)p->prec);
+    qv_dtype kt = kv_type(p);
+    if (kt != QV_F32 && kt != QV_BF16)
+        return qv_errf(err, QV_ERR_UNSUPPORTED, "lm context: KV cache dtype %s (F32 or BF16 only)", qv_dtype_name(kt));
+    qv_lm_ctx_params pp = *p;
+    if (pp.chunk > pp.n_ctx) pp.chunk = pp.n_ctx;
+    int nth = qv_pool_size(pp.pool);
+    ctx_sizes s;
+    if (!ctx_size(m, &pp, nth, &s))
+        return qv_errf(err, QV_ERR_NOMEM, "lm context: size overflows for n_ctx %d", pp.n_ctx);
+    if (pp.check_memory) {
+        uint64_t need = s.cache_bytes + s.scratch_floats * 4, avail = mem_available();
+        if (avail && need > avail)
+            return qv_errf(err, QV_ERR_NOMEM, "lm context: a KV cache of %d tokens (%.2f GiB %s) plus %.2f GiB "
+                           "scratch needs more than the %.2f GiB of memory available; use fewer tokens "
+                           "(shorter video, fewer frames) or the bf16 cache", pp.n_ctx,
+                           s.cache_bytes / 1073741824.0, qv_dtype_name(kt), s.scratch_floats * 4 / 1073741824.0,
+                           avail / 1073741824.0);
+    }
+    qv_lm_ctx *c = calloc(1, sizeof *c);
+    if (!c) return qv_errf(err, QV_ERR_NOMEM, "lm context: out of memory");
+    c->m = m;
+    c->p = pp;
+    c->p.kv_dtype = kt;
+    c->nth = nth;
+    c->kv_esz = kt == QV_F32 ? 4 : 2;
+    c->kc = malloc(s.cache_bytes / 2);
+    c->vc = malloc(s.cache_bytes / 2);
+    float *sc = malloc(s.scratch_floats * sizeof(float));
+    if (!c->kc || !c->vc || !sc) {
+        free(sc);
+        qv_lm_ctx_free(c);
+        return qv_errf(err, QV_ERR_NOMEM, "lm context: out of memory for a %.2f GiB KV cache and %.2f GiB scratch",
+                       s.cache_bytes / 1073741824.0, s.scratch_floats * 4 / 1073741824.0);
+    }
+    const qv_text_hparams *hp = &m->hp;
+    size_t C = (size_t)pp.chunk, D = hp->hidden, Hd = (size_t)hp->n_heads * hp->head_dim;
+    size_t KVd = (size_t)hp->n_kv_heads * hp->head_dim, F = hp->ffn, hh = hp->head_dim / 2;
+    float *q = sc;
+    c->x = q; q += C * D;
+    c->xn = q; q += C * D;
+    c->q = q; q += C * Hd;
+    c->att = q; q += C * Hd;
+    c->k = q; q += C * KVd;
+    c->v = q; q += C * KVd;
+    c->g = q; q += C * F;
+    c->u = q; q += C * F;
+    c->cs = q; q += C * hh;
+    c->sn = q; q += C * hh;
+    c->acc = q; q += (size_t)nth * hp->head_dim;
+    c->scores = q;
+    *out = c;
+    return QV_OK;
+}
+
+void qv_lm_ctx_free(qv_lm_ctx *c) {
+    if (!c) return;
+    free(c->kc);
+    free(c->vc);
+    free(c->x);     /* the scratch block starts at x */
+    free(c);
+}
+
+void qv_lm_ctx_reset(qv_lm_ctx *c) { if (c) c->n_past = 0; }
+int qv_lm_n_past(const qv_lm_ctx *c) { return c->n_past; }
+int qv_lm_n_ctx(const qv_lm_ctx *c) { return c->p.n_ctx; }
+
+/* ---------------------------------------------------------------- pieces of the forward pass */
+
+/* y[i] = w * (x[i] / sqrt(mean(x[i]^2) + eps)) for m rows of D */
+static void rmsnorm(float *y, const float *x, const uint16_t *w, int m, int D, float eps) {
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * D;
+        float *yi = y + (size_t)i * D;
+        double ss = 0;
+        for (int d = 0; d < D; d++) ss += (double)xi[d] * xi[d];
+        float r = (float)(1.0 / sqrt(ss / D + eps));
+        for (int d = 0; d < D; d++) yi[d] = qv_bf16_to_f32(w[d]) * (xi[d] * r);
+    }
+}
+
+/* cos/sin tables [m][hd/2] for token i at positions (pt, ph, pw)[i] */
+static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m) {
+    const qv_lm *M = c->m;
+    int hh = M->hp.head_dim / 2;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < hh; j++) {
+            float p = (float)pos[M->freq_row[j] * stride + i];
+            float a = M->inv_freq[j] * p;                 /* float32 product, as the reference */
+            c->cs[(size_t)i * hh + j] = (float)cos((double)a);
+            c->sn[(size_t)i * hh + j] = (float)sin((double)a);
+        }
+}
+
+/* rotate-half rotation of n_heads heads of hd in each of m rows of stride ld */
+static void rope_apply(const qv_lm_ctx *c, float *x, int m, int n_heads, size_t ld) {
+    int hd = c->m->hp.head_dim, hh = hd / 2;
+    for (int i = 0; i < m; i++) {
+        const float *cs = c->cs + (size_t)i * hh, *sn = c->sn + (size_t)i * hh;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + (size_t)i * ld + (size_t)h * hd;
+            for (int j = 0; j < hh; j++) {
+                float a = v[j], b = v[j + hh];
+                v[j] = a * cs[j] - b * sn[j];
+                v[j + hh] = b * cs[j] + a * sn[j];
+            }
+        }
+    }
+}
+
+typedef struct {
+    qv_lm_ctx *c;
+    int layer, m;
+} attn_args;
+
+static void axpy_f32(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* One task = (query i of the chunk, kv head g): the H/KV query heads sharing g read each cached key
+ * and value row once, while it is in L1. Causal: query i sees cache rows [0, n_past + i]. */
+static void attn_task(void *ctx, int ith, int nth) {
+    attn_args *a = ctx;
+    qv_lm_ctx *c = a->c;
+    const qv_text_hparams *hp = &c->m->hp;
+    int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, rep = H / KV, n_ctx = c->p.n_ctx;
+    size_t kvd = (size_t)KV * hd, Hd = (size_t)H * hd;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    float *sc = c->scores + (size_t)ith * rep * n_ctx, *acc = c->acc + (size_t)ith * hd;
+    int bf = c->kv_esz == 2;
+    size_t lbase = (size_t)a->layer * n_ctx * kvd;
+    int ntask = a->m * KV;
+    for (int t = ith; t < ntask; t += nth) {
+        int i = t / KV, g = t % KV, nk = c->n_past + i + 1;
+        const float *q0 = c->q + (size_t)i * Hd + (size_t)g * rep * hd;
+        if (bf) {
+            const uint16_t *K = (const uint16_t *)c->kc + lbase + (size_t)g * hd;
+            for (int j = 0; j < nk; j++)
+                for (int r = 0; r < rep; r++)
+                    sc[(size_t)r * n_ctx + j] = qv_dot_f32_bf16(q0 + (size_t)r * hd, K + (size_t)j * kvd, hd) * scale;
+        } else {
+            const float *K = (const float *)c->kc + lbase + (size_t)g * hd;
+            for (int j = 0; j < nk; j++)
+                for (int r = 0; r < rep; r++)
+                    sc[(size_t)r * n_ctx + j] = qv_dot_f32(q0 + (size_t)r * hd, K + (size_t)j * kvd, hd) * scale;
+        }
+        for (int r = 0; r < rep; r++) {
+            float *s = sc + (size_t)r * n_ctx, mx = s[0];
+            for (int j = 1; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
+            double sum = 0;
+            for (int j = 0; j < nk; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j < nk; j++) s[j] *= inv;
+        }
+        for (int r = 0; r < rep; r++) {
+            const float *s = sc + (size_t)r * n_ctx;
+            memset(acc, 0, (size_t)hd * sizeof *acc);
+            if (bf) {
+                const uint16_t *Vc = (const uint16_t *)c->vc + lbase + (size_t)g * hd;
+                for (int j = 0; j < nk; j++) qv_axpy_bf16(acc, s[j], Vc + (size_t)j * kvd, hd);
+            } else {
+                const float *Vc = (const float *)c->vc + lbase + (size_t)g * hd;
+                for (int j = 0; j < nk; j++) axpy_f32(acc, s[j], Vc + (size_t)j * kvd, hd);
+            }
+            memcpy(c->att + (size_t)i * Hd + (size_t)(g * rep + r) * hd, acc, (size_t)hd * sizeof *acc);
+        }
+    }
+}
+
+typedef struct { float *g; const float *u; size_t n; } silu_args;
+
+static void silu_task(void *ctx, int ith, int nth) {
+    silu_args *a = ctx;
+    int64_t lo, hi;
+    qv_split((int64_t)a->n, ith, nth, 64, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        float x = a->g[i];
+        a->g[i] = x / (1.0f + expf(-x)) * a->u[i];
+    }
+}
+
+/* Stores the chunk's k, v rows into the cache at [layer][n_past + i]. */
+static void cache_store(qv_lm_ctx *c, int layer, int m) {
+    const qv_text_hparams *hp = &c->m->hp;
+    size_t kvd = (size_t)hp->n_kv_heads * hp->head_dim;
+    size_t off = ((size_t)layer * c->p.n_ctx + c->n_past) * kvd;
+    if (c->kv_esz == 4) {
+        memcpy((float *)c->kc + off, c->k, (size_t)m * kvd * sizeof(float));
+        memcpy((float *)c->vc + off, c->v, (size_t)m * kvd * sizeof(float));
+    } else {
+        qv_f32_to_bf16_row((uint16_t *)c->kc + off, c->k, (int)((size_t)m * kvd));
+        qv_f32_to_bf16_row((uint16_t *)c->vc + off, c->v, (int)((size_t)m * kvd));
+    }
+}
+
+/* Runs m (<= chunk) tokens whose embeddings are in c->x through the decoder; advances n_past. */
+static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m, float *logits,
+                          qv_dump_fn dump, void *du) {
+    const qv_lm *M = c->m;
+    const qv_text_hparams *hp = &M->hp;
+    int D = hp->hidden, H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, F = hp->ffn;
+    int Hd = H * hd, KVd = KV * hd;
+    qv_pool *pool = c->p.pool;
+    qv_precision pr = c->p.prec;
+    rope_tables(c, pos, stride, m);
+    for (int l = 0; l < hp->n_layers; l++) {
+        const lm_layer *L = &M->layers[l];
+        rmsnorm(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
+        qv_linear(pool, pr, c->q, Hd, c->xn, L->wq, L->bq, m, Hd, D);
+        qv_linear(pool, pr, c->k, KVd, c->xn, L->wk, L->bk, m, KVd, D);
+        qv_linear(pool, pr, c->v, KVd, c->xn, L->wv, L->bv, m, KVd, D);
+        rope_apply(c, c->q, m, H, (size_t)Hd);
+        rope_apply(c, c->k, m, KV, (size_t)KVd);
+        cache_store(c, l, m);
+        attn_args aa = {c, l, m};
+        qv_pool_run(pool, attn_task, &aa);
+        qv_linear(pool, pr, c->xn, D, c->att, L->wo, NULL, m, D, Hd);
+        for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
+        rmsnorm(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
+        qv_linear(pool, pr, c->g, F, c->xn, L->wg, NULL, m, F, D);
+        qv_linear(pool, pr, c->u, F, c->xn, L->wu, NULL, m, F, D);
+        silu_args sa = {c->g, c->u, (size_t)m * F};
+        qv_pool_run(pool, silu_task, &sa);
+        qv_linear(pool, pr, c->xn, D, c->g, L->wd, NULL, m, D, F);
+        for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
+        if (dump) {
+            char name[32];
+            snprintf(name, sizeof name, "lm.layer.%d", l);
+            dump(du, name, c->x, m, D);
+        }
+    }
+    c->n_past += m;
+    if (!dump && !logits) return;
+    /* only the last row is needed for logits; all rows when dumping */
+    int r0 = dump ? 0 : m - 1;
+    rmsnorm(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
+    if (dump) dump(du, "lm.norm", c->xn, m, D);
+    if (logits) qv_linear(pool, pr, logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, NULL, 1, hp->vocab, D);
+}
+
+/* ---------------------------------------------------------------- prefill / decode */
+
+qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *embd, int n_embd,
+                        const int64_t *pos, int64_t pos_stride, float *logits, qv_dump_fn dump,
+                        void *dump_user, qv_err *err) {
+    if (!c || n <= 0 || !pos || pos_stride < n || n_embd < 0 || (!ids && !embd) || (n_embd && !embd))
+        return qv_errf(err, QV_ERR_INVALID, "lm prefill: bad arguments (n %d, pos_stride %lld, n_embd %d)", n,
+                       (long long)pos_stride, n_embd);
+    const qv_text_hparams *hp = &c->m->hp;
+    if (n > c->p.n_ctx - c->n_past)
+        return qv_errf(err, QV_ERR_NOMEM, "lm prefill: %d more tokens do not fit the KV cache (%d of %d used); "
+                       "create the context with a larger n_ctx", n, c->n_past, c->p.n_ctx);
+    /* validate everything before touching the cache */
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t id = ids ? ids[i] : -1;
+        if (embd && (id < 0 || id == hp->image_token_id || id == hp->video_token_id)) used++;
+        else if (id < 0 || id >= hp->vocab)
+            return qv_errf(err, QV_ERR_INVALID, "lm prefill: token %d has id %d outside the vocabulary (%d)", i, id,
+                           hp->vocab);
+        for (int r = 0; r < 3; r++) {
+            int64_t p = pos[r * pos_stride + i];
+            if (p < 0 || p >= (1 << 24))
+                return qv_errf(err, QV_ERR_INVALID, "lm prefill: token %d has position %lld (row %d) outside "
+                               "[0, 2^24)", i, (long long)p, r);
+        }
+    }
+    if (used != n_embd)
+        return qv_errf(err, QV_ERR_INVALID, "lm prefill: %d tokens take embedding rows but %d rows were given", used,
+                       n_embd);
+    int D = hp->hidden, C = c->p.chunk, row = 0;
+    for (int s = 0; s < n; s += C) {
+        if (s > 0 && qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "lm prefill: cancelled");
+        int m = n - s < C ? n - s : C;
+        for (int i = 0; i < m; i++) {
+            int32_t id = ids ? ids[s + i] : -1;
+            float *xi = c->x + (size_t)i * D;
+            if (embd && (id < 0 || id == hp->image_token_id || id == hp->video_token_id))
+                memcpy(xi, embd + (size_t)row++ * D, (size_t)D * sizeof *xi);
+            else
+                qv_bf16_to_f32_row(xi, c->m->embed + (size_t)id * D, D);
+        }
+        forward_chunk(c, pos + s, pos_stride, m, s + m == n ? logits : NULL, dump, dump_user);
+    }
+    return QV_OK;
+}
+
+qv_status qv_lm_decode(qv_lm_ctx *c, int32_t id, int64_t pos, float *logits, qv_err *err) {
+    int64_t p3[3] = {pos, pos, pos};
+    return qv_lm_prefill(c, &id, 1, NULL, 0, p3, 1, logits, NULL, NULL, err);
+}
