@@ -1,7 +1,276 @@
-/* cmd_ask.c — qv ask (placeholder until its issue lands). */
+/* cmd_ask.c — qv ask: one question about videos and images (or a raw prompt), answer streamed to stdout or
+ * one JSON object; --dump writes the run's tensors in the golden files' layout (issues 5 and 6). */
 #include "cli.h"
+#include "cli_common.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void help(void) {
+    printf("usage: qv ask [options] [VIDEO|IMAGE ...] \"QUESTION\"\n"
+           "       qv ask [options] --video A --image B \"QUESTION\"\n"
+           "       qv ask [options] --raw PROMPT      (or --raw-file FILE)\n\n"
+           "Answers a question about videos and images with a Qwen2-VL model; the answer streams to stdout.\n"
+           "The prompt follows the checkpoint: its chat format when the tokenizer config's template has roles,\n"
+           "else the base-model form (vision blocks, then \"Question: ... Answer:\", see --framing).\n\n"
+           "inputs and prompt:\n"
+           "  VIDEO|IMAGE              a positional file is an image by its extension (.png .jpg .jpeg .webp\n"
+           "                           .bmp .tif), else a video; the last positional is the question\n"
+           "  --video PATH             a video input (repeatable)\n"
+           "  --image PATH             an image input (repeatable)\n"
+           "  --framing TEXT           base-form text around the question; {question} marks where it goes\n"
+           "                           (default \"Question: {question} Answer:\")\n"
+           "  --raw PROMPT             the whole prompt verbatim, special tokens included, with {{video:PATH}}\n"
+           "                           and {{image:PATH}} where each vision block goes\n"
+           "  --raw-file FILE          the same, read from FILE\n"
+           "  --media-root DIR         resolve relative paths of --raw prompts against DIR\n"
+           "results:\n"
+           "  --json                   print one JSON object (prompt_ids, generated_ids, text, timings,\n"
+           "                           rope_delta, grids) instead of streaming the text\n"
+           "  --no-stop                ignore stop tokens: generate exactly --max-tokens tokens\n"
+           "  --dump OUT.safetensors   write pixel_values*, *_grid_thw, vision_embeds, position_ids, lm.norm,\n"
+           "                           logits_last (names and layouts of the golden reference files)\n"
+           "  --dump-layers            with --dump: also vision.patch_embed, vision.block.K, lm.layer.K\n"
+           "  --pixel-values FILE      take the encoder input (pixel_values*, *_grid_thw) from a safetensors\n"
+           "                           file instead of decoding the media\n\n"
+           "%s\n"
+           "examples:\n"
+           "  qv ask --model ~/Qwen2-VL-7B clip.mp4 \"What happens in this video?\"\n"
+           "  qv ask --video a.mp4 --image b.png \"Is the object in the picture in the video?\"\n"
+           "  qv ask clip.mp4 \"Describe it\" --start 60 --end 90 --fps 1 --max-tokens 100\n"
+           "  qv ask --raw '{{image:c.png}}A picture of' --max-tokens 8 --json\n"
+           "  QV_MODEL=~/Qwen2-VL-7B qv ask talk.mp4 \"Summarize the talk\" --temperature 0.7 --seed 1\n",
+           cli_opts_help);
+}
+
+typedef struct {
+    qv_progress *pg;
+    int streaming_tty;       /* text streams to the same terminal: keep the status line off it */
+    int text_started;
+} ask_ui;
+
+static void on_progress(void *user, const char *stage, long done, long total) {
+    ask_ui *ui = user;
+    if (strcmp(stage, "generate") == 0 && ui->streaming_tty) return;
+    qv_progress_cb(ui->pg, stage, done, total);
+}
+
+static void on_text(void *user, const char *piece, size_t len) {
+    ask_ui *ui = user;
+    if (!ui->text_started) {
+        qv_progress_clear(ui->pg);
+        ui->text_started = 1;
+    }
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+}
+
+static cJSON *ids_json(const int32_t *ids, int64_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+    return a;
+}
+
+static char *json_result(const qv_result *r, double t_load) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddItemToObject(o, "text", cJSON_CreateString(r->text ? r->text : ""));
+    cJSON_AddItemToObject(o, "prompt_ids", ids_json(r->prompt_ids, r->n_prompt));
+    cJSON_AddItemToObject(o, "generated_ids", ids_json(r->gen_ids, r->n_gen));
+    cJSON_AddBoolToObject(o, "stopped", r->stopped);
+    cJSON_AddNumberToObject(o, "n_prompt", (double)r->n_prompt);
+    cJSON_AddNumberToObject(o, "n_vision_tokens", (double)r->n_vision_tokens);
+    cJSON_AddNumberToObject(o, "rope_delta", (double)r->rope_delta);
+    cJSON *g = cJSON_AddArrayToObject(o, "grids");
+    for (int i = 0; g && i < r->n_vision; i++) {
+        const qv_result_vision *v = &r->vision[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "kind", v->is_video ? "video" : "image");
+        cJSON_AddStringToObject(x, "path", v->path ? v->path : "");
+        cJSON *thw = cJSON_AddArrayToObject(x, "grid_thw");
+        cJSON_AddItemToArray(thw, cJSON_CreateNumber(v->t));
+        cJSON_AddItemToArray(thw, cJSON_CreateNumber(v->gh));
+        cJSON_AddItemToArray(thw, cJSON_CreateNumber(v->gw));
+        cJSON_AddNumberToObject(x, "tokens", (double)v->n_tokens);
+        cJSON_AddNumberToObject(x, "frames", v->n_frames);
+        if (v->is_video) {
+            cJSON_AddNumberToObject(x, "first_ms", v->first_ms);
+            cJSON_AddNumberToObject(x, "last_ms", v->last_ms);
+            cJSON_AddNumberToObject(x, "duration_s", v->duration_s);
+        }
+        cJSON_AddItemToArray(g, x);
+    }
+    cJSON *t = cJSON_AddObjectToObject(o, "timings");
+    cJSON_AddNumberToObject(t, "load_s", t_load);
+    cJSON_AddNumberToObject(t, "decode_media_s", r->t_decode_media);
+    cJSON_AddNumberToObject(t, "vision_s", r->t_vision);
+    cJSON_AddNumberToObject(t, "prefill_s", r->t_prefill);
+    cJSON_AddNumberToObject(t, "generate_s", r->t_generate);
+    cJSON_AddNumberToObject(t, "prefill_tok_per_s", r->t_prefill > 0 ? (double)r->n_prompt / r->t_prefill : 0);
+    cJSON_AddNumberToObject(t, "generate_tok_per_s", r->t_generate > 0 ? r->n_gen / r->t_generate : 0);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+#define MAX_INPUTS 64
 
 int qv_cmd_ask(int argc, char **argv) {
-    (void)argc; (void)argv;
-    return cli_fail("'ask' is not implemented yet");
+    const char *cmd = "ask";
+    cli_opts o;
+    cli_opts_init(&o);
+    const char *videos[MAX_INPUTS], *images[MAX_INPUTS], *pos[MAX_INPUTS + 1];
+    int n_videos = 0, n_images = 0, n_pos = 0;
+    const char *raw = NULL, *raw_file = NULL, *framing = NULL, *media_root = NULL, *dump = NULL, *pixel_values = NULL;
+    int json = 0, dump_layers = 0, no_stop = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) return help(), 0;
+        int r = cli_opts_parse(&o, cmd, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char **slot = NULL;
+        if (cli_opt_is(a, "--video") || cli_opt_is(a, "--image")) {
+            int vid = cli_opt_is(a, "--video");
+            const char *v = cli_opt_value(cmd, vid ? "--video" : "--image", argc, argv, &i);
+            if (!v) return 2;
+            if ((vid ? n_videos : n_images) >= MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
+            if (vid) videos[n_videos++] = v;
+            else images[n_images++] = v;
+            continue;
+        }
+        if (cli_opt_is(a, "--raw")) slot = &raw;
+        else if (cli_opt_is(a, "--raw-file")) slot = &raw_file;
+        else if (cli_opt_is(a, "--framing")) slot = &framing;
+        else if (cli_opt_is(a, "--media-root")) slot = &media_root;
+        else if (cli_opt_is(a, "--dump")) slot = &dump;
+        else if (cli_opt_is(a, "--pixel-values")) slot = &pixel_values;
+        if (slot) {
+            char name[32];
+            snprintf(name, sizeof name, "%.*s", (int)strcspn(a, "="), a);
+            if (!(*slot = cli_opt_value(cmd, name, argc, argv, &i))) return 2;
+            continue;
+        }
+        if (strcmp(a, "--json") == 0) json = 1;
+        else if (strcmp(a, "--dump-layers") == 0) dump_layers = 1;
+        else if (strcmp(a, "--no-stop") == 0) no_stop = 1;
+        else if (strcmp(a, "--") == 0) {
+            while (++i < argc && n_pos <= MAX_INPUTS) pos[n_pos++] = argv[i];
+        } else if (a[0] == '-' && a[1] != 0) return cli_usage(cmd, "unknown option '%s'", a);
+        else if (n_pos > MAX_INPUTS) return cli_usage(cmd, "too many arguments");
+        else pos[n_pos++] = a;
+    }
+    if (dump_layers && !dump) return cli_usage(cmd, "--dump-layers needs --dump FILE");
+
+    /* the prompt */
+    char *prompt = NULL;
+    const char *question = NULL;
+    if (raw || raw_file) {
+        if (raw && raw_file) return cli_usage(cmd, "give --raw or --raw-file, not both");
+        if (n_pos || n_videos || n_images || framing)
+            return cli_usage(cmd, "--raw takes the whole prompt: no inputs, question or --framing beside it");
+        if (raw_file) {
+            qv_err err = {0};
+            size_t len;
+            if (qv_read_file(raw_file, &prompt, &len, 64u << 20, &err)) return cli_fail("%s", err.msg);
+            if (strlen(prompt) != len) {
+                free(prompt);
+                return cli_fail("%s: the prompt file holds a NUL byte", raw_file);
+            }
+        } else if (!(prompt = strdup(raw))) return cli_fail("out of memory");
+        if (!*prompt) {
+            free(prompt);
+            return cli_usage(cmd, "the prompt is empty");
+        }
+    } else {
+        if (n_pos == 0) return cli_usage(cmd, "no question given");
+        question = pos[--n_pos];
+        for (int i = 0; i < n_pos; i++) {
+            if (n_videos >= MAX_INPUTS || n_images >= MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
+            if (cli_is_image_path(pos[i])) images[n_images++] = pos[i];
+            else videos[n_videos++] = pos[i];
+        }
+        const char *q = question;
+        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r') q++;
+        if (!*q) return cli_usage(cmd, "the question is empty");
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < (k ? n_images : n_videos); i++) {
+                const char *p = k ? images[i] : videos[i];
+                if (!qv_file_exists(p)) return cli_fail("%s: no such file (%s input)", p, k ? "image" : "video");
+            }
+    }
+    if (pixel_values && !qv_file_exists(pixel_values)) {
+        free(prompt);
+        return cli_fail("%s: no such file (--pixel-values)", pixel_values);
+    }
+
+    qv_engine *e;
+    int rc = cli_engine_open(&o, cmd, &e);
+    if (rc) {
+        free(prompt);
+        return rc;
+    }
+    qv_err err = {0};
+    if (!prompt && qv_engine_build_prompt(e, videos, n_videos, images, n_images, question, framing, &prompt, &err)) {
+        qv_engine_free(e);
+        return cli_fail("%s", err.msg);
+    }
+    qv_log(2, "prompt: %s", prompt);
+
+    qv_gen_opts go;
+    cli_gen_opts(&o, e, &go, 256);
+    if (no_stop) go.use_stop = 0;
+    go.media_root = media_root;
+    go.pixel_values_path = pixel_values;
+    ask_ui ui = {cli_progress_open(&o), 0, 0};
+    ui.streaming_tty = !json && isatty(STDOUT_FILENO) && qv_progress_mode(ui.pg) == QV_PROGRESS_TTY;
+    go.on_progress = on_progress;
+    go.user = &ui;
+    if (!json) go.on_text = on_text;
+    qv_dumper *dumper = NULL;
+    if (dump) {
+        if (!(dumper = qv_dumper_create())) {
+            qv_engine_free(e);
+            free(prompt);
+            return cli_fail("out of memory");
+        }
+        go.dump = qv_dumper_fn;
+        go.dump_user = dumper;
+        go.dump_layers = dump_layers;
+    }
+
+    qv_result res;
+    qv_status st = qv_engine_run_raw(e, prompt, &o.media, &go, &res, &err);
+    qv_progress_free(ui.pg);
+    if (!json && ui.text_started) fputc('\n', stdout);
+    if (st == QV_OK && dump && qv_dumper_write(dumper, dump, &res, &err) != QV_OK) st = err.code ? err.code : QV_ERR_IO;
+    if (st == QV_OK) {
+        if (json) {
+            char *s = json_result(&res, qv_engine_load_seconds(e));
+            if (s) {
+                puts(s);
+                free(s);
+            } else {
+                st = qv_errf(&err, QV_ERR_NOMEM, "out of memory printing the result");
+            }
+        }
+        if (!o.quiet)
+            qv_log(1, "%lld prompt tokens (%lld vision) in %.2f s, %d generated in %.2f s (%.2f tok/s)",
+                   (long long)res.n_prompt, (long long)res.n_vision_tokens, res.t_prefill + res.t_vision + res.t_decode_media,
+                   res.n_gen, res.t_generate, res.t_generate > 0 ? res.n_gen / res.t_generate : 0.0);
+    }
+    if (fflush(stdout) != 0 && st == QV_OK) st = qv_errf(&err, QV_ERR_IO, "cannot write the answer to stdout");
+    qv_result_free(&res);
+    qv_dumper_free(dumper);
+    qv_engine_free(e);
+    free(prompt);
+    if (st == QV_ERR_CANCELLED) {
+        fprintf(stderr, "qv: cancelled\n");
+        return 130;
+    }
+    if (st) return cli_fail("%s", err.msg);
+    return 0;
 }
