@@ -128,24 +128,6 @@ static inline int nfc_safe(int32_t cp) {
            (cp >= 0x2030 && cp <= 0x205E);
 }
 
-/* 1 when every valid character is known to stay unchanged by NFC (invalid bytes are kept anyway) */
-static int nfc_quick(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        if (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!(w & 0x8080808080808080ull)) { i += 8; continue; }
-        }
-        if (s[i] < 0x80) { i++; continue; }
-        int l;
-        int32_t cp = tok_utf8_decode(s + i, n - i, &l);
-        if (cp >= 0 && !nfc_safe(cp)) return 0;
-        i += (size_t)l;
-    }
-    return 1;
-}
-
 typedef struct {
     const qv_tokenizer *t;
     int32_t *ids;
@@ -173,9 +155,9 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 1;
 }
 
-/* NFC of s[0..n) into c->nfc; each maximal valid UTF-8 run is normalized, invalid bytes are copied */
-static int nfc_into(enc_ctx *c, const uint8_t *s, size_t n, size_t *out_n) {
-    size_t o = 0;
+/* appends NFC(s[0..n)) to c->nfc at *o; each maximal valid UTF-8 run is normalized, invalid bytes copied */
+static int nfc_into(enc_ctx *c, const uint8_t *s, size_t n, size_t *out_o) {
+    size_t o = *out_o;
     size_t i = 0;
     while (i < n) {
         size_t r = i;
@@ -208,7 +190,53 @@ static int nfc_into(enc_ctx *c, const uint8_t *s, size_t n, size_t *out_n) {
         }
         i = r;
     }
-    *out_n = o;
+    *out_o = o;
+    return 1;
+}
+
+static int nfc_copy(enc_ctx *c, const uint8_t *s, size_t n, size_t *o) {
+    if (!grow((void **)&c->nfc, &c->nfc_cap, *o + n + 1, 1)) return 0;
+    memcpy(c->nfc + *o, s, n);
+    *o += n;
+    return 1;
+}
+
+/* NFC of a stretch, touching only the regions around characters outside the safe list. A safe character
+ * (NFC_Quick_Check=Yes, combining class 0) is a normalization boundary: text before it and text from it on
+ * normalize independently. A region runs from the safe character before an unsafe one (it may be the
+ * base a mark composes with) to the next safe character. Sets *out to s itself when nothing changes. */
+static int nfc_stretch(enc_ctx *c, const uint8_t *s, size_t n, const uint8_t **out, size_t *out_n) {
+    size_t i = 0, from = 0, o = 0, prev = 0;
+    int prev_safe = 0, touched = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ull)) { prev = i + 7, prev_safe = 1, i += 8; continue; }
+        }
+        int l;
+        int32_t cp = s[i] < 0x80 ? (l = 1, s[i]) : tok_utf8_decode(s + i, n - i, &l);
+        if (cp < 0 || nfc_safe(cp)) {
+            prev = i, prev_safe = cp >= 0, i += (size_t)l;
+            continue;
+        }
+        size_t a = prev_safe && prev >= from && prev < i ? prev : i, b = i + (size_t)l;
+        while (b < n) { /* up to the next safe character */
+            int32_t cb = s[b] < 0x80 ? (l = 1, s[b]) : tok_utf8_decode(s + b, n - b, &l);
+            if (cb >= 0 && nfc_safe(cb)) break;
+            b += (size_t)l;
+        }
+        if (!nfc_copy(c, s + from, a - from, &o) || !nfc_into(c, s + a, b - a, &o)) return 0;
+        touched = 1;
+        from = i = b;
+        prev_safe = 0;
+    }
+    if (!touched) {
+        *out = s, *out_n = n;
+        return 1;
+    }
+    if (!nfc_copy(c, s + from, n - from, &o)) return 0;
+    *out = c->nfc, *out_n = o;
     return 1;
 }
 
@@ -369,12 +397,7 @@ static int bpe_word(enc_ctx *c, const uint8_t *w, size_t n) {
 /* a stretch of text between added tokens */
 static int encode_stretch(enc_ctx *c, const uint8_t *s, size_t n) {
     if (n == 0) return 1;
-    if (!nfc_quick(s, n)) {
-        size_t m;
-        if (!nfc_into(c, s, n, &m)) return 0;
-        s = c->nfc;
-        n = m;
-    }
+    if (!nfc_stretch(c, s, n, &s, &n)) return 0;
     for (size_t i = 0; i < n;) {
         size_t e = next_piece(s, n, i);
         if (!bpe_word(c, s + i, e - i)) return 0;
