@@ -66,6 +66,8 @@ const char *cli_opt_value(const char *cmd, const char *name, int argc, char **ar
 
 int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) {
     const char *a = argv[*i];
+    if (strcmp(a, "-q") == 0) return o->quiet = 1, 1;
+    if (strcmp(a, "-v") == 0) return o->verbose = 1, 1;
     if (strncmp(a, "--", 2) != 0) return 0;
     long l;
     double d;
@@ -77,8 +79,8 @@ int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) 
     if (strcmp(a, "--chat") == 0) return o->chat = 1, 1;
     if (strcmp(a, "--base") == 0) return o->chat = 0, 1;
     if (strcmp(a, "--greedy") == 0) return o->greedy = 1, 1;
-    if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) return o->quiet = 1, 1;
-    if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) return o->verbose = 1, 1;
+    if (strcmp(a, "--quiet") == 0) return o->quiet = 1, 1;
+    if (strcmp(a, "--verbose") == 0) return o->verbose = 1, 1;
     /* valued options */
     static const char *const valued[] = {"--model", "--threads", "--chunk", "--ctx-max", "--fps", "--max-frames",
                                          "--min-pixels", "--max-pixels", "--total-pixels", "--start", "--end",
