@@ -145,7 +145,7 @@ typedef struct {
 } ac_case;
 
 /* Runs one case and checks everything; returns 1 when the run itself worked (checks counted via CHECK). */
-static int ac_check_case(const ac_case *c) {
+__attribute__((unused)) static int ac_check_case(const ac_case *c) {
     char tag[200], cmd[4096];
     snprintf(tag, sizeof tag, "%s %s %s%s%s", c->label, c->ref ? "ref" : "fast",
              c->from_pixel_values ? "pixel-values" : "media", *c->extra ? " " : "", c->extra);
