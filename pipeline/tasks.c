@@ -1,0 +1,230 @@
+/* tasks.c — subtitles, summaries and single questions over the engine (see tasks.h). */
+#include "tasks.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+qv_task_opts qv_task_default_opts(void) {
+    qv_task_opts o;
+    memset(&o, 0, sizeof o);
+    o.window_s = 10.0;
+    o.caption_tokens = 48;
+    o.first_line_only = 1;
+    return o;
+}
+
+void qv_task_result_free(qv_task_result *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_segs; i++) free((char *)r->segs[i].text);
+    free(r->segs);
+    free(r->summary);
+    memset(r, 0, sizeof *r);
+}
+
+int qv_task_windows(double t0, double t1, double window_s, double (*w)[2], int cap) {
+    if (!(t1 > t0) || !(window_s > 0)) return 0;
+    double span = t1 - t0;
+    double nf = floor(span / window_s);
+    if (nf > 1e7) return 0;
+    int n = (int)nf;
+    double rest = span - n * window_s;
+    double min_piece = window_s / 2 < 1.0 ? window_s / 2 : 1.0;
+    if (rest > 1e-9 && (rest >= min_piece || n == 0)) n++;
+    if (n == 0) n = 1;
+    for (int i = 0; i < n && i < cap; i++) {
+        w[i][0] = t0 + i * window_s;
+        w[i][1] = i == n - 1 ? t1 : t0 + (i + 1) * window_s;
+    }
+    return n;
+}
+
+/* the answer cleaned for its use: trimmed; captions keep the first non-empty line; summaries stop at a
+ * line that starts a new "Question:" (base models go on with another round) */
+static char *clean_answer(const char *text, int first_line) {
+    if (!text) text = "";
+    const char *s = text;
+    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t') s++;
+    size_t n = strlen(s);
+    if (first_line) {
+        const char *nl = strpbrk(s, "\r\n");
+        if (nl) n = (size_t)(nl - s);
+    } else {
+        const char *q = strstr(s, "\nQuestion:");
+        if (q) n = (size_t)(q - s);
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t')) n--;
+    char *r = malloc(n + 1);
+    if (r) {
+        memcpy(r, s, n);
+        r[n] = 0;
+    }
+    return r;
+}
+
+/* duration of a video as the front end sees it (frames / fps) */
+static qv_status probe_duration(const char *video, const qv_media_opts *mo, double *dur, qv_err *err) {
+    qv_media_opts o = *mo;
+    o.start_s = -1;
+    o.end_s = -1;
+    o.pool = NULL;
+    qv_media *m = NULL;
+    qv_status st = qv_media_open(&m, video, &o, err);
+    if (st == QV_OK) {
+        const qv_media_info *mi = qv_media_get_info(m);
+        if (mi->is_image) st = qv_errf(err, QV_ERR_INVALID, "%s: a still image has no timeline (give a video)", video);
+        else *dur = mi->duration_s;
+    }
+    qv_media_free(m);
+    return st;
+}
+
+/* the part of the video in use: [start, end] clipped to the clip */
+static qv_status span_of(const char *video, const qv_media_opts *mo, qv_task_result *out, qv_err *err) {
+    double dur = 0;
+    qv_status st = probe_duration(video, mo, &dur, err);
+    if (st) return st;
+    out->duration = dur;
+    out->t0 = mo->start_s > 0 ? mo->start_s : 0;
+    out->t1 = mo->end_s >= 0 && mo->end_s < dur ? mo->end_s : dur;
+    if (!(out->t1 > out->t0))
+        return qv_errf(err, QV_ERR_INVALID, "%s: nothing to use between %.3f s and %.3f s (the video lasts %.3f s)",
+                       video, out->t0, out->t1, dur);
+    return QV_OK;
+}
+
+/* one engine run: question about the video (win: only [win[0], win[1]] seconds) or the image; *text =
+ * the cleaned answer */
+static qv_status run_one(qv_engine *e, const char *path, int is_image, const char *question, const qv_media_opts *mo,
+                         const double *win, const qv_gen_opts *go, const qv_task_opts *to, int first_line,
+                         char **text, long *n_gen, qv_err *err) {
+    const char *const paths[1] = {path};
+    char *prompt = NULL;
+    qv_status st = qv_engine_build_prompt(e, is_image ? NULL : paths, is_image ? 0 : 1, is_image ? paths : NULL,
+                                          is_image ? 1 : 0, question, to->framing, &prompt, err);
+    if (st) return st;
+    qv_media_opts m = *mo;
+    if (win && !is_image) { /* a window: its own frames; else the options as given */
+        m.start_s = win[0];
+        m.end_s = win[1];
+    }
+    qv_result res = {0};
+    st = qv_engine_run_raw(e, prompt, &m, go, &res, err);
+    free(prompt);
+    if (st == QV_OK) {
+        *text = clean_answer(res.text, first_line);
+        if (!*text) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+        *n_gen += res.n_gen;
+    }
+    qv_result_free(&res);
+    return st;
+}
+
+static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go_in,
+                          const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err) {
+    int n = qv_task_windows(out->t0, out->t1, to->window_s, NULL, 0);
+    if (n <= 0) return qv_errf(err, QV_ERR_INVALID, "window length must be positive (got %g s)", to->window_s);
+    double (*w)[2] = malloc(sizeof(double[2]) * (size_t)n);
+    out->segs = calloc((size_t)n, sizeof(qv_segment));
+    if (!w || !out->segs) {
+        free(w);
+        return qv_errf(err, QV_ERR_NOMEM, "out of memory for %d windows", n);
+    }
+    qv_task_windows(out->t0, out->t1, to->window_s, w, n);
+    qv_gen_opts go = *go_in;
+    if (go.max_tokens <= 0) go.max_tokens = to->caption_tokens > 0 ? to->caption_tokens : 48;
+    const char *q = to->prompt && *to->prompt ? to->prompt : QV_DEFAULT_CAPTION_PROMPT;
+    qv_status st = QV_OK;
+    for (int i = 0; i < n && !st; i++) {
+        char label[96], a[32], b[32];
+        qv_format_timestamp(a, sizeof a, qv_time_ms(w[i][0]), '.');
+        qv_format_timestamp(b, sizeof b, qv_time_ms(w[i][1]), '.');
+        snprintf(label, sizeof label, "window %d/%d %s-%s", i + 1, n, a, b);
+        qv_progress_set_label(pg, label);
+        char *text = NULL;
+        st = run_one(e, video, 0, q, mo, w[i], &go, to, to->first_line_only, &text, &out->n_gen_tokens,
+                     err);
+        if (st) {
+            if (st != QV_ERR_CANCELLED) qv_err_prefix(err, "window %d (%s-%s)", i + 1, a, b);
+            break;
+        }
+        out->segs[i].t0 = w[i][0];
+        out->segs[i].t1 = w[i][1];
+        out->segs[i].text = text;
+        out->n_segs = i + 1;
+    }
+    qv_progress_set_label(pg, NULL);
+    free(w);
+    return st;
+}
+
+qv_status qv_task_subtitles(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go,
+                            const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err) {
+    memset(out, 0, sizeof *out);
+    double t = qv_now();
+    qv_task_opts d = qv_task_default_opts();
+    if (!to) to = &d;
+    qv_status st = span_of(video, mo, out, err);
+    if (!st) st = captions(e, video, mo, go, to, pg, out, err);
+    out->seconds = qv_now() - t;
+    return st;
+}
+
+qv_status qv_task_summarize(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go_in,
+                            const qv_task_opts *to, int detail, qv_progress *pg, qv_task_result *out,
+                            qv_err *err) {
+    memset(out, 0, sizeof *out);
+    double t = qv_now();
+    qv_task_opts d = qv_task_default_opts();
+    if (!to) to = &d;
+    qv_status st = span_of(video, mo, out, err);
+    if (!st && detail) st = captions(e, video, mo, go_in, to, pg, out, err);
+    if (!st) {
+        qv_gen_opts go = *go_in;
+        if (go.max_tokens <= 0) go.max_tokens = 200;
+        qv_progress_set_label(pg, "summary");
+        const char *q = to->summary_prompt && *to->summary_prompt ? to->summary_prompt : QV_DEFAULT_SUMMARY_PROMPT;
+        st = run_one(e, video, 0, q, mo, NULL, &go, to, 0, &out->summary, &out->n_gen_tokens, err);
+        qv_progress_set_label(pg, NULL);
+    }
+    out->seconds = qv_now() - t;
+    return st;
+}
+
+qv_status qv_task_ask(qv_engine *e, const char *path, int is_image, const char *question, const qv_media_opts *mo,
+                      const qv_gen_opts *go_in, const qv_task_opts *to, qv_progress *pg, qv_task_result *out,
+                      qv_err *err) {
+    memset(out, 0, sizeof *out);
+    double t = qv_now();
+    qv_task_opts d = qv_task_default_opts();
+    if (!to) to = &d;
+    out->duration = -1;
+    qv_status st = QV_OK;
+    if (!is_image) st = span_of(path, mo, out, err);
+    if (!st) {
+        out->segs = calloc(1, sizeof(qv_segment));
+        if (!out->segs) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    }
+    if (!st) {
+        qv_gen_opts go = *go_in;
+        if (go.max_tokens <= 0) go.max_tokens = 256;
+        char *text = NULL;
+        st = run_one(e, path, is_image, question, mo, NULL, &go, to, 0, &text, &out->n_gen_tokens, err);
+        if (!st) {
+            out->segs[0] = (qv_segment){out->t0, out->t1, text};
+            out->n_segs = 1;
+        }
+    }
+    out->seconds = qv_now() - t;
+    return st;
+}
+
+char *qv_task_render(qv_out_format fmt, const qv_task_result *r, const qv_out_meta *meta) {
+    qv_out_meta m;
+    if (meta) m = *meta;
+    else memset(&m, 0, sizeof m);
+    m.duration = r->duration;
+    m.summary = r->summary;
+    return qv_render(fmt, &m, r->segs, (size_t)r->n_segs);
+}

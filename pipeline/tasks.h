@@ -1,0 +1,75 @@
+/* tasks.h — the user-facing jobs on top of the engine: timestamped captions of a video window by window
+ * (subtitles), a whole-video summary with an optional timestamped outline, and one question (ask) — each
+ * giving segments that pipeline/output.h renders as text, JSON, SRT or WebVTT. Shared by `qv subtitles`,
+ * `qv summarize`, `qv batch` and `qv demo`.
+ *
+ *   qv_task_opts to = qv_task_default_opts();              // 10 s windows, default prompts
+ *   qv_task_result r = {0};
+ *   qv_task_subtitles(engine, "talk.mp4", &media_opts, &gen_opts, &to, progress, &r, &err);
+ *   char *doc = qv_task_render(QV_FMT_SRT, &r, &meta_base);  ... qv_task_result_free(&r);
+ *
+ * Windows: the part of the video in use ([--start, --end], else the whole clip, as long as the media front
+ * end reports: frames / fps) is cut into windows of window_s seconds; a last piece shorter than
+ * min(1 s, window/2) joins the window before it. Each window is one engine run over its own frames
+ * (media start/end = the window's bounds), so captions describe what happens inside their window and
+ * times are exact: consecutive windows share their boundary, never overlap, and end at the clip's end.
+ * A caption is the first non-empty line of the model's answer (a base model keeps writing "Question: ..."
+ * after its answer); summaries keep the whole answer up to a following "Question:" line.
+ * Errors (a video that does not open or decode, a window whose frames fail) stop the task with the
+ * reason; Ctrl-C returns QV_ERR_CANCELLED. */
+#ifndef QV_TASKS_H
+#define QV_TASKS_H
+
+#include "core.h"
+#include "pipeline/engine.h"
+#include "pipeline/output.h"
+#include "pipeline/progress.h"
+
+#define QV_DEFAULT_CAPTION_PROMPT "Describe what happens in this part of the video in one sentence."
+#define QV_DEFAULT_SUMMARY_PROMPT "Summarize what happens in this video in a few sentences."
+
+typedef struct {
+    double window_s;          /* window length in seconds (default 10) */
+    const char *prompt;       /* per-window question (NULL = QV_DEFAULT_CAPTION_PROMPT) */
+    const char *summary_prompt; /* whole-video question (NULL = QV_DEFAULT_SUMMARY_PROMPT) */
+    const char *framing;      /* base-form framing (NULL = the engine's default "Question: {question} Answer:") */
+    int caption_tokens;       /* max_tokens per window when the gen opts leave it at 0 or less (default 48) */
+    int first_line_only;      /* 1 (default): a caption is the first non-empty line of the answer */
+} qv_task_opts;
+
+qv_task_opts qv_task_default_opts(void);
+
+typedef struct {
+    qv_segment *segs;         /* [n_segs] windows (subtitles, summarize --detail) or the one answer (ask) */
+    int n_segs;
+    char *summary;            /* summarize: the whole-video summary; ask: the answer */
+    double duration;          /* seconds of the whole file (-1 unknown, images) */
+    double t0, t1;            /* the part of the video used, seconds */
+    double seconds;           /* wall time of the task */
+    long n_gen_tokens;        /* tokens generated over all runs */
+} qv_task_result;
+
+void qv_task_result_free(qv_task_result *r);   /* frees the texts and arrays; NULL-safe */
+
+/* Captions per window. go->max_tokens <= 0 takes to->caption_tokens. */
+qv_status qv_task_subtitles(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go,
+                            const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err);
+/* One summary of the whole part in use; detail: also the per-window captions (in out->segs). */
+qv_status qv_task_summarize(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go,
+                            const qv_task_opts *to, int detail, qv_progress *pg, qv_task_result *out,
+                            qv_err *err);
+/* One question about a video (or a still image when is_image); the answer in out->summary and as one
+ * segment spanning the part in use. */
+qv_status qv_task_ask(qv_engine *e, const char *path, int is_image, const char *question, const qv_media_opts *mo,
+                      const qv_gen_opts *go, const qv_task_opts *to, qv_progress *pg, qv_task_result *out,
+                      qv_err *err);
+
+/* The document for a result: meta (may be NULL) gives video/model/task/prompt; duration and the summary
+ * or answer come from r. malloc'd; NULL on OOM. */
+char *qv_task_render(qv_out_format fmt, const qv_task_result *r, const qv_out_meta *meta);
+
+/* Splits [t0, t1] into windows (see the top): writes up to cap bounds pairs into w ([cap][2]) and returns
+ * the count (which may exceed cap: call again with more room); 0 when t1 <= t0 or window_s <= 0. */
+int qv_task_windows(double t0, double t1, double window_s, double (*w)[2], int cap);
+
+#endif

@@ -1,0 +1,119 @@
+/* cli_tool.c — options and output glue of the tool subcommands (see cli_tool.h). */
+#include "cli_tool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char tool_opts_help[] =
+    "task:\n"
+    "  --window S               window length in seconds for per-window captions (default 10)\n"
+    "  --prompt TEXT            the question asked about each window\n"
+    "                           (default \"" QV_DEFAULT_CAPTION_PROMPT "\")\n"
+    "  --summary-prompt TEXT    the question for the whole-video summary\n"
+    "                           (default \"" QV_DEFAULT_SUMMARY_PROMPT "\")\n"
+    "  --framing TEXT           base-form text around the question; {question} marks where it goes\n"
+    "                           (default \"Question: {question} Answer:\")\n"
+    "  --full-answer            keep every line a window's answer has (default: the first line)\n";
+
+void tool_opts_init(tool_opts *t) {
+    memset(t, 0, sizeof *t);
+    t->task = qv_task_default_opts();
+    t->format = -1;
+}
+
+int tool_opts_parse(tool_opts *t, const char *cmd, int argc, char **argv, int *i) {
+    const char *a = argv[*i], *v;
+    if (strcmp(a, "--detail") == 0) return t->detail = 1, 1;
+    if (strcmp(a, "--full-answer") == 0) return t->task.first_line_only = 0, 1;
+    if (strcmp(a, "-o") == 0 || cli_opt_is(a, "--output")) {
+        if (!(v = cli_opt_value(cmd, strcmp(a, "-o") == 0 ? "-o" : "--output", argc, argv, i))) return -1;
+        if (!*v) return cli_usage(cmd, "-o needs a file name"), -1;
+        t->output = strcmp(v, "-") == 0 ? NULL : v;
+        return 1;
+    }
+    if (cli_opt_is(a, "--format")) {
+        if (!(v = cli_opt_value(cmd, "--format", argc, argv, i))) return -1;
+        int f = qv_format_from_name(v);
+        if (f < 0) return cli_usage(cmd, "--format is srt, vtt, json or text, not '%s'", v), -1;
+        t->format = f;
+        return 1;
+    }
+    if (cli_opt_is(a, "--window")) {
+        double d;
+        if (!(v = cli_opt_value(cmd, "--window", argc, argv, i))) return -1;
+        if (!cli_parse_double(cmd, "--window", v, 0.1, 1e6, &d)) return -1;
+        t->task.window_s = d;
+        return 1;
+    }
+    static const char *const texts[] = {"--prompt", "--summary-prompt", "--framing"};
+    for (int k = 0; k < 3; k++) {
+        if (!cli_opt_is(a, texts[k])) continue;
+        if (!(v = cli_opt_value(cmd, texts[k], argc, argv, i))) return -1;
+        if (!*v) return cli_usage(cmd, "%s needs a text", texts[k]), -1;
+        if (k == 0) t->task.prompt = v;
+        else if (k == 1) t->task.summary_prompt = v;
+        else t->task.framing = v;
+        return 1;
+    }
+    return 0;
+}
+
+int tool_pick_format(const tool_opts *t, const char *cmd, int def) {
+    int ext = t->output ? qv_format_from_path(t->output) : -1;
+    if (t->format >= 0) {
+        if (ext >= 0 && ext != t->format)
+            return cli_usage(cmd, "--format %s does not match the file name %s", qv_format_ext(t->format), t->output), -1;
+        return t->format;
+    }
+    if (ext >= 0) return ext;
+    if (t->output) return cli_usage(cmd, "cannot tell the format from '%s': name it .srt, .vtt, .json or .txt, or give --format", t->output), -1;
+    return def;
+}
+
+int tool_write(const tool_opts *t, const char *doc) {
+    if (!t->output) {
+        fputs(doc, stdout);
+        fflush(stdout);
+        return ferror(stdout) ? cli_fail("writing to stdout failed") : 0;
+    }
+    qv_err err = {0};
+    if (qv_write_file_atomic(t->output, doc, strlen(doc), &err) != QV_OK) return cli_fail("%s", err.msg);
+    return 0;
+}
+
+int tool_apply_kv(cli_opts *o, tool_opts *t, const char *key, const char *value, char *why, size_t cap) {
+    char name[128];
+    snprintf(name, sizeof name, "--%s", key);
+    static const char *const batch_wide[] = {"--model", "--threads", "--fast", "--ref", "--chunk", "--chat",
+                                             "--base", "--ctx-max", "--quiet", "--verbose", "--output"};
+    for (size_t k = 0; k < sizeof batch_wide / sizeof *batch_wide; k++)
+        if (strcmp(name, batch_wide[k]) == 0) {
+            snprintf(why, cap, "option \"%s\" applies to the whole batch: give it on the command line", key);
+            return -1;
+        }
+    static const char *const flags[] = {"--greedy", "--detail", "--full-answer"};
+    for (size_t k = 0; k < sizeof flags / sizeof *flags; k++) {
+        if (strcmp(name, flags[k]) != 0) continue;
+        if (strcmp(value, "false") == 0) return 1;
+        if (strcmp(value, "true") != 0) {
+            snprintf(why, cap, "option \"%s\" takes true or false, not \"%s\"", key, value);
+            return -1;
+        }
+        char *argv[] = {name, NULL};
+        int i = 0;
+        int r = tool_opts_parse(t, "batch", 1, argv, &i);
+        if (r == 0) r = cli_opts_parse(o, "batch", 1, argv, &i);
+        return r;
+    }
+    char *argv[] = {name, (char *)value, NULL};
+    int i = 0;
+    int r = tool_opts_parse(t, "batch", 2, argv, &i);
+    if (r == 0) r = cli_opts_parse(o, "batch", 2, argv, &i);
+    if (r < 0) snprintf(why, cap, "bad value \"%s\" for option \"%s\"", value, key);
+    else if (r == 0) snprintf(why, cap, "unknown option \"%s\"", key);
+    return r;
+}

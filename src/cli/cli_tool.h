@@ -1,0 +1,32 @@
+/* cli_tool.h — options shared by the tool subcommands (subtitles, summarize, batch, demo) on top of
+ * cli_common.h: windows, prompts, output format and file; and the glue that writes results. */
+#ifndef QV_CLI_TOOL_H
+#define QV_CLI_TOOL_H
+
+#include "cli_common.h"
+#include "pipeline/tasks.h"
+
+typedef struct {
+    qv_task_opts task;       /* --window, --prompt, --summary-prompt, --framing, --full-answer */
+    const char *output;      /* -o / --output PATH (NULL = stdout) */
+    int format;              /* --format NAME; -1 = from the output's extension, else the command's default */
+    int detail;              /* --detail (summarize) */
+} tool_opts;
+
+void tool_opts_init(tool_opts *t);
+/* Like cli_opts_parse for the tool options: 1 consumed, 0 not one of them, -1 usage error printed. */
+int tool_opts_parse(tool_opts *t, const char *cmd, int argc, char **argv, int *i);
+extern const char tool_opts_help[];
+
+/* The format to write: --format, else the output's extension, else def. Prints a usage error and returns
+ * -1 when --format and the extension disagree or the extension is unknown. */
+int tool_pick_format(const tool_opts *t, const char *cmd, int def);
+
+/* Writes doc to t->output atomically (or stdout when NULL). 0 or the exit code after printing the error. */
+int tool_write(const tool_opts *t, const char *doc);
+
+/* Applies one "--key value" pair (batch job options) to the shared and tool options. value "true" of a
+ * flag sets it, "false" leaves it. Returns 1 ok, 0 unknown key, -1 bad value (why filled). */
+int tool_apply_kv(cli_opts *o, tool_opts *t, const char *key, const char *value, char *why, size_t cap);
+
+#endif
