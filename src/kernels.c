@@ -1,74 +1,314 @@
-/* kernels.c — scalar reference kernels (the spec every SIMD version is tested against) and the
- * dispatch of qv_linear. Placeholder-quality speed: the ISA files replace the hot paths. */
+/* kernels.c — the scalar reference of every kernel (the spec each SIMD version is tested against), the
+ * choice of implementation at start (function table, see kernels_isa.h), and the qv_linear driver:
+ * threading over the output columns, cache blocking, and the per-thread scratch that holds X prepared
+ * for the micro-kernel (grown once, kept for the thread's life; never a malloc per call once warm).
+ *
+ * Numerics (kernels.h): REF = f32 products and sums over exactly widened bf16 weights; FAST = X rounded
+ * to bf16 (round to nearest even), bf16 x bf16 products (exact in f32) summed in f32. */
 #include "kernels.h"
+#include "kernels_isa.h"
 #include "tensor.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n) {
+/* ---- scalar reference ---- */
+
+static float ref_dot_f32_bf16(const float *x, const uint16_t *y, int n) {
     float s = 0.0f;
     for (int i = 0; i < n; i++) s += x[i] * qv_bf16_to_f32(y[i]);
     return s;
 }
 
-void qv_axpy_bf16(float *y, float a, const uint16_t *x, int n) {
+static void ref_axpy_bf16(float *y, float a, const uint16_t *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * qv_bf16_to_f32(x[i]);
 }
 
-float qv_dot_f32(const float *x, const float *y, int n) {
+static float ref_dot_f32(const float *x, const float *y, int n) {
     float s = 0.0f;
     for (int i = 0; i < n; i++) s += x[i] * y[i];
     return s;
 }
 
-void qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n) {
+static void ref_bf16_to_f32(float *dst, const uint16_t *src, int n) {
     for (int i = 0; i < n; i++) dst[i] = qv_bf16_to_f32(src[i]);
 }
 
-void qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n) {
+static void ref_f32_to_bf16(uint16_t *dst, const float *src, int n) {
     for (int i = 0; i < n; i++) dst[i] = qv_f32_to_bf16(src[i]);
 }
 
-typedef struct {
-    float *Y; int ldy; const float *X; const uint16_t *W; const uint16_t *b; int m, n, k;
-} linear_args;
+/* prepared X for the scalar tile: plain f32 rows (FAST: values rounded to bf16 precision) */
+static void ref_xprep_ref(void *dst, const float *X, int m, int k, int ldx, int kp) {
+    float *d = dst;
+    for (int i = 0; i < m; i++) memcpy(d + (size_t)i * kp, X + (size_t)i * ldx, (size_t)k * sizeof(float));
+}
 
-static void linear_rows_task(void *ctx, int ith, int nth) {
-    linear_args *a = ctx;
+static void ref_xprep_fast(void *dst, const float *X, int m, int k, int ldx, int kp) {
+    float *d = dst;
+    for (int i = 0; i < m; i++)
+        for (int t = 0; t < k; t++) d[(size_t)i * kp + t] = qv_bf16_to_f32(qv_f32_to_bf16(X[(size_t)i * ldx + t]));
+}
+
+static void ref_round_bf16(float *dst, const float *src, int n) {
+    for (int i = 0; i < n; i++) dst[i] = qv_bf16_to_f32(qv_f32_to_bf16(src[i]));
+}
+
+static void ref_tile(float *Y, int ldy, const void *xv, size_t ldx, const uint16_t *W, size_t ldw, int kk,
+                     int mr, int nr, const float *bias, int acc) {
+    const float *x = xv;
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float s = ref_dot_f32_bf16(x + (size_t)i * ldx, W + (size_t)j * ldw, kk);
+            float *y = Y + (size_t)i * ldy + j;
+            float base = acc ? *y : 0.0f;
+            if (bias) base += bias[j];
+            *y = base + s;
+        }
+}
+
+static const qv_ktable k_scalar = {
+    .name = "scalar",
+    .kblock = 1,
+    .mr = 4,
+    .nr = 4,
+    .xbf16 = {0, 0},
+    .xprep = {ref_xprep_ref, ref_xprep_fast},
+    .tile = {ref_tile, ref_tile},
+    .blas_min_m = {0, 0},
+    .round_bf16 = ref_round_bf16,
+    .dot_f32_bf16 = ref_dot_f32_bf16,
+    .axpy_bf16 = ref_axpy_bf16,
+    .dot_f32 = ref_dot_f32,
+    .bf16_to_f32 = ref_bf16_to_f32,
+    .f32_to_bf16 = ref_f32_to_bf16,
+};
+
+/* ---- choice of implementation ---- */
+
+static const qv_ktable *g_table;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static const qv_ktable *isa_table(const char *name) {
+    if (!strcmp(name, "scalar")) return &k_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (!strcmp(name, "avx2")) {
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return qv_ktable_avx2();
+        return NULL;
+    }
+    if (!strcmp(name, "avx512") || !strcmp(name, "avx512bf16")) {
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512bf16"))
+            return qv_ktable_avx512();
+        return NULL;
+    }
+#endif
+    return NULL;
+}
+
+static void pick_table(void) {
+    const char *env = getenv("QV_KERNELS");
+    const qv_ktable *t = env && *env ? isa_table(env) : NULL;
+    if (!t) t = isa_table("avx512");
+    if (!t) t = isa_table("avx2");
+    if (!t) t = &k_scalar;
+    g_table = t;
+}
+
+static const qv_ktable *table(void) {
+    pthread_once(&g_once, pick_table);
+    return g_table;
+}
+
+const char *qv_kernels_name(void) { return table()->name; }
+
+int qv_kernels_force(const char *name) {
+    table();
+    const qv_ktable *t = name ? isa_table(name) : NULL;
+    if (!t) return 0;
+    g_table = t;
+    return 1;
+}
+
+float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n) { return table()->dot_f32_bf16(x, y, n); }
+void qv_axpy_bf16(float *y, float a, const uint16_t *x, int n) { table()->axpy_bf16(y, a, x, n); }
+float qv_dot_f32(const float *x, const float *y, int n) { return table()->dot_f32(x, y, n); }
+void qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->bf16_to_f32(dst, src, n); }
+void qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n) { table()->f32_to_bf16(dst, src, n); }
+
+/* ---- per-thread scratch: grown on demand, freed when the thread exits ---- */
+
+enum { N_SLOTS = 2 };   /* 0: prepared X (caller thread), 1: widened W panel (every thread) */
+static pthread_key_t g_scratch_key[N_SLOTS];
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct { void *p; size_t n; } t_scratch[N_SLOTS];
+
+static void scratch_free(void *p) { free(p); }
+static void scratch_key_init(void) {
+    for (int i = 0; i < N_SLOTS; i++) pthread_key_create(&g_scratch_key[i], scratch_free);
+}
+
+static void *scratch(int slot, size_t bytes) {
+    if (t_scratch[slot].n >= bytes) return t_scratch[slot].p;
+    pthread_once(&g_scratch_once, scratch_key_init);
+    size_t n = bytes + bytes / 4 + 4096;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n) != 0) return NULL;
+    free(t_scratch[slot].p);
+    t_scratch[slot].p = p;
+    t_scratch[slot].n = n;
+    pthread_setspecific(g_scratch_key[slot], p);
+    return p;
+}
+
+/* ---- qv_linear driver ---- */
+
+enum { KC = 512, NC = 96, NR_MAX = 16, PANEL_BYTES = 8 << 20 };
+
+typedef struct {
+    const qv_ktable *t;
+    qv_precision prec;
+    float *Y;
+    int ldy;
+    const float *X;      /* original input [m][k] */
+    void *xp;            /* prepared X [m][kp] (tile path) or X rounded to bf16 [m][k] (BLAS path, FAST) */
+    int kp;
+    size_t xelt;         /* bytes per prepared element */
+    const uint16_t *W, *b;
+    int m, n, k;
+} lin_ctx;
+
+static void xprep_task(void *ctx, int ith, int nth) {
+    lin_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split(a->m, ith, nth, 1, &lo, &hi);
+    if (hi > lo)
+        a->t->xprep[a->prec]((char *)a->xp + (size_t)lo * a->kp * a->xelt, a->X + (size_t)lo * a->k,
+                             (int)(hi - lo), a->k, a->k, a->kp);
+}
+
+static void xround_task(void *ctx, int ith, int nth) {
+    lin_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split((int64_t)a->m * a->k, ith, nth, 64, &lo, &hi);
+    if (hi > lo) a->t->round_bf16((float *)a->xp + lo, a->X + lo, (int)(hi - lo));
+}
+
+static void add_bias(float *Y, int ldy, const uint16_t *b, int m, int n) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) Y[(size_t)i * ldy + j] += qv_bf16_to_f32(b[j]);
+}
+
+/* large m: widen a panel of W rows to f32 and let OpenBLAS (single-threaded, one call per thread) do it */
+static void blas_task(void *ctx, int ith, int nth) {
+    lin_ctx *a = ctx;
     int64_t lo, hi;
     qv_split(a->n, ith, nth, 16, &lo, &hi);
-    for (int64_t j = lo; j < hi; j++) {
-        const uint16_t *w = a->W + (size_t)j * a->k;
-        float bias = a->b ? qv_bf16_to_f32(a->b[j]) : 0.0f;
-        for (int i = 0; i < a->m; i++)
-            a->Y[(size_t)i * a->ldy + j] = qv_dot_f32_bf16(a->X + (size_t)i * a->k, w, a->k) + bias;
+    if (hi <= lo) return;
+    const float *X = a->prec == QV_PREC_FAST ? (const float *)a->xp : a->X;
+    int64_t nb = PANEL_BYTES / ((int64_t)a->k * 4);
+    nb = nb < 16 ? 16 : nb / 16 * 16;
+    if (nb > hi - lo) nb = hi - lo;
+    float *wf = scratch(1, (size_t)nb * a->k * sizeof(float));
+    for (int64_t j0 = lo; j0 < hi; j0 += nb) {
+        int nj = (int)(hi - j0 < nb ? hi - j0 : nb);
+        const uint16_t *W = a->W + (size_t)j0 * a->k;
+        if (wf) {
+            a->t->bf16_to_f32(wf, W, nj * a->k);
+            qv_gemm_nt_serial(a->m, nj, a->k, X, a->k, wf, a->k, a->Y + j0, a->ldy);
+        } else {   /* no memory for the panel: dot products, slow but right */
+            for (int i = 0; i < a->m; i++)
+                for (int j = 0; j < nj; j++)
+                    a->Y[(size_t)i * a->ldy + j0 + j] = a->t->dot_f32_bf16(X + (size_t)i * a->k, W + (size_t)j * a->k, a->k);
+        }
+        if (a->b) add_bias(a->Y + j0, a->ldy, a->b + j0, a->m, nj);
     }
+}
+
+static void linear_task(void *ctx, int ith, int nth) {
+    lin_ctx *a = ctx;
+    const qv_ktable *t = a->t;
+    qv_tile_fn tile = t->tile[a->prec];
+    const int mr = t->mr, nr = t->nr;
+    int64_t lo, hi;
+    qv_split(a->n, ith, nth, 16, &lo, &hi);
+    /* decode-sized X (a few rows) stays in L1/L2 whole: stream each W row once, no k blocking */
+    const int kc = a->m <= mr ? a->k : KC;
+    float bias[NR_MAX];
+    if (a->m == 1 && t->gemv) {
+        for (int64_t j0 = lo; j0 < hi; j0 += NC) {
+            int jn = hi - j0 < NC ? (int)(hi - j0) : NC;
+            t->gemv(a->Y + j0, a->xp, a->W + (size_t)j0 * a->k, (size_t)a->k, a->k, jn, a->b ? a->b + j0 : NULL);
+        }
+        return;
+    }
+    for (int64_t j0 = lo; j0 < hi; j0 += NC) {
+        int jn = hi - j0 < NC ? (int)(hi - j0) : NC;
+        for (int k0 = 0; k0 < a->k; k0 += kc) {
+            int kk = a->k - k0 < kc ? a->k - k0 : kc;
+            for (int i0 = 0; i0 < a->m; i0 += mr) {
+                int mi = a->m - i0 < mr ? a->m - i0 : mr;
+                const char *x = (const char *)a->xp + ((size_t)i0 * a->kp + (size_t)k0) * a->xelt;
+                for (int j = 0; j < jn; j += nr) {
+                    int nj = jn - j < nr ? jn - j : nr;
+                    size_t col = (size_t)j0 + (size_t)j;
+                    const float *bp = NULL;
+                    if (k0 == 0 && a->b) {
+                        for (int q = 0; q < nj; q++) bias[q] = qv_bf16_to_f32(a->b[col + q]);
+                        bp = bias;
+                    }
+                    tile(a->Y + (size_t)i0 * a->ldy + col, a->ldy, x, (size_t)a->kp, a->W + col * (size_t)a->k + k0,
+                         (size_t)a->k, kk, mi, nj, bp, k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+static void linear_fallback(const lin_ctx *a) {   /* no memory for the scratch: scalar, in place */
+    for (int i = 0; i < a->m; i++)
+        for (int j = 0; j < a->n; j++) {
+            float s = 0.0f;
+            for (int q = 0; q < a->k; q++) {
+                float x = a->X[(size_t)i * a->k + q];
+                if (a->prec == QV_PREC_FAST) x = qv_bf16_to_f32(qv_f32_to_bf16(x));
+                s += x * qv_bf16_to_f32(a->W[(size_t)j * a->k + q]);
+            }
+            a->Y[(size_t)i * a->ldy + j] = (a->b ? qv_bf16_to_f32(a->b[j]) : 0.0f) + s;
+        }
 }
 
 void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float *X, const uint16_t *W,
                const uint16_t *b, int m, int n, int k) {
-    (void)prec;
-    if (m >= 8) {
-        /* widen W in panels of rows and let OpenBLAS do the product */
-        const int panel = 512;
-        float *wf = malloc((size_t)panel * k * sizeof(float));
-        if (wf) {
-            for (int j0 = 0; j0 < n; j0 += panel) {
-                int nj = n - j0 < panel ? n - j0 : panel;
-                qv_bf16_to_f32_row(wf, W + (size_t)j0 * k, nj * k);
-                qv_sgemm(0, 1, m, nj, k, 1.0f, X, k, wf, k, 0.0f, Y + j0, ldy);
-                if (b)
-                    for (int i = 0; i < m; i++)
-                        for (int j = 0; j < nj; j++) Y[(size_t)i * ldy + j0 + j] += qv_bf16_to_f32(b[j0 + j]);
-            }
-            free(wf);
-            return;
-        }
+    if (m <= 0 || n <= 0) return;
+    if (prec != QV_PREC_FAST) prec = QV_PREC_REF;
+    const qv_ktable *t = table();
+    if (k <= 0) {   /* empty sum: bias only */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) Y[(size_t)i * ldy + j] = b ? qv_bf16_to_f32(b[j]) : 0.0f;
+        return;
     }
-    linear_args a = {Y, ldy, X, W, b, m, n, k};
-    qv_pool_run(pool, linear_rows_task, &a);
+    lin_ctx a = {.t = t, .prec = prec, .Y = Y, .ldy = ldy, .X = X, .W = W, .b = b, .m = m, .n = n, .k = k};
+    const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
+    if (t->blas_min_m[prec] && m >= t->blas_min_m[prec]) {
+        a.kp = k;
+        if (prec == QV_PREC_FAST) {
+            a.xp = scratch(0, (size_t)m * k * sizeof(float));
+            if (!a.xp) { linear_fallback(&a); return; }
+            if (big) qv_pool_run(pool, xround_task, &a);
+            else xround_task(&a, 0, 1);
+        }
+        qv_pool_run(pool, blas_task, &a);
+        return;
+    }
+    a.kp = (k + t->kblock - 1) / t->kblock * t->kblock;
+    a.xelt = t->xbf16[prec] ? 2 : 4;
+    a.xp = scratch(0, (size_t)m * (size_t)a.kp * a.xelt);
+    if (!a.xp) { linear_fallback(&a); return; }
+    if (big) qv_pool_run(pool, xprep_task, &a);
+    else xprep_task(&a, 0, 1);
+    qv_pool_run(pool, linear_task, &a);
 }
-
-const char *qv_kernels_name(void) { return "scalar"; }
-int qv_kernels_force(const char *name) { return strcmp(name, "scalar") == 0; }

@@ -22,9 +22,13 @@ typedef enum { QV_PREC_REF = 0, QV_PREC_FAST = 1 } qv_precision;
 void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float *X, const uint16_t *W,
                const uint16_t *b, int m, int n, int k);
 
-/* C[M][ldc] = alpha * op(A) . op(B) + beta * C, all f32 row-major (cblas_sgemm, OpenBLAS threads). */
+/* C[M][ldc] = alpha * op(A) . op(B) + beta * C, all f32 row-major (cblas_sgemm). OpenBLAS is kept
+ * single-threaded (its own threads would fight our pool for the cores): qv_sgemm runs on the calling
+ * thread; qv_sgemm_pool splits the larger of M and N across the pool (small products stay serial). */
 void qv_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+void qv_sgemm_pool(qv_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Dot products and updates against bf16 vectors (KV cache rows). */
 float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n);

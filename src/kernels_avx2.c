@@ -1,0 +1,264 @@
+/* kernels_avx2.c — AVX2 + FMA versions of the kernels (compiled with -mavx2 -mfma -mf16c; chosen at run
+ * time by kernels.c only when the CPU has them). The scalar reference in kernels.c is the spec.
+ *
+ * Linear tile (both precisions; FAST only differs in xprep rounding X to bf16 first): bf16 weights are
+ * widened in registers without shuffles. A 256-bit load of 16 bf16 holds in each 32-bit lane the pair
+ * (w[2i] low, w[2i+1] high): `lane << 16` is w[2i] as f32 and `lane & 0xffff0000` is w[2i+1]. The sum
+ * over k does not care about order, so X is prepared once per call in the same even/odd order
+ * (per 16-block: x0 x2 .. x14, x1 x3 .. x15) and each W element costs one integer op. */
+#include "kernels_isa.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "tensor.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI __m256 widen_even(__m256i w) { return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)); }
+AI __m256 widen_odd(__m256i w) {
+    return _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000u)));
+}
+/* 8 bf16 -> 8 f32, natural order */
+AI __m256 load8_bf16(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+AI float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- vector kernels ---- */
+
+static float dot_f32_bf16(const float *x, const uint16_t *y, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load8_bf16(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), load8_bf16(y + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load8_bf16(y + i), a0);
+    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += x[i] * qv_bf16_to_f32(y[i]);
+    return s;
+}
+
+static void axpy_bf16(float *y, float a, const uint16_t *x, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(va, load8_bf16(x + i))));
+    for (; i < n; i++) y[i] += a * qv_bf16_to_f32(x[i]);
+}
+
+static float dot_f32(const float *x, const float *y, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+static void bf16_to_f32(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8_bf16(src + i));
+    for (; i < n; i++) dst[i] = qv_bf16_to_f32(src[i]);
+}
+
+/* round to nearest even, NaN kept quiet (same bits as qv_f32_to_bf16) */
+AI __m256i round_bf16_bits(__m256 v) {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    __m256i isnan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                       _mm256_set1_epi32(0x7f800000));
+    return _mm256_blendv_epi8(r, nan, isnan);   /* 8 x 32-bit lanes, value in the low 16 bits */
+}
+
+static void f32_to_bf16(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i r = round_bf16_bits(_mm256_loadu_ps(src + i));
+        __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128((__m128i *)(dst + i), p);
+    }
+    for (; i < n; i++) dst[i] = qv_f32_to_bf16(src[i]);
+}
+
+static void round_bf16(float *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(round_bf16_bits(_mm256_loadu_ps(src + i)), 16)));
+    for (; i < n; i++) dst[i] = qv_bf16_to_f32(qv_f32_to_bf16(src[i]));
+}
+
+/* ---- linear: X preparation ---- */
+
+static void xprep_common(float *dst, const float *X, int m, int k, int ldx, int kp, int round) {
+    for (int i = 0; i < m; i++) {
+        const float *x = X + (size_t)i * ldx;
+        float *d = dst + (size_t)i * kp;
+        for (int t0 = 0; t0 < kp; t0 += 16)
+            for (int q = 0; q < 16; q++) {
+                int t = t0 + q;
+                float v = t < k ? x[t] : 0.0f;
+                if (round) v = qv_bf16_to_f32(qv_f32_to_bf16(v));
+                d[t0 + (q >> 1) + ((q & 1) << 3)] = v;
+            }
+    }
+}
+static void xprep_ref(void *dst, const float *X, int m, int k, int ldx, int kp) { xprep_common(dst, X, m, k, ldx, kp, 0); }
+static void xprep_fast(void *dst, const float *X, int m, int k, int ldx, int kp) { xprep_common(dst, X, m, k, ldx, kp, 1); }
+
+/* ---- linear: register tile MR x NR over one k range ---- */
+
+#define MR 6
+#define NR 2
+
+/* one 16-wide k step; c[i][j] (+)= x_i . w_j; separate even/odd accumulators when the tile is small
+ * (decode), so that enough independent FMA chains are in flight */
+AI void step16(__m256 c[MR][NR], __m256 d[MR][NR], const float *x, size_t ldx, const uint16_t *w, size_t ldw,
+               const int mr, const int nr, const int split) {
+    __m256i raw[NR];
+    __m256 wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) raw[j] = _mm256_loadu_si256((const __m256i *)(w + (size_t)j * ldw));
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) wv[j] = widen_even(raw[j]);
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        __m256 xe = _mm256_loadu_ps(x + (size_t)i * ldx);
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) c[i][j] = _mm256_fmadd_ps(xe, wv[j], c[i][j]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) wv[j] = widen_odd(raw[j]);
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        __m256 xo = _mm256_loadu_ps(x + (size_t)i * ldx + 8);
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            if (split) d[i][j] = _mm256_fmadd_ps(xo, wv[j], d[i][j]);
+            else c[i][j] = _mm256_fmadd_ps(xo, wv[j], c[i][j]);
+        }
+    }
+}
+
+AI void tile_impl(float *Y, int ldy, const float *x, size_t ldx, const uint16_t *W, size_t ldw, int kk,
+                  const int mr, const int nr, const float *bias, int acc) {
+    const int split = mr * nr <= 4;
+    __m256 c[MR][NR], d[MR][NR];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) c[i][j] = d[i][j] = _mm256_setzero_ps();
+    int kf = kk & ~15;
+    for (int t = 0; t < kf; t += 16) step16(c, d, x + t, ldx, W + t, ldw, mr, nr, split);
+    if (kf < kk) {   /* W tail copied so that no load passes the row end; X is zero padded */
+        uint16_t wt[NR][16];
+        memset(wt, 0, sizeof wt);
+        for (int j = 0; j < nr; j++) memcpy(wt[j], W + (size_t)j * ldw + kf, (size_t)(kk - kf) * 2);
+        step16(c, d, x + kf, ldx, &wt[0][0], 16, mr, nr, split);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            float s = hsum(split ? _mm256_add_ps(c[i][j], d[i][j]) : c[i][j]);
+            float *y = Y + (size_t)i * ldy + j;
+            float base = acc ? *y : 0.0f;
+            if (bias) base += bias[j];
+            *y = base + s;
+        }
+}
+
+#define TILE(m, n)                                                                                          \
+    static void tile_##m##_##n(float *Y, int ldy, const float *x, size_t ldx, const uint16_t *W, size_t ldw, \
+                               int kk, const float *bias, int acc) {                                        \
+        tile_impl(Y, ldy, x, ldx, W, ldw, kk, m, n, bias, acc);                                             \
+    }
+TILE(1, 1) TILE(1, 2) TILE(2, 1) TILE(2, 2) TILE(3, 1) TILE(3, 2)
+TILE(4, 1) TILE(4, 2) TILE(5, 1) TILE(5, 2) TILE(6, 1) TILE(6, 2)
+
+typedef void (*tile_fixed)(float *, int, const float *, size_t, const uint16_t *, size_t, int, const float *, int);
+static const tile_fixed k_tiles[MR][NR] = {
+    {tile_1_1, tile_1_2}, {tile_2_1, tile_2_2}, {tile_3_1, tile_3_2},
+    {tile_4_1, tile_4_2}, {tile_5_1, tile_5_2}, {tile_6_1, tile_6_2},
+};
+
+static void tile(float *Y, int ldy, const void *x, size_t ldx, const uint16_t *W, size_t ldw, int kk, int mr,
+                 int nr, const float *bias, int acc) {
+    k_tiles[mr - 1][nr - 1](Y, ldy, x, ldx, W, ldw, kk, bias, acc);
+}
+
+/* decode: 4 W rows at a time, even/odd accumulators apart (8 FMA chains), prefetch ahead in each row */
+AI void gemv_rows(float *y, const float *x, const uint16_t *W, size_t ldw, int k, const int nr, const uint16_t *bias) {
+    __m256 c[4], d[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) c[j] = d[j] = _mm256_setzero_ps();
+    int kf = k & ~15;
+    for (int t = 0; t < kf; t += 16) {
+        __m256 xe = _mm256_loadu_ps(x + t), xo = _mm256_loadu_ps(x + t + 8);
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            const uint16_t *w = W + (size_t)j * ldw + t;
+            _mm_prefetch((const char *)(w + 512), _MM_HINT_T0);
+            __m256i r = _mm256_loadu_si256((const __m256i *)w);
+            c[j] = _mm256_fmadd_ps(xe, widen_even(r), c[j]);
+            d[j] = _mm256_fmadd_ps(xo, widen_odd(r), d[j]);
+        }
+    }
+    if (kf < k) {
+        uint16_t wt[16];
+        __m256 xe = _mm256_loadu_ps(x + kf), xo = _mm256_loadu_ps(x + kf + 8);
+        for (int j = 0; j < nr; j++) {
+            memset(wt, 0, sizeof wt);
+            memcpy(wt, W + (size_t)j * ldw + kf, (size_t)(k - kf) * 2);
+            __m256i r = _mm256_loadu_si256((const __m256i *)wt);
+            c[j] = _mm256_fmadd_ps(xe, widen_even(r), c[j]);
+            d[j] = _mm256_fmadd_ps(xo, widen_odd(r), d[j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) y[j] = (bias ? qv_bf16_to_f32(bias[j]) : 0.0f) + hsum(_mm256_add_ps(c[j], d[j]));
+}
+
+static void gemv(float *y, const void *xv, const uint16_t *W, size_t ldw, int k, int n, const uint16_t *bias) {
+    const float *x = xv;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) gemv_rows(y + j, x, W + (size_t)j * ldw, ldw, k, 4, bias ? bias + j : NULL);
+    for (; j < n; j++) gemv_rows(y + j, x, W + (size_t)j * ldw, ldw, k, 1, bias ? bias + j : NULL);
+}
+
+static const qv_ktable k_avx2 = {
+    .name = "avx2",
+    .kblock = 16,
+    .mr = MR,
+    .nr = NR,
+    .xbf16 = {0, 0},
+    .xprep = {xprep_ref, xprep_fast},
+    .tile = {tile, tile},
+    .gemv = gemv,
+    .blas_min_m = {16, 16},
+    .round_bf16 = round_bf16,
+    .dot_f32_bf16 = dot_f32_bf16,
+    .axpy_bf16 = axpy_bf16,
+    .dot_f32 = dot_f32,
+    .bf16_to_f32 = bf16_to_f32,
+    .f32_to_bf16 = f32_to_bf16,
+};
+
+const qv_ktable *qv_ktable_avx2(void) { return &k_avx2; }
+
+#else
+const qv_ktable *qv_ktable_avx2(void) { return NULL; }
+#endif

@@ -1,0 +1,52 @@
+/* kernels_isa.h — internal: the function table each ISA file fills (kernels.c, kernels_avx2.c,
+ * kernels_avx512.c) and the contract of the linear micro-kernels. Not a public header: only the three
+ * kernel files include it.
+ *
+ * qv_linear is driven by kernels.c (threads, cache blocking, scratch); an ISA provides two pieces:
+ *   xprep: X[m][k] (f32, row stride ldx) -> a prepared copy, row stride kp elements (kp = k rounded up to
+ *          kblock, zero padded), element type f32 or bf16 (xbf16[prec]), possibly permuted inside each
+ *          kblock-sized block (the same permutation the tile kernel applies to W when widening it).
+ *   tile:  Y[i][j] = (acc ? Y[i][j] : 0) + bias[j] + sum_{t<kk} x[i][t] * W[j][t]
+ *          for i < mr <= MR, j < nr <= NR; x points at prepared row 0, k offset k0 (a multiple of kblock);
+ *          W at row 0, column k0 (row stride ldw); kk need not be a multiple of kblock (the kernel must not
+ *          read W past column kk: the rows come straight from the checkpoint mapping); bias may be NULL.
+ * Both numeric paths use the same driver; only xprep and tile differ by precision. */
+#ifndef QV_KERNELS_ISA_H
+#define QV_KERNELS_ISA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+typedef void (*qv_xprep_fn)(void *dst, const float *X, int m, int k, int ldx, int kp);
+typedef void (*qv_tile_fn)(float *Y, int ldy, const void *x, size_t ldx, const uint16_t *W, size_t ldw,
+                           int kk, int mr, int nr, const float *bias, int acc);
+
+typedef struct {
+    const char *name;
+    int kblock;                 /* prepared X rows are padded to a multiple of this (elements) */
+    int mr, nr;                 /* register tile: rows of X x rows of W */
+    int xbf16[2];               /* per precision: 1 if prepared X is bf16, 0 if f32 */
+    qv_xprep_fn xprep[2];       /* per precision */
+    qv_tile_fn tile[2];         /* per precision */
+    /* m == 1 (decode): y[j] = bias[j] + x . W[j] for j < n, x prepared as for tile (one row), full k;
+     * NULL: the driver uses tile */
+    void (*gemv)(float *y, const void *x, const uint16_t *W, size_t ldw, int k, int n, const uint16_t *bias);
+    int blas_min_m[2];          /* per precision: m from which W panels are widened for OpenBLAS (0: never) */
+    void (*round_bf16)(float *dst, const float *src, int n);   /* dst = widen(bf16(src)), RNE */
+    float (*dot_f32_bf16)(const float *x, const uint16_t *y, int n);
+    void (*axpy_bf16)(float *y, float a, const uint16_t *x, int n);
+    float (*dot_f32)(const float *x, const float *y, int n);
+    void (*bf16_to_f32)(float *dst, const uint16_t *src, int n);
+    void (*f32_to_bf16)(uint16_t *dst, const float *src, int n);
+} qv_ktable;
+
+/* gemm.c: C[M][ldc] = A[M][K] . B[N][K]^T on the calling thread (OpenBLAS, single-threaded) */
+void qv_gemm_nt_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+
+/* NULL when the file was built without that ISA (non-x86 targets). The caller checks the CPU. */
+const qv_ktable *qv_ktable_avx2(void);
+const qv_ktable *qv_ktable_avx512(void);
+
+#endif

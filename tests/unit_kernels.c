@@ -1,0 +1,148 @@
+/* unit_kernels.c — every kernel of every ISA this CPU has (scalar, avx2, avx512 forced in turn) against
+ * a float64 reference computed here from the same inputs, on awkward sizes:
+ *   qv_linear REF:  sum of x * widen(w) in double; |err| <= 1e-5 * (sum |x w| + |b|) per element
+ *   qv_linear FAST: the same with x rounded to bf16 first (round to nearest even) — also tight, since
+ *                   bf16 x bf16 products are exact in f32; the REF path must NOT look like that
+ *   vector kernels: dot/axpy against double, conversions bit-exact against tensor.h's scalar ones.
+ * Buffers are allocated at their exact sizes so an ASan build catches reads past a weight row. */
+#include "test.h"
+#include "kernels.h"
+#include "tensor.h"
+#include "threads.h"
+
+#include <stdint.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) {   /* uniform in [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 16777216.0) * 2.0 - 1.0);
+}
+static uint16_t brand(void) { return qv_f32_to_bf16(frand()); }
+
+static int check_linear(qv_pool *pool, qv_precision prec, int m, int n, int k, int ldy, int with_bias) {
+    float *X = malloc(sizeof(float) * (size_t)m * k + 1);
+    uint16_t *W = malloc(sizeof(uint16_t) * (size_t)n * k + 1);
+    uint16_t *b = with_bias ? malloc(sizeof(uint16_t) * (size_t)n) : NULL;
+    float *Y = malloc(sizeof(float) * (size_t)m * ldy);
+    for (long i = 0; i < (long)m * k; i++) X[i] = frand() * 3.0f;
+    for (long i = 0; i < (long)n * k; i++) W[i] = brand();
+    for (int j = 0; j < n && b; j++) b[j] = brand();
+    for (long i = 0; i < (long)m * ldy; i++) Y[i] = 12345.0f;   /* sentinel, also checks no accumulation */
+    qv_linear(pool, prec, Y, ldy, X, W, b, m, n, k);
+    int bad = 0;
+    double worst = 0;
+    for (int i = 0; i < m && !bad; i++) {
+        for (int j = 0; j < n; j++) {
+            double s = 0, mag = 0;
+            for (int t = 0; t < k; t++) {
+                float x = X[(size_t)i * k + t];
+                if (prec == QV_PREC_FAST) x = qv_bf16_to_f32(qv_f32_to_bf16(x));
+                double p = (double)x * qv_bf16_to_f32(W[(size_t)j * k + t]);
+                s += p;
+                mag += fabs(p);
+            }
+            if (b) { s += qv_bf16_to_f32(b[j]); mag += fabs(qv_bf16_to_f32(b[j])); }
+            double e = fabs(Y[(size_t)i * ldy + j] - s) / (mag + 1e-30);
+            if (e > worst) worst = e;
+            if (!(e <= 1e-5)) bad = 1;
+        }
+        for (int j = n; j < ldy; j++)
+            if (Y[(size_t)i * ldy + j] != 12345.0f) bad = 2;
+    }
+    CHECK_MSG(!bad, "%s linear %s m=%d n=%d k=%d ldy=%d bias=%d: %s (worst rel err %.3g)", qv_kernels_name(),
+              prec == QV_PREC_FAST ? "FAST" : "REF", m, n, k, ldy, with_bias,
+              bad == 2 ? "wrote past n" : "mismatch", worst);
+    free(X); free(W); free(b); free(Y);
+    return !bad;
+}
+
+/* REF must keep X in f32: with X values that bf16 cannot hold, REF differs from the FAST reference. */
+static void check_ref_not_rounded(qv_pool *pool) {
+    enum { K = 64 };
+    float X[K], Yr[1], Yf[1];
+    uint16_t W[K];
+    for (int t = 0; t < K; t++) { X[t] = 1.0f + 1.0f / 1024.0f; W[t] = qv_f32_to_bf16(1.0f); }
+    qv_linear(pool, QV_PREC_REF, Yr, 1, X, W, NULL, 1, 1, K);
+    qv_linear(pool, QV_PREC_FAST, Yf, 1, X, W, NULL, 1, 1, K);
+    CHECK_MSG(fabsf(Yr[0] - K * (1.0f + 1.0f / 1024.0f)) < 1e-4f, "%s REF rounds X: %g", qv_kernels_name(), Yr[0]);
+    CHECK_MSG(fabsf(Yf[0] - K) < 1e-4f, "%s FAST does not round X to bf16: %g", qv_kernels_name(), Yf[0]);
+}
+
+static void check_vectors(void) {
+    static const int sizes[] = {0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int n = sizes[si];
+        float *x = malloc(sizeof(float) * (size_t)n + 1), *y = malloc(sizeof(float) * (size_t)n + 1);
+        float *z = malloc(sizeof(float) * (size_t)n + 1);
+        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n + 1), *h2 = malloc(sizeof(uint16_t) * (size_t)n + 1);
+        double d1 = 0, d2 = 0, m1 = 0, m2 = 0;
+        for (int i = 0; i < n; i++) {
+            x[i] = frand(); y[i] = frand(); h[i] = brand();
+            d1 += (double)x[i] * qv_bf16_to_f32(h[i]); m1 += fabs((double)x[i] * qv_bf16_to_f32(h[i]));
+            d2 += (double)x[i] * y[i]; m2 += fabs((double)x[i] * y[i]);
+        }
+        CHECK_MSG(fabs(qv_dot_f32_bf16(x, h, n) - d1) <= 1e-6 * m1 + 1e-30, "%s dot_f32_bf16 n=%d", qv_kernels_name(), n);
+        CHECK_MSG(fabs(qv_dot_f32(x, y, n) - d2) <= 1e-6 * m2 + 1e-30, "%s dot_f32 n=%d", qv_kernels_name(), n);
+        /* axpy: y + a*x with one f32 product and one f32 sum per element: bit-exact */
+        memcpy(z, y, sizeof(float) * (size_t)n);
+        qv_axpy_bf16(z, 0.37f, h, n);
+        int ok = 1;
+        for (int i = 0; i < n; i++) ok &= z[i] == y[i] + 0.37f * qv_bf16_to_f32(h[i]);
+        CHECK_MSG(ok, "%s axpy_bf16 n=%d", qv_kernels_name(), n);
+        qv_bf16_to_f32_row(z, h, n);
+        ok = 1;
+        for (int i = 0; i < n; i++) ok &= z[i] == qv_bf16_to_f32(h[i]);
+        CHECK_MSG(ok, "%s bf16_to_f32 n=%d", qv_kernels_name(), n);
+        /* f32 -> bf16 on values with ties, NaN, infinities, denormals */
+        for (int i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)(rng >> 20) ^ ((uint32_t)i * 2654435761u);
+            frand();
+            if (i % 5 == 1) u = (u & 0xffff0000u) | 0x8000u;          /* exact tie */
+            if (i % 7 == 2) u = 0x7f800000u | (u & 0x807fffffu) | 1u;  /* NaN */
+            if (i % 11 == 3) u = 0x7f800000u | (u & 0x80000000u);     /* inf */
+            if (i % 13 == 4) u &= 0x807fffffu;                       /* denormal */
+            memcpy(&x[i], &u, 4);
+        }
+        qv_f32_to_bf16_row(h2, x, n);
+        ok = 1;
+        for (int i = 0; i < n; i++) ok &= h2[i] == qv_f32_to_bf16(x[i]);
+        CHECK_MSG(ok, "%s f32_to_bf16 n=%d", qv_kernels_name(), n);
+        free(x); free(y); free(z); free(h); free(h2);
+    }
+}
+
+int main(void) {
+    static const int ms[] = {1, 2, 3, 7, 15, 16, 17};
+    static const int ns[] = {1, 2, 3, 7, 16, 17, 33, 100};
+    static const int ks[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 100, 257};
+    const char *isas[] = {"scalar", "avx2", "avx512"};
+    qv_pool *pool3 = qv_pool_create(3);
+    for (int ii = 0; ii < 3; ii++) {
+        if (!qv_kernels_force(isas[ii])) {
+            printf("skip %s: not available on this CPU\n", isas[ii]);
+            continue;
+        }
+        printf("testing %s\n", qv_kernels_name());
+        check_vectors();
+        check_ref_not_rounded(NULL);
+        for (int p = 0; p < 2; p++) {
+            qv_precision prec = p ? QV_PREC_FAST : QV_PREC_REF;
+            int fails = 0;
+            for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+                for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++)
+                    for (size_t d = 0; d < sizeof ks / sizeof ks[0] && fails < 5; d++) {
+                        int m = ms[a], n = ns[c], k = ks[d];
+                        int ldy = n + (int)((a + c + d) % 3) * 3;
+                        fails += !check_linear((a + d) % 2 ? pool3 : NULL, prec, m, n, k, ldy, (int)((a + c + d) % 2));
+                    }
+            /* shapes that cross the driver's blocking: k > 512 (k blocks), n > 96 (column blocks), m > 6 */
+            check_linear(pool3, prec, 33, 257, 1100, 260, 1);
+            check_linear(pool3, prec, 100, 200, 513, 200, 0);
+            check_linear(NULL, prec, 1, 1000, 3584, 1000, 1);
+            check_linear(pool3, prec, 4, 61, 1024, 64, 1);
+            check_linear(pool3, prec, 11, 50, 1100, 50, 1);   /* tile path with k blocks */
+        }
+    }
+    qv_pool_free(pool3);
+    return test_done();
+}
