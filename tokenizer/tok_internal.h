@@ -26,6 +26,12 @@ typedef struct {
 } tok_merge;
 
 typedef struct {
+    uint32_t tag;                 /* high bits of the hash, to skip most wrong slots without a compare */
+    int32_t id;
+    uint32_t raw_off, raw_len;    /* copies of the entry's, so a probe touches one cache line */
+} tok_vslot;
+
+typedef struct {
     uint32_t str_off, len;        /* content, in t->strs */
     int32_t id;
 } tok_added;
@@ -49,7 +55,7 @@ struct qv_tokenizer {
     uint8_t *raw;                 /* decoded bytes arena */
     size_t raw_len, raw_cap;
 
-    int32_t *vmap;                /* raw bytes -> id, open addressing, -1 empty */
+    tok_vslot *vmap;              /* raw bytes -> id, open addressing, id -1 = empty */
     uint32_t vmap_mask;
 
     tok_merge *mmap;              /* (left, right) -> rank, merged id */

@@ -4,6 +4,7 @@
  * Follows Hugging Face tokenizers 0.2x (models/bpe/serialization.rs, added_vocabulary.rs) and transformers'
  * Qwen2Tokenizer; every field is checked, and unknown normalizer/pre-tokenizer/model types are refused. */
 #include "tok_internal.h"
+#include "tok_json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -68,16 +69,19 @@ static int arena_put(void **buf, size_t *len, size_t *cap, const void *p, size_t
 }
 
 /* ---- vocab map ---- */
-int32_t tok_vocab_find(const qv_tokenizer *t, const uint8_t *raw, size_t len) {
-    if (!t->vmap) return -1;
-    uint32_t i = (uint32_t)tok_hash_bytes(raw, len) & t->vmap_mask;
+static int32_t vocab_find_h(const qv_tokenizer *t, const uint8_t *raw, size_t len, uint64_t h) {
+    uint32_t tag = (uint32_t)(h >> 32), i = (uint32_t)h & t->vmap_mask;
     for (;;) {
-        int32_t id = t->vmap[i];
-        if (id < 0) return -1;
-        const tok_entry *e = &t->ent[id];
-        if (e->raw_len == len && memcmp(t->raw + e->raw_off, raw, len) == 0) return id;
+        const tok_vslot *v = &t->vmap[i];
+        if (v->id < 0) return -1;
+        if (v->tag == tag && v->raw_len == len && memcmp(t->raw + v->raw_off, raw, len) == 0) return v->id;
         i = (i + 1) & t->vmap_mask;
     }
+}
+
+int32_t tok_vocab_find(const qv_tokenizer *t, const uint8_t *raw, size_t len) {
+    if (!t->vmap) return -1;
+    return vocab_find_h(t, raw, len, tok_hash_bytes(raw, len));
 }
 
 static uint32_t pow2_at_least(uint64_t n) {
@@ -92,6 +96,8 @@ typedef struct {
     const char *src;   /* file name for messages */
     uint8_t *tmp;      /* scratch for byte-level conversion */
     size_t tmp_cap;
+    uint8_t *tmp2;     /* the JSON scanner's string buffer, kept between passes */
+    size_t tmp2_cap;
 } builder;
 
 static int tmp_reserve(builder *b, size_t n) {
@@ -107,10 +113,10 @@ static qv_status alloc_ids(builder *b, long max_id, size_t n_vocab, qv_err *err)
     qv_tokenizer *t = b->t;
     t->n_ids = (int32_t)(max_id + 1);
     t->ent = calloc((size_t)t->n_ids, sizeof *t->ent);
-    uint32_t vcap = pow2_at_least((uint64_t)n_vocab * 2 + 1);
+    uint32_t vcap = pow2_at_least((uint64_t)n_vocab * 3 / 2 + 1);
     t->vmap = malloc(vcap * sizeof *t->vmap);
     if (!t->ent || !t->vmap) return qv_errf(err, QV_ERR_NOMEM, "%s: out of memory for %d ids", b->src, t->n_ids);
-    memset(t->vmap, 0xff, vcap * sizeof *t->vmap);
+    for (uint32_t i = 0; i < vcap; i++) t->vmap[i].id = -1;
     t->vmap_mask = vcap - 1;
     return QV_OK;
 }
@@ -130,15 +136,15 @@ static qv_status add_vocab(builder *b, const char *s, size_t n, long id, qv_err 
     e->str_len = (uint32_t)n;
     e->raw_len = (uint32_t)rl;
     e->present = 1;
-    uint32_t i = (uint32_t)tok_hash_bytes(b->tmp, rl) & t->vmap_mask;
+    uint64_t h = tok_hash_bytes(b->tmp, rl);
+    uint32_t tag = (uint32_t)(h >> 32), i = (uint32_t)h & t->vmap_mask;
     for (;; i = (i + 1) & t->vmap_mask) {
-        int32_t o = t->vmap[i];
-        if (o < 0) break;
-        const tok_entry *oe = &t->ent[o];
-        if (oe->raw_len == rl && memcmp(t->raw + oe->raw_off, b->tmp, rl) == 0)
+        const tok_vslot *v = &t->vmap[i];
+        if (v->id < 0) break;
+        if (v->tag == tag && v->raw_len == rl && memcmp(t->raw + v->raw_off, b->tmp, rl) == 0)
             return qv_errf(err, QV_ERR_FORMAT, "%s: vocab token \"%.40s\" appears twice", b->src, s);
     }
-    t->vmap[i] = (int32_t)id;
+    t->vmap[i] = (tok_vslot){tag, (int32_t)id, e->raw_off, (uint32_t)rl};
     if (rl == 1) t->byte_id[b->tmp[0]] = (int32_t)id;
     return QV_OK;
 }
@@ -161,8 +167,13 @@ static qv_status add_merge(builder *b, const char *a, size_t na, const char *c, 
     if (!na || !nc || !bl_to_raw(a, na, b->tmp, &la) || !bl_to_raw(c, nc, b->tmp + la, &lc))
         return qv_errf(err, QV_ERR_FORMAT, "%s: merge %u (\"%.*s\" \"%.*s\") is not in byte-level form", b->src,
                        rank + 1, (int)(na > 40 ? 40 : na), a, (int)(nc > 40 ? 40 : nc), c);
-    int32_t ia = tok_vocab_find(t, b->tmp, la), ic = tok_vocab_find(t, b->tmp + la, lc);
-    int32_t im = tok_vocab_find(t, b->tmp, la + lc);
+    /* three independent lookups: start all three cache misses before waiting on any */
+    uint64_t ha = tok_hash_bytes(b->tmp, la), hc = tok_hash_bytes(b->tmp + la, lc), hm = tok_hash_bytes(b->tmp, la + lc);
+    __builtin_prefetch(&t->vmap[(uint32_t)ha & t->vmap_mask]);
+    __builtin_prefetch(&t->vmap[(uint32_t)hc & t->vmap_mask]);
+    __builtin_prefetch(&t->vmap[(uint32_t)hm & t->vmap_mask]);
+    int32_t ia = vocab_find_h(t, b->tmp, la, ha), ic = vocab_find_h(t, b->tmp + la, lc, hc);
+    int32_t im = vocab_find_h(t, b->tmp, la + lc, hm);
     if (ia < 0 || ic < 0 || im < 0)
         return qv_errf(err, QV_ERR_FORMAT, "%s: merge %u (\"%.*s\" \"%.*s\") uses a token missing from the vocab",
                        b->src, rank + 1, (int)(na > 40 ? 40 : na), a, (int)(nc > 40 ? 40 : nc), c);
@@ -306,22 +317,51 @@ static qv_status check_added_flags(const cJSON *a, const char *src, long id, qv_
     return QV_OK;
 }
 
-/* vocab (object token -> id) and added tokens (list of (content, id, special)) into the tokenizer */
+/* vocab (a JSON object token -> id, scanned in place) and added tokens (tokenizer.json's list of
+ * {id, content, special}, or tokenizer_config.json's object "id" -> {content, special}) */
 typedef struct {
-    const cJSON *vocab;      /* object */
-    const cJSON *added;      /* array of {id, content, special} (tokenizer.json) */
-    const cJSON *added_dec;  /* object "id" -> {content, special} (tokenizer_config.json) */
+    const char *vocab;       /* the text of the vocab object */
+    size_t vocab_len;
+    const cJSON *added;
+    const cJSON *added_dec;
 } vocab_src;
 
+/* pass 0 counts entries and the largest id, pass 1 adds them */
+static qv_status scan_vocab(builder *b, const vocab_src *vs, int pass, long *max_id, size_t *n, qv_err *err) {
+    jscan s;
+    js_init(&s, vs->vocab, vs->vocab_len);
+    s.buf = (char *)b->tmp2, s.cap = b->tmp2_cap; /* reuse the buffer between passes */
+    qv_status st = QV_OK;
+    int first = 1, r = -1;
+    if (!js_eat(&s, '{')) st = qv_errf(err, QV_ERR_FORMAT, "%s: the vocab is not a JSON object", b->src);
+    while (!st && (r = js_next(&s, '}', &first)) == 1) {
+        long id;
+        if (!js_string(&s) || !js_eat(&s, ':') || !js_uint(&s, TOK_MAX_IDS, &id)) {
+            st = qv_errf(err, QV_ERR_FORMAT, "%s: bad vocab entry (a token string and an id below %d) near byte %ld of the vocab",
+                         b->src, TOK_MAX_IDS, (long)(s.p - vs->vocab));
+            break;
+        }
+        if (pass == 0) {
+            if (id > *max_id) *max_id = id;
+            ++*n;
+        } else {
+            st = add_vocab(b, s.buf, s.len, id, err);
+        }
+    }
+    if (!st && r < 0) st = qv_errf(err, QV_ERR_FORMAT, "%s: bad JSON in the vocab near byte %ld", b->src, (long)(s.p - vs->vocab));
+    if (!st) {
+        js_ws(&s);
+        if (s.p != s.end) st = qv_errf(err, QV_ERR_FORMAT, "%s: text after the vocab object", b->src);
+    }
+    b->tmp2 = (uint8_t *)s.buf, b->tmp2_cap = s.cap;
+    return st;
+}
+
 static qv_status load_vocab(builder *b, const vocab_src *vs, qv_err *err) {
-    if (!cJSON_IsObject(vs->vocab)) return qv_errf(err, QV_ERR_FORMAT, "%s: the vocab is not a JSON object", b->src);
     long max_id = -1;
     size_t n = 0;
-    for (const cJSON *c = vs->vocab->child; c; c = c->next, n++) {
-        long id;
-        if (!json_id(c, &id)) return qv_errf(err, QV_ERR_FORMAT, "%s: vocab entry \"%.40s\" has a bad id", b->src, c->string);
-        if (id > max_id) max_id = id;
-    }
+    qv_status st = scan_vocab(b, vs, 0, &max_id, &n, err);
+    if (st) return st;
     if (n == 0) return qv_errf(err, QV_ERR_FORMAT, "%s: the vocab is empty", b->src);
     const cJSON *c;
     cJSON_ArrayForEach(c, vs->added) {
@@ -338,10 +378,7 @@ static qv_status load_vocab(builder *b, const vocab_src *vs, qv_err *err) {
             return qv_errf(err, QV_ERR_FORMAT, "%s: added_tokens_decoder key \"%.40s\" is not an id", b->src, c->string);
         if (id > max_id) max_id = id;
     }
-    qv_status st = alloc_ids(b, max_id, n, err);
-    if (st) return st;
-    for (c = vs->vocab->child; c; c = c->next)
-        if ((st = add_vocab(b, c->string, strlen(c->string), (long)c->valuedouble, err))) return st;
+    if ((st = alloc_ids(b, max_id, n, err)) || (st = scan_vocab(b, vs, 1, &max_id, &n, err))) return st;
     cJSON_ArrayForEach(c, vs->added) {
         long id = (long)cJSON_GetObjectItemCaseSensitive(c, "id")->valuedouble;
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
@@ -359,6 +396,46 @@ static qv_status load_vocab(builder *b, const vocab_src *vs, qv_err *err) {
             return st;
     }
     return QV_OK;
+}
+
+/* model.merges: a list of "a b" strings or of ["a", "b"] pairs, scanned in place */
+static qv_status load_merges(builder *b, const char *p, size_t n, qv_err *err) {
+    jscan s;
+    size_t count = 0;
+    int first = 1, r = -1;
+    js_init(&s, p, n);
+    if (!js_eat(&s, '[')) return qv_errf(err, QV_ERR_FORMAT, "%s: model.merges is not a list", b->src);
+    while ((r = js_next(&s, ']', &first)) == 1 && js_skip(&s)) count++;
+    qv_status st = r ? qv_errf(err, QV_ERR_FORMAT, "%s: bad JSON in model.merges", b->src) : alloc_merges(b, count, err);
+    js_init(&s, p, n);
+    js_eat(&s, '[');
+    first = 1;
+    uint32_t rank = 0;
+    char *a = NULL;
+    size_t a_cap = 0;
+    while (!st && js_next(&s, ']', &first) == 1) {
+        if (js_string(&s)) {
+            if (strncmp(s.buf, "#version", 8) != 0) st = add_merge_line(b, s.buf, s.len, rank++, err);
+            continue;
+        }
+        int ok = js_eat(&s, '[') && js_string(&s);
+        size_t na = s.len;
+        if (ok && na + 1 > a_cap) {
+            char *na_buf = realloc(a, na + 1);
+            if (!na_buf) {
+                st = qv_errf(err, QV_ERR_NOMEM, "%s: out of memory", b->src);
+                break;
+            }
+            a = na_buf, a_cap = na + 1;
+        }
+        if (ok) memcpy(a, s.buf, na);
+        ok = ok && js_eat(&s, ',') && js_string(&s) && js_eat(&s, ']');
+        if (!ok) st = qv_errf(err, QV_ERR_FORMAT, "%s: merge %u is neither \"a b\" nor [\"a\", \"b\"]", b->src, rank + 1);
+        else st = add_merge(b, a, na, s.buf, s.len, rank++, err);
+    }
+    free(a);
+    js_free(&s);
+    return st;
 }
 
 static cJSON *parse_json_file(const char *path, qv_err *err) {
@@ -379,10 +456,63 @@ static cJSON *parse_json_file(const char *path, qv_err *err) {
     return root;
 }
 
+/* Reads the members of the object at s into obj with cJSON, except the keys big1/big2, whose value spans
+ * are returned; "model" (when want_model) recurses. 0 = ok. */
+typedef struct {
+    const char *vocab, *merges;
+    size_t vocab_len, merges_len;
+} big_spans;
+
+static qv_status scan_object(jscan *s, cJSON *obj, int is_model, big_spans *bs, const char *src, const char *base,
+                             qv_err *err) {
+    int first = 1, r;
+    if (!js_eat(s, '{')) return qv_errf(err, QV_ERR_FORMAT, "%s: %s is not a JSON object", src, is_model ? "model" : "the file");
+    while ((r = js_next(s, '}', &first)) == 1) {
+        if (!js_string(s) || !js_eat(s, ':')) break;
+        char *key = strdup(s->buf);
+        if (!key) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+        js_ws(s);
+        const char *v0 = s->p;
+        qv_status st = QV_OK;
+        if (!is_model && strcmp(key, "model") == 0) {
+            cJSON *m = cJSON_CreateObject();
+            if (!m || !cJSON_AddItemToObject(obj, key, m)) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+            else st = scan_object(s, m, 1, bs, src, base, err);
+        } else if (!js_skip(s)) {
+            st = qv_errf(err, QV_ERR_FORMAT, "%s: not valid JSON (near byte %ld)", src, (long)(s->p - base));
+        } else if (is_model && strcmp(key, "vocab") == 0) {
+            bs->vocab = v0, bs->vocab_len = (size_t)(s->p - v0);
+        } else if (is_model && strcmp(key, "merges") == 0) {
+            bs->merges = v0, bs->merges_len = (size_t)(s->p - v0);
+        } else {
+            cJSON *item = cJSON_ParseWithLength(v0, (size_t)(s->p - v0));
+            if (!item) st = qv_errf(err, QV_ERR_FORMAT, "%s: cannot read \"%.40s\" (near byte %ld)", src, key, (long)(v0 - base));
+            else if (!cJSON_AddItemToObject(obj, key, item)) cJSON_Delete(item), st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+        }
+        free(key);
+        if (st) return st;
+    }
+    if (r != 0) return qv_errf(err, QV_ERR_FORMAT, "%s: not valid JSON (near byte %ld)", src, (long)(s->p - base));
+    return QV_OK;
+}
+
 static qv_status load_tokenizer_json(builder *b, const char *path, qv_err *err) {
-    cJSON *root = parse_json_file(path, err);
-    if (!root) return err ? err->code : QV_ERR_FORMAT;
-    qv_status st = check_pipeline(root, path, err);
+    char *buf;
+    size_t len;
+    qv_status st = qv_read_file(path, &buf, &len, (size_t)1 << 30, err);
+    if (st) return st;
+    cJSON *root = cJSON_CreateObject();
+    big_spans bs = {0};
+    jscan s;
+    js_init(&s, buf, len);
+    if (!root) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    if (!st) st = scan_object(&s, root, 0, &bs, path, buf, err);
+    if (!st) {
+        js_ws(&s);
+        if (s.p != s.end) st = qv_errf(err, QV_ERR_FORMAT, "%s: text after the JSON object (byte %ld)", path, (long)(s.p - buf));
+    }
+    js_free(&s);
+    if (!st) st = check_pipeline(root, path, err);
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!st && !cJSON_IsObject(model)) st = qv_errf(err, QV_ERR_FORMAT, "%s: no \"model\" object", path);
     if (!st) {
@@ -399,49 +529,34 @@ static qv_status load_tokenizer_json(builder *b, const char *path, qv_err *err) 
             st = qv_errf(err, QV_ERR_UNSUPPORTED, "%s: BPE dropout is not supported", path);
         else if (json_flag(model, "byte_fallback"))
             st = qv_errf(err, QV_ERR_UNSUPPORTED, "%s: BPE byte_fallback is not supported", path);
+        else if (!bs.vocab) st = qv_errf(err, QV_ERR_FORMAT, "%s: no model.vocab", path);
+        else if (!bs.merges) st = qv_errf(err, QV_ERR_FORMAT, "%s: no model.merges", path);
     }
     if (!st) {
         b->t->ignore_merges = json_flag(model, "ignore_merges");
         const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
         if (added && !cJSON_IsArray(added) && !cJSON_IsNull(added))
             st = qv_errf(err, QV_ERR_FORMAT, "%s: \"added_tokens\" is not a list", path);
-        vocab_src vs = {cJSON_GetObjectItemCaseSensitive(model, "vocab"), cJSON_IsArray(added) ? added : NULL, NULL};
+        vocab_src vs = {bs.vocab, bs.vocab_len, cJSON_IsArray(added) ? added : NULL, NULL};
         if (!st) st = load_vocab(b, &vs, err);
     }
-    if (!st) {
-        const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-        if (!cJSON_IsArray(merges)) st = qv_errf(err, QV_ERR_FORMAT, "%s: model.merges is not a list", path);
-        if (!st) st = alloc_merges(b, (size_t)cJSON_GetArraySize(merges), err);
-        uint32_t rank = 0;
-        for (const cJSON *m = merges ? merges->child : NULL; !st && m; m = m->next) {
-            if (cJSON_IsString(m)) {
-                if (strncmp(m->valuestring, "#version", 8) == 0) continue;
-                st = add_merge_line(b, m->valuestring, strlen(m->valuestring), rank, err);
-            } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) &&
-                       cJSON_IsString(m->child->next)) {
-                const char *x = m->child->valuestring, *y = m->child->next->valuestring;
-                st = add_merge(b, x, strlen(x), y, strlen(y), rank, err);
-            } else {
-                st = qv_errf(err, QV_ERR_FORMAT, "%s: merge %u is neither \"a b\" nor [\"a\", \"b\"]", path, rank + 1);
-            }
-            rank++;
-        }
-    }
+    if (!st) st = load_merges(b, bs.merges, bs.merges_len, err);
     cJSON_Delete(root);
+    free(buf);
     return st;
 }
 
 static qv_status load_slow_files(builder *b, const char *dir, qv_err *err) {
     char *pv = qv_path_join(dir, "vocab.json"), *pm = qv_path_join(dir, "merges.txt");
     char *pc = qv_path_join(dir, "tokenizer_config.json");
-    cJSON *vocab = NULL, *cfg = NULL;
-    char *mtext = NULL;
-    size_t mlen = 0;
+    cJSON *cfg = NULL;
+    char *mtext = NULL, *vtext = NULL;
+    size_t mlen = 0, vlen = 0;
     qv_status st = QV_OK;
     if (!pv || !pm || !pc) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
     if (!st && !qv_file_exists(pv))
         st = qv_errf(err, QV_ERR_IO, "%s: no tokenizer.json, and no vocab.json + merges.txt either", dir);
-    if (!st && !(vocab = parse_json_file(pv, err))) st = err ? err->code : QV_ERR_FORMAT;
+    if (!st) st = qv_read_file(pv, &vtext, &vlen, (size_t)1 << 30, err);
     if (!st && !(cfg = parse_json_file(pc, err))) st = err ? err->code : QV_ERR_FORMAT;
     if (!st) st = qv_read_file(pm, &mtext, &mlen, (size_t)1 << 30, err);
     if (!st) {
@@ -454,7 +569,7 @@ static qv_status load_slow_files(builder *b, const char *dir, qv_err *err) {
     if (!st) {
         const cJSON *ad = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder");
         if (ad && !cJSON_IsObject(ad)) st = qv_errf(err, QV_ERR_FORMAT, "%s: added_tokens_decoder is not an object", pc);
-        vocab_src vs = {vocab, NULL, cJSON_IsObject(ad) ? ad : NULL};
+        vocab_src vs = {vtext, vlen, NULL, cJSON_IsObject(ad) ? ad : NULL};
         b->src = pv;
         if (!st) st = load_vocab(b, &vs, err);
     }
@@ -473,14 +588,15 @@ static qv_status load_slow_files(builder *b, const char *dir, qv_err *err) {
             st = add_merge_line(b, mtext + s, e - s, rank++, err);
         }
     }
-    cJSON_Delete(vocab);
     cJSON_Delete(cfg);
+    free(vtext);
     free(mtext);
     free(pv);
     free(pm);
     free(pc);
     return st;
 }
+
 
 qv_status qv_tok_load(qv_tokenizer **out, const char *path, qv_err *err) {
     if (!out || !path) return qv_errf(err, QV_ERR_INVALID, "qv_tok_load: no path");
@@ -490,7 +606,7 @@ qv_status qv_tok_load(qv_tokenizer **out, const char *path, qv_err *err) {
     if (!t) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
     for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
     pthread_mutex_init(&t->cache_mu, NULL);
-    builder b = {t, path, NULL, 0};
+    builder b = {t, path, NULL, 0, NULL, 0};
     struct stat sb;
     qv_status st;
     if (stat(path, &sb) != 0) {
@@ -505,6 +621,7 @@ qv_status qv_tok_load(qv_tokenizer **out, const char *path, qv_err *err) {
         st = load_tokenizer_json(&b, path, err);
     }
     free(b.tmp);
+    free(b.tmp2);
     if (!st && t->n_added > 1) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
     if (!st) {
         t->cache = calloc((size_t)1 << TOK_CACHE_BITS, sizeof *t->cache); /* optional: NULL = no cache */
