@@ -123,8 +123,8 @@ void qv_progress_update(qv_progress *p, const char *stage, long done, long total
         if (final || now - p->last_draw >= 0.1) draw_tty(p, now);
         return;
     }
-    /* plain: one line per finished stage, and an interim one every 10 s */
-    if (final && !p->stage_ended) {
+    /* plain: one line per finished stage that took a second or more, and an interim one every 10 s */
+    if (final && !p->stage_ended && now - p->stage_t0 >= 1.0) { /* quick stages make no line */
         char buf[512];
         describe(p, now, 1, buf, sizeof buf);
         fprintf(p->f, "qv: %s\n", buf);

@@ -11,7 +11,7 @@
  *
  * The stream is the caller's (stderr in the CLI): this object is the one place the tool's progress is
  * drawn. Terminal mode redraws at most 10 times a second (and on every stage end); plain mode writes one
- * line per finished stage, plus one every 10 s of a long stage. Not thread-safe: one per thread. */
+ * line per finished stage that took 1 s or more, plus one every 10 s of a long stage. Not thread-safe: one per thread. */
 #ifndef QV_PROGRESS_H
 #define QV_PROGRESS_H
 

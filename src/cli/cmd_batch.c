@@ -1,7 +1,192 @@
-/* cmd_batch.c — qv batch (placeholder until its issue lands). */
+/* cmd_batch.c — qv batch: many jobs from a JSONL file with the model loaded once; resumable after a kill,
+ * shardable over machines (pipeline/batch.c), each job one of the tasks of pipeline/tasks.c. */
 #include "cli.h"
+#include "cli_tool.h"
+#include "pipeline/batch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void) {
+    printf("usage: qv batch [options] JOBS.jsonl -o OUTDIR [--shard I/N]\n\n"
+           "Runs every job of JOBS.jsonl (one JSON object per line) with the model loaded once:\n"
+           "  {\"id\": \"clip1\", \"video\": \"a.mp4\", \"task\": \"ask\", \"question\": \"What happens?\"}\n"
+           "  {\"id\": \"talk\", \"video\": \"talk.mp4\", \"task\": \"subtitles\", \"format\": \"vtt\", \"window\": 5}\n"
+           "  {\"id\": \"game\", \"video\": \"game.mp4\", \"task\": \"summarize\", \"detail\": true, \"max_tokens\": 300}\n"
+           "task is ask | subtitles | summarize; format is srt | vtt | json | text (default: text for ask and\n"
+           "summarize, srt for subtitles); any other key is an option of the command line without its dashes\n"
+           "(fps, max_frames, start, end, window, prompt, temperature, seed ...). A relative video path is\n"
+           "looked up beside JOBS.jsonl first, then in the current directory.\n\n"
+           "Each job's result is written atomically to OUTDIR/ID.EXT, then a status line\n"
+           "  {\"id\", \"status\": \"ok\"|\"failed\", \"error\", \"output\", \"seconds\", \"line\", \"task\"}\n"
+           "is appended (and synced) to OUTDIR/results.jsonl. Run the same command again after a crash, a\n"
+           "kill or Ctrl-C: finished jobs are skipped, failed and unfinished ones run again. A job that fails\n"
+           "(a corrupt video, a bad line) is reported and the batch goes on. Exit code: 0 all ok, 1 some job\n"
+           "failed, 130 stopped by Ctrl-C.\n\n"
+           "batch:\n"
+           "  -o, --output DIR         the output folder (created if missing)\n"
+           "  --shard I/N              run only the jobs whose line number (from 1) mod N is I, and append to\n"
+           "                           OUTDIR/results.I-of-N.jsonl: N processes or machines share one folder\n"
+           "%s\n%s\n"
+           "examples:\n"
+           "  qv batch --model ~/Qwen2-VL-7B jobs.jsonl -o out/\n"
+           "  qv batch jobs.jsonl -o out/ --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT\n"
+           "  parallel qv batch jobs.jsonl -o out/ --threads 4 --shard {}/4 ::: 0 1 2 3\n",
+           tool_opts_help, cli_opts_help);
+}
+
+typedef struct {
+    qv_engine *e;
+    const cli_opts *base;      /* the command line's options */
+    const tool_opts *tbase;
+    const char *jobs_dir;      /* folder of the job file, for relative video paths */
+    qv_progress *pg;
+} batch_ctx;
+
+static qv_status run_job(void *user, const qv_job *job, char **doc, const char **ext, qv_err *err) {
+    batch_ctx *c = user;
+    cli_opts o = *c->base;
+    tool_opts t = *c->tbase;
+    t.output = NULL;
+    t.format = -1;
+    t.detail = 0;
+    char why[512];
+    for (int i = 0; i < job->n_opts; i++) {
+        int r = tool_apply_kv(&o, &t, job->keys[i], job->vals[i], why, sizeof why);
+        if (r <= 0) return qv_errf(err, QV_ERR_INVALID, "line %d: %s", job->line, why);
+    }
+    int is_sub = !strcmp(job->task, "subtitles"), is_sum = !strcmp(job->task, "summarize");
+    int fmt = is_sub ? QV_FMT_SRT : QV_FMT_TEXT;
+    if (job->format) {
+        fmt = qv_format_from_name(job->format);
+        if (fmt < 0) return qv_errf(err, QV_ERR_INVALID, "line %d: format is srt, vtt, json or text, not \"%s\"", job->line, job->format);
+    }
+    if (!is_sub && !is_sum && (fmt == QV_FMT_SRT || fmt == QV_FMT_VTT))
+        return qv_errf(err, QV_ERR_INVALID, "line %d: an answer has no timeline: format json or text", job->line);
+    if (is_sum && !t.detail && (fmt == QV_FMT_SRT || fmt == QV_FMT_VTT))
+        return qv_errf(err, QV_ERR_INVALID, "line %d: SRT/WebVTT summaries need \"detail\": true", job->line);
+    if (o.media.start_s >= 0 && o.media.end_s >= 0 && o.media.end_s <= o.media.start_s)
+        return qv_errf(err, QV_ERR_INVALID, "line %d: end must come after start", job->line);
+
+    char *path = NULL; /* relative: beside the job file first, else from the current directory */
+    if (job->video[0] != '/' && c->jobs_dir) {
+        path = qv_path_join(c->jobs_dir, job->video);
+        if (path && !qv_file_exists(path) && qv_file_exists(job->video)) {
+            free(path);
+            path = strdup(job->video);
+        }
+    } else path = strdup(job->video);
+    if (!path) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    qv_gen_opts go;
+    cli_gen_opts(&o, c->e, &go, 0);
+    go.on_progress = qv_progress_cb;
+    go.user = c->pg;
+    qv_task_result r = {0};
+    qv_status st;
+    if (is_sub) st = qv_task_subtitles(c->e, path, &o.media, &go, &t.task, c->pg, &r, err);
+    else if (is_sum) st = qv_task_summarize(c->e, path, &o.media, &go, &t.task, t.detail, c->pg, &r, err);
+    else st = qv_task_ask(c->e, path, cli_is_image_path(path), job->question, &o.media, &go, &t.task, c->pg, &r, err);
+    if (st == QV_OK) {
+        const char *prompt = is_sub ? (t.task.prompt ? t.task.prompt : QV_DEFAULT_CAPTION_PROMPT)
+                             : is_sum ? (t.task.summary_prompt ? t.task.summary_prompt : QV_DEFAULT_SUMMARY_PROMPT)
+                                      : job->question;
+        qv_out_meta meta = {.video = job->video, .model = o.model, .task = job->task, .prompt = prompt};
+        *doc = qv_task_render((qv_out_format)fmt, &r, &meta);
+        *ext = qv_format_ext((qv_out_format)fmt);
+        if (!*doc) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    }
+    qv_task_result_free(&r);
+    free(path);
+    return st;
+}
 
 int qv_cmd_batch(int argc, char **argv) {
-    (void)argc; (void)argv;
-    return cli_fail("'batch' is not implemented yet");
+    const char *cmd = "batch";
+    cli_opts o;
+    tool_opts t;
+    cli_opts_init(&o);
+    tool_opts_init(&t);
+    const char *jobs = NULL;
+    long shard_i = 0, shard_n = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) return help(), 0;
+        if (cli_opt_is(a, "--shard")) {
+            const char *v = cli_opt_value(cmd, "--shard", argc, argv, &i);
+            if (!v) return 2;
+            char *end;
+            errno = 0;
+            shard_i = strtol(v, &end, 10);
+            if (end == v || *end != '/' || errno) return cli_usage(cmd, "--shard takes I/N, e.g. 0/4, not '%s'", v);
+            const char *nv = end + 1;
+            shard_n = strtol(nv, &end, 10);
+            if (end == nv || *end || errno || shard_n < 1 || shard_n > 1000000 || shard_i < 0 || shard_i >= shard_n)
+                return cli_usage(cmd, "--shard takes I/N with 0 <= I < N, not '%s'", v);
+            continue;
+        }
+        int r = cli_opts_parse(&o, cmd, argc, argv, &i);
+        if (r == 0) r = tool_opts_parse(&t, cmd, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (a[0] == '-' && a[1] != 0) return cli_usage(cmd, "unknown option '%s'", a);
+        if (jobs) return cli_usage(cmd, "one job file at a time (got '%s' and '%s')", jobs, a);
+        jobs = a;
+    }
+    if (!jobs) return cli_usage(cmd, "no job file given");
+    if (!t.output) return cli_usage(cmd, "no output folder: give -o OUTDIR");
+    if (t.format >= 0) return cli_usage(cmd, "--format is given per job (\"format\" in the job file)");
+
+    char *text = NULL;
+    size_t len = 0;
+    qv_err err = {0};
+    if (qv_read_file(jobs, &text, &len, (size_t)1 << 30, &err)) return cli_fail("%s", err.msg);
+    qv_joblist jl;
+    qv_status st = qv_jobs_parse(text, len, &jl, &err);
+    free(text);
+    if (st) return cli_fail("%s: %s", jobs, err.msg);
+    char *jobs_dir = strdup(jobs);
+    if (!jobs_dir) return qv_jobs_free(&jl), cli_fail("out of memory");
+    char *slash = strrchr(jobs_dir, '/');
+    if (slash) slash[slash == jobs_dir ? 1 : 0] = 0;
+    else {
+        free(jobs_dir);
+        jobs_dir = NULL;
+    }
+
+    qv_engine *e;
+    int rc = cli_engine_open(&o, cmd, &e);
+    if (rc) {
+        qv_jobs_free(&jl);
+        free(jobs_dir);
+        return rc;
+    }
+    qv_progress *pg = cli_progress_open(&o);
+    batch_ctx ctx = {.e = e, .base = &o, .tbase = &t, .jobs_dir = jobs_dir, .pg = pg};
+    qv_batch_params bp = {.out_dir = t.output, .shard_i = (int)shard_i, .shard_n = (int)shard_n, .run = run_job,
+                          .user = &ctx, .pg = pg};
+    qv_batch_stats bs;
+    st = qv_batch_run(&bp, &jl, &bs, &err);
+    qv_progress_clear(pg);
+    char *sname = qv_batch_status_name((int)shard_i, (int)shard_n);
+    if (st == QV_ERR_CANCELLED) {
+        cli_fail("%s; %d done in this run, %d before; run the same command again to finish", err.msg, bs.n_ok + bs.n_failed,
+                 bs.n_skipped);
+        rc = 130;
+    } else if (st) {
+        rc = cli_fail("%s", err.msg);
+    } else {
+        if (!o.quiet)
+            fprintf(stderr, "qv: batch: %d jobs%s: %d ok, %d failed, %d already done (%.1f s); status in %s/%s\n",
+                    bs.n_selected, shard_n > 1 ? " in this shard" : "", bs.n_ok, bs.n_failed, bs.n_skipped, bs.seconds,
+                    t.output, sname ? sname : "results.jsonl");
+        rc = bs.n_failed ? 1 : 0;
+    }
+    free(sname);
+    qv_progress_free(pg);
+    qv_engine_free(e);
+    qv_jobs_free(&jl);
+    free(jobs_dir);
+    return rc;
 }
