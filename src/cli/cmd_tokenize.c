@@ -1,7 +1,119 @@
-/* cmd_tokenize.c — qv tokenize (placeholder until its issue lands). */
+/* cmd_tokenize.c — qv tokenize: raw text on stdin -> the token ids (or token strings) as a JSON array on
+ * one line, with the model's Qwen2 tokenizer (tokenizer/tokenizer.h). Added/special tokens written in the
+ * text ("<|im_start|>") become their ids, as Hugging Face does with add_special_tokens=False. */
 #include "cli.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: qv tokenize [--model DIR | --tokenizer FILE] [--tokens] < text\n\n"
+            "Reads raw UTF-8 text on stdin (all of it, newlines and NUL bytes included) and prints its token ids\n"
+            "as a JSON array on one line. Special tokens written in the text (<|im_start|>, <|video_pad|>, ...)\n"
+            "are recognised.\n\n"
+            "options:\n"
+            "  --model DIR       model folder: tokenizer.json, else vocab.json + merges.txt + tokenizer_config.json\n"
+            "                    (default: $QV_MODEL)\n"
+            "  --tokenizer FILE  a tokenizer.json file instead of a model folder\n"
+            "  --tokens          print the token strings (byte-level form, e.g. \"\\u0120world\") instead of ids\n"
+            "  -h, --help        this help\n\n"
+            "examples:\n"
+            "  echo -n 'Hello world' | qv tokenize --model ~/Qwen2-VL-7B          # [9707,1879]\n"
+            "  printf 'Hello world' | qv tokenize --model ~/Qwen2-VL-7B --tokens   # [\"Hello\",\"Ġworld\"]\n"
+            "  qv tokenize --tokenizer tokenizer.json < prompt.txt | qv detokenize --tokenizer tokenizer.json\n");
+}
+
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *nb = cap > ((size_t)1 << 31) ? NULL : realloc(buf, cap * 2);
+            if (!nb) break;
+            buf = nb, cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) {
+            if (ferror(stdin)) break;
+            *len = n;
+            return buf;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* a JSON string of s[0..n) (valid UTF-8 passes through; control characters and quotes escaped) */
+static void put_json_string(const char *s, size_t n) {
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c == '\n') fputs("\\n", stdout);
+        else if (c == '\t') fputs("\\t", stdout);
+        else if (c == '\r') fputs("\\r", stdout);
+        else if (c < 0x20 || c == 0x7F) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
 
 int qv_cmd_tokenize(int argc, char **argv) {
-    (void)argc; (void)argv;
-    return cli_fail("'tokenize' is not implemented yet");
+    const char *model = NULL, *tokfile = NULL;
+    int tokens = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--tokenizer") == 0) {
+            if (i + 1 >= argc) return cli_usage("tokenize", "%s needs a value", a);
+            if (a[2] == 'm') model = argv[++i];
+            else tokfile = argv[++i];
+        } else if (strcmp(a, "--tokens") == 0) {
+            tokens = 1;
+        } else {
+            return cli_usage("tokenize", "unknown argument '%s'", a);
+        }
+    }
+    if (model && tokfile) return cli_usage("tokenize", "give --model or --tokenizer, not both");
+    const char *path = tokfile ? tokfile : model ? model : cli_default_model();
+    if (!path) return cli_usage("tokenize", "no tokenizer: give --model DIR, --tokenizer FILE or set QV_MODEL");
+
+    qv_err err = {0};
+    qv_tokenizer *tok = NULL;
+    if (qv_tok_load(&tok, path, &err) != QV_OK) return cli_fail("%s", err.msg);
+    size_t len = 0;
+    char *text = read_stdin(&len);
+    if (!text) {
+        qv_tok_free(tok);
+        return cli_fail("tokenize: cannot read stdin");
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    qv_status st = qv_tok_encode(tok, text, len, &ids, &n, &err);
+    free(text);
+    if (st != QV_OK) {
+        qv_tok_free(tok);
+        return cli_fail("%s", err.msg);
+    }
+    putchar('[');
+    for (size_t i = 0; i < n; i++) {
+        if (i) putchar(',');
+        if (tokens) {
+            size_t sl;
+            const char *s = qv_tok_str(tok, ids[i], &sl);
+            put_json_string(s ? s : "", s ? sl : 0);
+        } else {
+            printf("%d", ids[i]);
+        }
+    }
+    puts("]");
+    free(ids);
+    qv_tok_free(tok);
+    if (fflush(stdout) != 0 || ferror(stdout)) return cli_fail("tokenize: cannot write the output");
+    return 0;
 }
