@@ -1,0 +1,136 @@
+/* fixture_subtitles.c — end to end: a 60-second clip made with the ffmpeg command line, captioned by
+ * `qv subtitles` with the tiny fixture model (real Qwen2 tokenizer, so captions are arbitrary UTF-8 from
+ * the whole vocabulary), written as SRT, WebVTT and JSON. The SRT and VTT must pass the strict checker
+ * (monotonic, non-overlapping, inside the clip), the JSON must parse and agree with them, and the
+ * windows must tile the clip. Also --start/--end and a bad input's error. */
+#include "test.h"
+#include "unit_output_subcheck.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <unistd.h>
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+static int run(const char *cmd) {
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 255;
+}
+
+int main(void) {
+    const char *qv = getenv("QV_BIN");
+    if (!qv) qv = "build/qv";
+    char *model = test_fixture("models/tiny-qwen2vl");
+    char *dir = test_tmp("subs");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    CHECK(run(cmd) == 0);
+    char *clip = test_tmp("subs/clip60.mp4");
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -v error -y -f lavfi -i testsrc2=size=160x120:rate=25:duration=60 -pix_fmt yuv420p -c:v libx264 "
+             "'%s' 2>/dev/null || ffmpeg -v error -y -f lavfi -i testsrc2=size=160x120:rate=25:duration=60 -c:v mpeg4 '%s'",
+             clip, clip);
+    if (run(cmd) != 0) {
+        fprintf(stderr, "ffmpeg could not make the clip\n");
+        CHECK(0);
+        return test_done();
+    }
+    const char *common = "--fps 1 --min-pixels 3136 --max-pixels 12544 --max-tokens 8 --threads 2 --quiet";
+    static const char *const ext[3] = {"srt", "vtt", "json"};
+    char *docs[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        char out[1024];
+        snprintf(out, sizeof out, "%s/clip.%s", dir, ext[k]);
+        snprintf(cmd, sizeof cmd, "'%s' subtitles --model '%s' '%s' -o '%s' %s", qv, model, clip, out, common);
+        CHECK_MSG(run(cmd) == 0, "%s", cmd);
+        docs[k] = slurp(out);
+        CHECK_MSG(docs[k] != NULL, "no %s written", out);
+    }
+    char why[512] = "";
+    int n_srt = -1, n_vtt = -1;
+    if (docs[0]) {
+        n_srt = subcheck_srt(docs[0], 60000, why, sizeof why);
+        CHECK_MSG(n_srt == 6, "SRT: %d cues (%s)\n%s", n_srt, why, docs[0]);
+        CHECK(strstr(docs[0], "00:00:50,000 --> 00:01:00,000") != NULL);
+    }
+    if (docs[1]) {
+        n_vtt = subcheck_vtt(docs[1], 60000, why, sizeof why);
+        CHECK_MSG(n_vtt == 6, "VTT: %d cues (%s)\n%s", n_vtt, why, docs[1]);
+    }
+    if (docs[2]) {
+        cJSON *root = cJSON_Parse(docs[2]);
+        CHECK_MSG(root != NULL, "JSON does not parse:\n%s", docs[2]);
+        cJSON *segs = cJSON_GetObjectItem(root, "segments");
+        CHECK(cJSON_IsArray(segs) && cJSON_GetArraySize(segs) == 6);
+        double prev = 0;
+        int i = 0;
+        cJSON *s;
+        cJSON_ArrayForEach(s, segs) {
+            cJSON *a = cJSON_GetObjectItem(s, "start"), *b = cJSON_GetObjectItem(s, "end"), *t = cJSON_GetObjectItem(s, "text");
+            CHECK(cJSON_IsNumber(a) && cJSON_IsNumber(b) && cJSON_IsString(t));
+            if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b)) break;
+            /* windows tile the clip: each starts where the last ended, 10 s each */
+            CHECK_MSG(a->valuedouble == prev && b->valuedouble == prev + 10, "segment %d: %g..%g", i, a->valuedouble, b->valuedouble);
+            prev = b->valuedouble;
+            i++;
+        }
+        CHECK(prev == 60);
+        cJSON *d = cJSON_GetObjectItem(root, "duration");
+        CHECK(cJSON_IsNumber(d) && d->valuedouble == 60);
+        cJSON_Delete(root);
+    }
+    /* greedy decoding: the same captions whatever the format (JSON text == SRT text when single-line) */
+    /* a part of the clip, window 7 s: [12, 30] -> 7 + 7 + 4 */
+    snprintf(cmd, sizeof cmd, "'%s' subtitles --model '%s' '%s' --start 12 --end 30 --window 7 --format vtt %s > '%s/part.vtt'",
+             qv, model, clip, common, dir);
+    CHECK(run(cmd) == 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/part.vtt", dir);
+    char *part = slurp(path);
+    if (part) {
+        int n = subcheck_vtt(part, 30000, why, sizeof why);
+        CHECK_MSG(n == 3, "part: %d (%s)\n%s", n, why, part);
+        CHECK(strstr(part, "00:00:12.000 --> 00:00:19.000") && strstr(part, "00:00:26.000 --> 00:00:30.000"));
+        free(part);
+    }
+    /* no temp files left behind by the atomic writes */
+    DIR *dd = opendir(dir);
+    struct dirent *de;
+    int tmp_left = 0;
+    while (dd && (de = readdir(dd))) tmp_left += strstr(de->d_name, ".tmp") != NULL;
+    if (dd) closedir(dd);
+    CHECK(tmp_left == 0);
+    /* a bad input fails with a message and writes nothing */
+    snprintf(cmd, sizeof cmd, "echo garbage > '%s/bad.mp4'; '%s' subtitles --model '%s' '%s/bad.mp4' -o '%s/bad.srt' %s 2>'%s/err.txt'",
+             dir, qv, model, dir, dir, common, dir);
+    CHECK(run(cmd) == 1);
+    snprintf(path, sizeof path, "%s/bad.srt", dir);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    char *e = slurp(path);
+    CHECK(e && strstr(e, "bad.mp4"));
+    free(e);
+    /* usage errors */
+    snprintf(cmd, sizeof cmd, "'%s' subtitles --model '%s' '%s' -o '%s/x.mkv' 2>/dev/null", qv, model, clip, dir);
+    CHECK(run(cmd) == 2);
+    snprintf(cmd, sizeof cmd, "'%s' subtitles --help > /dev/null", qv);
+    CHECK(run(cmd) == 0);
+    for (int k = 0; k < 3; k++) free(docs[k]);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    run(cmd);
+    free(clip);
+    free(dir);
+    free(model);
+    return test_done();
+}
