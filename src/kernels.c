@@ -71,6 +71,7 @@ static void ref_tile(float *Y, int ldy, const void *xv, size_t ldx, const uint16
 static const qv_ktable k_scalar = {
     .name = "scalar",
     .kblock = 1,
+    .kc = 512,
     .mr = 4,
     .nr = 4,
     .xbf16 = {0, 0},
@@ -166,7 +167,7 @@ static void *scratch(int slot, size_t bytes) {
 
 /* ---- qv_linear driver ---- */
 
-enum { KC = 512, NC = 96, NR_MAX = 16, PANEL_BYTES = 8 << 20 };
+enum { NC = 96, NR_MAX = 16, PANEL_BYTES = 8 << 20 };
 
 typedef struct {
     const qv_ktable *t;
@@ -236,7 +237,7 @@ static void linear_task(void *ctx, int ith, int nth) {
     int64_t lo, hi;
     qv_split(a->n, ith, nth, 16, &lo, &hi);
     /* decode-sized X (a few rows) stays in L1/L2 whole: stream each W row once, no k blocking */
-    const int kc = a->m <= mr ? a->k : KC;
+    const int kc = a->m <= mr ? a->k : t->kc;
     float bias[NR_MAX];
     if (a->m == 1 && t->gemv) {
         for (int64_t j0 = lo; j0 < hi; j0 += NC) {

@@ -242,6 +242,7 @@ static void gemv(float *y, const void *xv, const uint16_t *W, size_t ldw, int k,
 static const qv_ktable k_avx2 = {
     .name = "avx2",
     .kblock = 16,
+    .kc = 512,
     .mr = MR,
     .nr = NR,
     .xbf16 = {0, 0},

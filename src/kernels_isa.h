@@ -26,7 +26,8 @@ typedef void (*qv_tile_fn)(float *Y, int ldy, const void *x, size_t ldx, const u
 typedef struct {
     const char *name;
     int kblock;                 /* prepared X rows are padded to a multiple of this (elements) */
-    int mr, nr;                 /* register tile: rows of X x rows of W */
+    int kc;                     /* k block of the tile loop (multiple of kblock) */
+    int mr, nr;                 /* register tile: rows of X x rows of W (nr <= 16) */
     int xbf16[2];               /* per precision: 1 if prepared X is bf16, 0 if f32 */
     qv_xprep_fn xprep[2];       /* per precision */
     qv_tile_fn tile[2];         /* per precision */

@@ -1,7 +1,255 @@
-/* cmd_bench.c — qv bench (placeholder until its issue lands). */
+/* cmd_bench.c — qv bench: speed measurements.
+ *   qv bench kernels [--threads N] [--quick]   qv_linear GFLOP/s (prefill shapes of the 7B) and GB/s of
+ *                                               weights read (decode shapes), REF and FAST
+ *   qv bench model --model DIR [...]            load time, peak RSS, prefill and decode tokens/s, vision
+ *                                               encoding time for one 448x448 image and a 16-frame clip
+ * Inputs are synthetic (token ids, pixel values): the numbers are about speed, not answers. */
 #include "cli.h"
+#include "checkpoint.h"
+#include "core.h"
+#include "kernels.h"
+#include "lm/lm.h"
+#include "tensor.h"
+#include "threads.h"
+#include "vision/encoder.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void) {
+    puts("usage: qv bench kernels [--threads N] [--quick]\n"
+         "       qv bench model --model DIR [--prompt-tokens N] [--gen N] [--threads N] [--fast|--ref]\n"
+         "                      [--no-vision] [--clip-frames N]\n\n"
+         "kernels: GFLOP/s of the linear layer at the 7B prefill shapes (m=512, k=3584, n=3584 and 18944) and\n"
+         "  GB/s of bf16 weights read at the decode shapes (m=1, n=18944 and 152064), REF and FAST paths, with\n"
+         "  1 thread and with N threads (default: all CPUs).\n"
+         "model: opens the checkpoint and reports load time, prefill tokens/s for an N-token text prompt\n"
+         "  (default 512), decode tokens/s over --gen tokens (default 32), vision encoding time for one\n"
+         "  448x448 image (grid 1x32x32) and a 16-frame 448x448 clip (grid 8x32x32), and the peak RSS.\n"
+         "  --fast (default) or --ref picks the numeric path. Inputs are random: speed only.\n\n"
+         "examples:\n"
+         "  qv bench kernels --quick\n"
+         "  qv gen-weights --config ../shared/fixtures/models/qwen2vl-7b/config.json --out /tmp/qv7b\n"
+         "  qv bench model --model /tmp/qv7b --threads 2");
+}
+
+static uint64_t g_rng = 0x2545f4914f6cdd1dull;
+static float frand(void) {   /* uniform in [-1, 1) */
+    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 40) * (1.0 / 16777216.0) * 2.0 - 1.0);
+}
+
+/* ---- kernels ---- */
+
+static double time_linear(int reps, qv_pool *pool, qv_precision prec, float *Y, const float *X, const uint16_t *W,
+                          int m, int n, int k) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = qv_now();
+        qv_linear(pool, prec, Y, n, X, W, NULL, m, n, k);
+        t = qv_now() - t;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+static int bench_kernels(int n_threads, int quick) {
+    const int k = 3584, vocab = quick ? 37984 : 152064;
+    const int shapes[][2] = {{512, 3584}, {512, 18944}, {1, 18944}, {1, vocab}};
+    size_t nw = (size_t)vocab * k, nx = (size_t)512 * k, ny = (size_t)512 * 18944;
+    uint16_t *W = malloc(nw * sizeof *W);
+    float *X = malloc(nx * sizeof *X), *Y = malloc(ny * sizeof *Y);
+    if (!W || !X || !Y) {
+        free(W); free(X); free(Y);
+        return cli_fail("out of memory for the benchmark buffers (%.1f GB)", (nw * 2 + nx * 4 + ny * 4) / 1e9);
+    }
+    for (size_t i = 0; i < nw; i++) W[i] = qv_f32_to_bf16(frand() * 0.05f);
+    for (size_t i = 0; i < nx; i++) X[i] = frand();
+    qv_pool *all = qv_pool_create(n_threads);
+    printf("kernels: %s, threads 1 and %d\n", qv_kernels_name(), qv_pool_size(all));
+    for (int pass = 0; pass < 2; pass++) {
+        qv_pool *pool = pass ? all : NULL;
+        if (pass && qv_pool_size(all) == 1) break;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int m = shapes[s][0], n = shapes[s][1];
+            for (int p = 0; p < 2; p++) {
+                qv_precision prec = p ? QV_PREC_FAST : QV_PREC_REF;
+                int reps = m == 1 ? (quick ? 3 : 5) : (quick ? 1 : 2);
+                double t = time_linear(reps, pool, prec, Y, X, W, m, n, k);
+                if (m == 1)
+                    printf("threads %-2d %-4s m=%-3d n=%-6d k=%d %9.2f ms %7.1f GB/s\n", qv_pool_size(pool),
+                           p ? "FAST" : "REF", m, n, k, t * 1e3, (double)n * k * 2 / t / 1e9);
+                else
+                    printf("threads %-2d %-4s m=%-3d n=%-6d k=%d %9.2f ms %7.1f GFLOP/s\n", qv_pool_size(pool),
+                           p ? "FAST" : "REF", m, n, k, t * 1e3, 2.0 * m * n * k / t / 1e9);
+                fflush(stdout);
+            }
+        }
+    }
+    qv_pool_free(all);
+    free(W); free(X); free(Y);
+    return 0;
+}
+
+/* ---- model ---- */
+
+typedef struct {
+    const char *model;
+    int prompt_tokens, gen, n_threads, vision, clip_frames;
+    qv_precision prec;
+} model_opts;
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* encode a t x gh x gw grid of random patches; seconds in *secs */
+static qv_status bench_vision(qv_vision *v, qv_pool *pool, qv_precision prec, int t, int g, double *secs,
+                              qv_err *err) {
+    const int pd = qv_vision_patch_dim(v), D = qv_vision_hparams_of(v)->out_hidden;
+    const size_t np = (size_t)g * g;
+    float *px = malloc((size_t)t * np * pd * sizeof *px);
+    float *out = malloc((size_t)t * (np / 4) * D * sizeof *out);
+    qv_vision_ctx *c = NULL;
+    qv_status st = QV_OK;
+    if (!px || !out) st = qv_errf(err, QV_ERR_NOMEM, "out of memory for %d x %d x %d pixel patches", t, g, g);
+    if (!st) st = qv_vision_ctx_create(&c, v, (int)np, err);
+    if (!st) {
+        for (size_t i = 0; i < (size_t)t * np * pd; i++) px[i] = frand() * 2.0f;
+        double t0 = qv_now();
+        st = qv_vision_encode(c, pool, prec, px, t, g, g, out, NULL, NULL, err);
+        *secs = qv_now() - t0;
+    }
+    qv_vision_ctx_free(c);
+    free(px);
+    free(out);
+    return st;
+}
+
+static int bench_model(const model_opts *o) {
+    qv_err err = {0};
+    qv_ckpt *ck = NULL;
+    qv_lm *lm = NULL;
+    qv_lm_ctx *ctx = NULL;
+    qv_vision *vis = NULL;
+    qv_pool *pool = NULL;
+    float *logits = NULL;
+    int32_t *ids = NULL;
+    int64_t *pos = NULL;
+    qv_status st;
+    int rc = 1;
+
+    double t0 = qv_now();
+    if ((st = qv_ckpt_open(&ck, o->model, &err))) goto done;
+    if ((st = qv_lm_create(&lm, ck, &err))) goto done;
+    if (o->vision && (st = qv_vision_create(&vis, ck, &err))) goto done;
+    double t_load = qv_now() - t0;
+    pool = qv_pool_create(o->n_threads);
+    if (!pool) { st = qv_errf(&err, QV_ERR_NOMEM, "cannot start the thread pool"); goto done; }
+
+    const qv_text_hparams *hp = qv_lm_hparams(lm);
+    const int n = o->prompt_tokens;
+    qv_lm_ctx_params cp = qv_lm_ctx_default_params();
+    cp.n_ctx = n + o->gen + 1;
+    cp.prec = o->prec;
+    cp.pool = pool;
+    if (n > cp.chunk) cp.chunk = n;   /* whole prompt in one pass: the prefill speed of a long prompt */
+    if ((st = qv_lm_ctx_create(&ctx, lm, &cp, &err))) goto done;
+    logits = malloc((size_t)hp->vocab * sizeof *logits);
+    ids = malloc((size_t)n * sizeof *ids);
+    pos = malloc((size_t)3 * n * sizeof *pos);
+    if (!logits || !ids || !pos) { st = qv_errf(&err, QV_ERR_NOMEM, "out of memory"); goto done; }
+    for (int i = 0; i < n; i++) {   /* ordinary text tokens, text positions */
+        ids[i] = 1000 + (int32_t)((g_rng = g_rng * 6364136223846793005ull + 1) >> 33) % 20000;
+        if (ids[i] >= hp->vocab) ids[i] %= hp->vocab;
+        pos[i] = pos[n + i] = pos[2 * (size_t)n + i] = i;
+    }
+    printf("model: %s (%s path, %d threads, kernels %s)\n", o->model, o->prec == QV_PREC_FAST ? "fast" : "ref",
+           qv_pool_size(pool), qv_kernels_name());
+    printf("load:    %.2f s (checkpoint mapped, weight tables built)\n", t_load);
+    fflush(stdout);
+
+    double t1 = qv_now();
+    if ((st = qv_lm_prefill(ctx, ids, n, NULL, 0, pos, n, logits, NULL, NULL, &err))) goto done;
+    double t_prefill = qv_now() - t1;
+    printf("prefill: %d tokens in %.2f s = %.2f tokens/s\n", n, t_prefill, n / t_prefill);
+    fflush(stdout);
+
+    double t2 = qv_now();
+    int gen = 0;
+    for (; gen < o->gen; gen++) {
+        int32_t id = argmax(logits, hp->vocab);
+        if ((st = qv_lm_decode(ctx, id, n + gen, logits, &err))) goto done;
+    }
+    double t_decode = qv_now() - t2;
+    if (gen) printf("decode:  %d tokens in %.2f s = %.2f tokens/s\n", gen, t_decode, gen / t_decode);
+    qv_lm_stats ls;
+    qv_lm_ctx_stats(ctx, &ls);
+    printf("lm time: linear %.2f s, attention %.2f s, other %.2f s over %lld tokens\n", ls.linear_s, ls.attention_s,
+           ls.other_s, (long long)ls.tokens);
+    fflush(stdout);
+    qv_lm_ctx_free(ctx);
+    ctx = NULL;
+
+    if (vis) {
+        double ti = 0, tc = 0;
+        if ((st = bench_vision(vis, pool, o->prec, 1, 32, &ti, &err))) goto done;
+        printf("vision:  image 448x448 (grid 1x32x32, 256 tokens) %.2f s\n", ti);
+        fflush(stdout);
+        int pairs = (o->clip_frames + 1) / 2;
+        if (pairs > 0) {
+            if ((st = bench_vision(vis, pool, o->prec, pairs, 32, &tc, &err))) goto done;
+            printf("vision:  clip %d frames 448x448 (grid %dx32x32, %d tokens) %.2f s\n", o->clip_frames, pairs,
+                   pairs * 256, tc);
+        }
+    }
+    printf("peak RSS: %.2f GB\n", qv_peak_rss() / 1e9);
+    rc = 0;
+done:
+    if (st) rc = cli_fail("%s", err.msg);
+    free(logits);
+    free(ids);
+    free(pos);
+    qv_lm_ctx_free(ctx);
+    qv_vision_free(vis);
+    qv_lm_free(lm);
+    qv_ckpt_free(ck);
+    qv_pool_free(pool);
+    return rc;
+}
 
 int qv_cmd_bench(int argc, char **argv) {
-    (void)argc; (void)argv;
-    return cli_fail("'bench' is not implemented yet");
+    const char *cmd = "bench";
+    if (argc < 2 || cli_is_help(argv[1])) {
+        help();
+        return argc < 2 ? 2 : 0;
+    }
+    const char *what = argv[1];
+    model_opts o = {cli_default_model(), 512, 32, 0, 1, 16, QV_PREC_FAST};
+    int quick = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        long v;
+        if (cli_is_help(a)) { help(); return 0; }
+        else if (!strcmp(a, "--model") && i + 1 < argc) o.model = argv[++i];
+        else if (!strcmp(a, "--threads")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 256, &v)) return 2; o.n_threads = (int)v; }
+        else if (!strcmp(a, "--prompt-tokens")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 1, 1 << 20, &v)) return 2; o.prompt_tokens = (int)v; }
+        else if (!strcmp(a, "--gen")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 1 << 20, &v)) return 2; o.gen = (int)v; }
+        else if (!strcmp(a, "--clip-frames")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 4096, &v)) return 2; o.clip_frames = (int)v; }
+        else if (!strcmp(a, "--fast")) o.prec = QV_PREC_FAST;
+        else if (!strcmp(a, "--ref")) o.prec = QV_PREC_REF;
+        else if (!strcmp(a, "--no-vision")) o.vision = 0;
+        else if (!strcmp(a, "--quick")) quick = 1;
+        else return cli_usage(cmd, "unknown option '%s'", a);
+    }
+    if (!strcmp(what, "kernels")) return bench_kernels(o.n_threads, quick);
+    if (!strcmp(what, "model")) {
+        if (!o.model) return cli_usage(cmd, "model needs --model DIR (or QV_MODEL in the environment)");
+        return bench_model(&o);
+    }
+    return cli_usage(cmd, "unknown benchmark '%s' (kernels or model)", what);
 }
