@@ -43,10 +43,11 @@ size_t qv_tok_decode(const qv_tokenizer *t, const int32_t *ids, size_t n, int sk
 /* Streaming decode for generation: push one id at a time, get back only complete UTF-8 text. */
 typedef struct qv_tok_stream qv_tok_stream;
 qv_tok_stream *qv_tok_stream_create(const qv_tokenizer *t, int skip_special);  /* NULL on OOM */
-/* Returns bytes written to out (NUL-terminated), holding back an incomplete UTF-8 tail. A push emits at
- * most a few hundred bytes; a cap of 1024 always suffices (text that does not fit is kept for later). */
+/* Returns bytes written to out (NUL-terminated), holding back an incomplete UTF-8 tail. Output is cut only
+ * between characters; text that does not fit in cap - 1 bytes is kept for the next call (cap >= 5 always
+ * makes progress; 1024 fits any one token). */
 size_t qv_tok_stream_push(qv_tok_stream *s, int32_t id, char *out, size_t cap);
-/* Emits the rest (U+FFFD for a broken tail). */
+/* Emits the rest (U+FFFD for a broken tail); with a small cap, call until it returns 0. */
 size_t qv_tok_stream_flush(qv_tok_stream *s, char *out, size_t cap);
 void qv_tok_stream_free(qv_tok_stream *s);             /* NULL-safe */
 
