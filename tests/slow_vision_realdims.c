@@ -86,9 +86,12 @@ static void timing(const qv_vision *v, qv_pool *pool) {
            qv_kernels_name(), qv_pool_size(pool), gh, gw, depth);
     for (int prec = QV_PREC_REF; prec <= QV_PREC_FAST; prec++) {
         stamps st = {.n = 0};
+        double p0[3], p1[3];
+        qv_vision_ctx_profile(c, p0);
         double t0 = qv_now();
         qv_status rc = qv_vision_encode_pair(c, pool, (qv_precision)prec, px, gh, gw, out, stamp, &st, &err);
         double t1 = qv_now();
+        qv_vision_ctx_profile(c, p1);
         CHECK_MSG(rc == QV_OK && st.n == depth + 1, "%s", err.msg);
         if (rc || st.n != depth + 1) break;
         double embed = st.t[0] - t0, block = (st.t[depth] - st.t[0]) / depth, merger = t1 - st.t[depth];
@@ -101,6 +104,8 @@ static void timing(const qv_vision *v, qv_pool *pool) {
         printf("  %-4s patch_embed %.3f s, per block %.3f s, merger %.3f s | image: %.2f s measured, %.2f s at "
                "depth 32 | 16-frame clip: %.2f s measured, %.2f s at depth 32\n",
                prec == QV_PREC_REF ? "ref" : "fast", embed, block, merger, t1 - t0, img32, clip, clip32);
+        printf("        image split: linear %.3f s, attention %.3f s, element-wise %.3f s\n", p1[0] - p0[0],
+               p1[1] - p0[1], p1[2] - p0[2]);
         for (size_t i = 0; i < (size_t)n / 4 * D; i++)
             if (!isfinite(out[i])) { CHECK_MSG(0, "non-finite output"); break; }
     }

@@ -52,9 +52,10 @@ struct qv_vision_ctx {
     float *h;                                        /* [N][E] normed input / linear outputs */
     float *ao;                                       /* [N][E] attention output (heads side by side) */
     float *big;                                      /* [N][wide] qkv, MLP hidden, merger hidden */
-    float *scores;                                   /* [QTILE][N] one attention tile */
+    float *scores;                                   /* [QTILE][N] attention tiles, a slice per thread */
     float *rowsum;                                   /* [QTILE] 1 / softmax denominators */
     float *rcos, *rsin;                              /* [N][head_dim/4] by position value (row or col) */
+    double prof[3];                                  /* seconds: linear layers, attention, element-wise */
 };
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -177,7 +178,7 @@ static int ctx_wide(const qv_vision *v) {
 
 /* float counts of each buffer; 0 on overflow */
 static uint64_t ctx_floats(const qv_vision *v, int n, uint64_t parts[7]) {
-    uint64_t E = (uint64_t)v->hp.embed_dim, q4 = (uint64_t)v->hp.head_dim / 4, t = n < QTILE ? (uint64_t)n : QTILE;
+    uint64_t E = (uint64_t)v->hp.embed_dim, q4 = (uint64_t)v->hp.head_dim / 4, t = QTILE;
     uint64_t ne, nw, tn, nq, total = 0;
     if (!qv_mul_ok((uint64_t)n, E, &ne) || !qv_mul_ok((uint64_t)n, (uint64_t)ctx_wide(v), &nw) ||
         !qv_mul_ok(t, (uint64_t)n, &tn) || !qv_mul_ok((uint64_t)n, q4, &nq))
@@ -231,6 +232,8 @@ void qv_vision_ctx_free(qv_vision_ctx *c) {
 }
 
 int qv_vision_ctx_max_patches(const qv_vision_ctx *c) { return c->max_n; }
+
+void qv_vision_ctx_profile(const qv_vision_ctx *c, double seconds[3]) { memcpy(seconds, c->prof, sizeof c->prof); }
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Element-wise kernels                                                                              */
@@ -351,7 +354,7 @@ static void add_row(float *y, const float *x, int n) {
     for (; j < n; j++) y[j] += x[j];
 }
 
-typedef enum { OP_LN, OP_ADD, OP_QUICK_GELU, OP_GELU_ERF, OP_ROPE, OP_SOFTMAX } op_kind;
+typedef enum { OP_LN, OP_ADD, OP_QUICK_GELU, OP_GELU_ERF, OP_ROPE } op_kind;
 
 typedef struct {
     op_kind op;
@@ -362,7 +365,6 @@ typedef struct {
     int64_t rows;
     int cols, ld;          /* row length and stride */
     int gw;                /* ROPE: grid width (patches) */
-    float *rowsum;         /* SOFTMAX: 1/sum per row */
 } row_task;
 
 static void rope_rows(const row_task *a, int64_t r0, int64_t r1) {
@@ -415,40 +417,68 @@ static void row_task_fn(void *ctx, int ith, int nth) {
     case OP_ROPE:
         rope_rows(a, r0, r1);
         break;
-    case OP_SOFTMAX:     /* unnormalized exp(s - max) in place; 1/sum kept for after the PV product */
-        for (int64_t i = r0; i < r1; i++) a->rowsum[i] = softmax_row(a->y + i * a->ld, a->cols);
-        break;
     }
 }
 
-static void run_rows(qv_pool *pool, row_task *t) { qv_pool_run(pool, row_task_fn, t); }
+static void run_rows(qv_pool *pool, row_task *t) {
+    double t0 = qv_now();
+    qv_pool_run(pool, row_task_fn, t);
+    ((qv_vision_ctx *)t->c)->prof[2] += qv_now() - t0;
+}
+
+static void linear_t(qv_vision_ctx *c, qv_pool *pool, qv_precision prec, float *Y, int ldy, const float *X,
+                     const uint16_t *W, const uint16_t *b, int m, int n, int k) {
+    double t0 = qv_now();
+    qv_linear(pool, prec, Y, ldy, X, W, b, m, n, k);
+    c->prof[0] += qv_now() - t0;
+}
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Forward                                                                                           */
 
-/* Attention of one pair: qkv [n][3E] (rotary applied) -> ao [n][E]. */
-static void attention(qv_vision_ctx *c, qv_pool *pool, int n) {
+/* Attention of one pair: qkv [n][3E] (rotary applied) -> ao [n][E]. Each pool thread owns a contiguous
+ * range of query rows and walks it head by head in sub-tiles of QTILE/nth rows through its own slice of
+ * the scores buffer: S = scale Q K^T, exp(S - max), O = S V, O /= sum. OpenBLAS runs single-threaded
+ * (src/gemm.c), so the threads' products proceed side by side; K and V of a head stay in cache across
+ * the sub-tiles. */
+typedef struct {
+    qv_vision_ctx *c;
+    int n;
+} attn_task;
+
+static void attention_task(void *ctx, int ith, int nth) {
+    const attn_task *a = ctx;
+    qv_vision_ctx *c = a->c;
     const qv_vision *v = c->v;
-    const int E = v->hp.embed_dim, H = v->hp.n_heads, hd = v->hp.head_dim, ld = 3 * E;
+    const int n = a->n, E = v->hp.embed_dim, H = v->hp.n_heads, hd = v->hp.head_dim, ld = 3 * E;
+    const int tq = QTILE / nth > 0 ? QTILE / nth : 1;
+    if (ith >= QTILE) return;   /* more threads than tile rows: the rest idle */
     const float scale = (float)(1.0 / sqrt((double)hd));
-    const float *qkv = c->big;
+    int64_t r0, r1;
+    qv_split(n, ith, nth < QTILE ? nth : QTILE, 1, &r0, &r1);
+    float *S = c->scores + (int64_t)ith * tq * n, *rs = c->rowsum + (int64_t)ith * tq;
     for (int h = 0; h < H; h++) {
-        const float *Q = qkv + (int64_t)h * hd, *K = Q + E, *V = Q + 2 * E;
-        for (int i0 = 0; i0 < n; i0 += QTILE) {
-            const int t = n - i0 < QTILE ? n - i0 : QTILE;
-            /* S[t][n] = scale * Q_tile . K^T */
-            qv_sgemm(0, 1, t, n, hd, scale, Q + (int64_t)i0 * ld, ld, K, ld, 0.0f, c->scores, n);
-            row_task st = {.op = OP_SOFTMAX, .c = c, .y = c->scores, .rows = t, .cols = n, .ld = n,
-                           .rowsum = c->rowsum};
-            run_rows(pool, &st);
-            float *O = c->ao + (int64_t)i0 * E + (int64_t)h * hd;
-            qv_sgemm(0, 0, t, hd, n, 1.0f, c->scores, n, V, ld, 0.0f, O, E);
+        const float *Q = c->big + (int64_t)h * hd, *K = Q + E, *V = Q + 2 * E;
+        for (int64_t i0 = r0; i0 < r1; i0 += tq) {
+            const int t = r1 - i0 < tq ? (int)(r1 - i0) : tq;
+            qv_sgemm(0, 1, t, n, hd, scale, Q + i0 * ld, ld, K, ld, 0.0f, S, n);
+            for (int i = 0; i < t; i++) rs[i] = softmax_row(S + (int64_t)i * n, n);
+            float *O = c->ao + i0 * E + (int64_t)h * hd;
+            qv_sgemm(0, 0, t, hd, n, 1.0f, S, n, V, ld, 0.0f, O, E);
             for (int i = 0; i < t; i++) {
-                float r = c->rowsum[i], *o = O + (int64_t)i * E;
+                const float r = rs[i];
+                float *o = O + (int64_t)i * E;
                 for (int d = 0; d < hd; d++) o[d] *= r;
             }
         }
     }
+}
+
+static void attention(qv_vision_ctx *c, qv_pool *pool, int n) {
+    attn_task a = {c, n};
+    double t0 = qv_now();
+    qv_pool_run(pool, attention_task, &a);
+    c->prof[1] += qv_now() - t0;
 }
 
 qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision prec, const float *px, int gh,
@@ -473,7 +503,7 @@ qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision pr
         }
 
     /* patch embedding: x[n][E] = px[n][P] . W[E][P]^T */
-    qv_linear(pool, prec, c->x, E, px, v->patch_w, NULL, n, E, v->patch_dim);
+    linear_t(c, pool, prec, c->x, E, px, v->patch_w, NULL, n, E, v->patch_dim);
     if (dump) dump(dump_user, "vision.patch_embed", c->x, n, E);
 
     for (int l = 0; l < v->hp.depth; l++) {
@@ -481,21 +511,21 @@ qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision pr
         row_task ln = {.op = OP_LN, .c = c, .y = c->h, .x = c->x, .w = b->ln1_w, .b = b->ln1_b, .rows = n,
                        .cols = E, .ld = E};
         run_rows(pool, &ln);
-        qv_linear(pool, prec, c->big, 3 * E, c->h, b->qkv_w, b->qkv_b, n, 3 * E, E);
+        linear_t(c, pool, prec, c->big, 3 * E, c->h, b->qkv_w, b->qkv_b, n, 3 * E, E);
         row_task rp = {.op = OP_ROPE, .c = c, .y = c->big, .rows = n, .ld = 3 * E, .gw = gw};
         run_rows(pool, &rp);
         attention(c, pool, n);
-        qv_linear(pool, prec, c->h, E, c->ao, b->proj_w, b->proj_b, n, E, E);
+        linear_t(c, pool, prec, c->h, E, c->ao, b->proj_w, b->proj_b, n, E, E);
         row_task add = {.op = OP_ADD, .c = c, .y = c->x, .x = c->h, .rows = n, .cols = E, .ld = E};
         run_rows(pool, &add);
 
         ln.w = b->ln2_w;
         ln.b = b->ln2_b;
         run_rows(pool, &ln);
-        qv_linear(pool, prec, c->big, M, c->h, b->fc1_w, b->fc1_b, n, M, E);
+        linear_t(c, pool, prec, c->big, M, c->h, b->fc1_w, b->fc1_b, n, M, E);
         row_task act = {.op = OP_QUICK_GELU, .c = c, .y = c->big, .rows = n, .cols = M, .ld = M};
         run_rows(pool, &act);
-        qv_linear(pool, prec, c->h, E, c->big, b->fc2_w, b->fc2_b, n, E, M);
+        linear_t(c, pool, prec, c->h, E, c->big, b->fc2_w, b->fc2_b, n, E, M);
         run_rows(pool, &add);
         if (dump) {
             char name[48];
@@ -510,10 +540,10 @@ qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision pr
                    .ld = E};
     run_rows(pool, &ln);
     const int nt = n / mm;
-    qv_linear(pool, prec, c->big, mE, c->h, v->m0_w, v->m0_b, nt, mE, mE);
+    linear_t(c, pool, prec, c->big, mE, c->h, v->m0_w, v->m0_b, nt, mE, mE);
     row_task act = {.op = OP_GELU_ERF, .c = c, .y = c->big, .rows = nt, .cols = mE, .ld = mE};
     run_rows(pool, &act);
-    qv_linear(pool, prec, out, v->out_dim, c->big, v->m2_w, v->m2_b, nt, v->out_dim, mE);
+    linear_t(c, pool, prec, out, v->out_dim, c->big, v->m2_w, v->m2_b, nt, v->out_dim, mE);
     return QV_OK;
 }
 

@@ -46,6 +46,9 @@ uint64_t qv_vision_ctx_bytes(const qv_vision *v, int max_patches_per_pair);
 qv_status qv_vision_ctx_create(qv_vision_ctx **out, const qv_vision *v, int max_patches_per_pair, qv_err *err);
 void qv_vision_ctx_free(qv_vision_ctx *c);               /* NULL-safe */
 int qv_vision_ctx_max_patches(const qv_vision_ctx *c);
+/* Wall seconds spent since the context was made in: [0] linear layers (qv_linear), [1] attention,
+ * [2] element-wise work (LayerNorm, rotary, activations, residual adds). For benchmarks. */
+void qv_vision_ctx_profile(const qv_vision_ctx *c, double seconds[3]);
 
 /* Encodes ONE temporal pair of a video (or one image): px [gh*gw][patch_dim] in merge-window order ->
  * out [gh*gw/4][D] (D = text hidden size). gh and gw must be multiples of the merge size (2) and
