@@ -134,6 +134,11 @@ int qv_kernels_force(const char *name) {
     return 1;
 }
 
+void qv_kernels_set_table(const qv_ktable *t) {
+    table();
+    if (t) g_table = t;
+}
+
 float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n) { return table()->dot_f32_bf16(x, y, n); }
 void qv_axpy_bf16(float *y, float a, const uint16_t *x, int n) { table()->axpy_bf16(y, a, x, n); }
 float qv_dot_f32(const float *x, const float *y, int n) { return table()->dot_f32(x, y, n); }

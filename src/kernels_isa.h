@@ -46,6 +46,9 @@ typedef struct {
 /* gemm.c: C[M][ldc] = A[M][K] . B[N][K]^T on the calling thread (OpenBLAS, single-threaded) */
 void qv_gemm_nt_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
+/* Tests only: run everything on this table (e.g. the AVX-512 file built against emulated intrinsics). */
+void qv_kernels_set_table(const qv_ktable *t);
+
 /* NULL when the file was built without that ISA (non-x86 targets). The caller checks the CPU. */
 const qv_ktable *qv_ktable_avx2(void);
 const qv_ktable *qv_ktable_avx512(void);

@@ -12,6 +12,19 @@
 
 #include <stdint.h>
 
+/* src/kernels_avx512.c a second time, against plain-C intrinsics (avx512_emu.h), so that its logic is
+ * tested here even when this CPU has no AVX-512; the real build is tested too when the CPU has it. */
+#include "kernels_isa.h"
+#define _IMMINTRIN_H_INCLUDED 1
+#define __AVX512F__ 1
+#define __AVX512BW__ 1
+#define __AVX512VL__ 1
+#define __AVX512BF16__ 1
+#include "avx512_emu.h"
+#define qv_ktable_avx512 emu_ktable_avx512
+#include "../src/kernels_avx512.c"
+#undef qv_ktable_avx512
+
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) {   /* uniform in [-1, 1) */
     rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
@@ -115,10 +128,13 @@ int main(void) {
     static const int ms[] = {1, 2, 3, 7, 15, 16, 17};
     static const int ns[] = {1, 2, 3, 7, 16, 17, 33, 100};
     static const int ks[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 100, 257};
-    const char *isas[] = {"scalar", "avx2", "avx512"};
+    const char *isas[] = {"scalar", "avx2", "avx512", "avx512-emulated"};
     qv_pool *pool3 = qv_pool_create(3);
-    for (int ii = 0; ii < 3; ii++) {
-        if (!qv_kernels_force(isas[ii])) {
+    for (int ii = 0; ii < 4; ii++) {
+        if (ii == 3) {
+            qv_kernels_set_table(emu_ktable_avx512());
+            printf("testing src/kernels_avx512.c on emulated intrinsics\n");
+        } else if (!qv_kernels_force(isas[ii])) {
             printf("skip %s: not available on this CPU\n", isas[ii]);
             continue;
         }
