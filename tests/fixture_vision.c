@@ -138,6 +138,12 @@ int main(void) {
         run_case(v, pool, "tiny_image", "pixel_values", "image_grid_thw", (qv_precision)prec);
     }
 
+    /* thread counts must not change results: no pool, and an odd-sized one */
+    qv_pool *p3 = qv_pool_create(3);
+    run_case(v, NULL, "tiny_image", "pixel_values", "image_grid_thw", QV_PREC_REF);
+    run_case(v, p3, "tiny_image", "pixel_values", "image_grid_thw", QV_PREC_REF);
+    qv_pool_free(p3);
+
     /* refused inputs: odd grid, pair larger than the context */
     qv_vision_ctx *c = NULL;
     CHECK(qv_vision_ctx_create(&c, v, 16, &err) == QV_OK);
