@@ -89,6 +89,15 @@ qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *em
  * generated token); logits [vocab] of it. No allocation. */
 qv_status qv_lm_decode(qv_lm_ctx *c, int32_t id, int64_t pos, float *logits, qv_err *err);
 
+/* Where a context's time went since create/reset (wall seconds, summed over calls). */
+typedef struct {
+    double linear_s;      /* matrix products (qv_linear), lm_head included */
+    double attention_s;   /* rotary, cache stores, attention */
+    double other_s;       /* embeddings, norms, SwiGLU, residual adds */
+    int64_t tokens;       /* tokens run through the decoder */
+} qv_lm_stats;
+void qv_lm_ctx_stats(const qv_lm_ctx *c, qv_lm_stats *out);
+
 /* ---- M-RoPE positions (transformers' Qwen2VLModel.get_rope_index) ---- */
 
 /* ids [n]: the whole prompt with the vision pads expanded (each image/video span is t*(gh/m)*(gw/m)

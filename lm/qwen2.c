@@ -52,8 +52,9 @@ struct qv_lm_ctx {
     float *k, *v;                                 /* [chunk][KV*hd] */
     float *g, *u;                                 /* [chunk][F] */
     float *cs, *sn;                               /* [chunk][hd/2] rotary cos, sin */
-    float *scores;                                /* [nth][H/KV][n_ctx] attention weights per thread */
-    float *acc;                                   /* [nth][hd] f32 accumulator per thread */
+    float *attn_ws;                               /* [nth][ATTN_WS floats] attention tiles per thread */
+    size_t attn_ws_floats;                        /* per thread */
+    qv_lm_stats st;                               /* time spent, since create/reset */
 };
 
 /* ---------------------------------------------------------------- weights */
@@ -162,6 +163,16 @@ static qv_dtype kv_type(const qv_lm_ctx_params *p) {
     return p->kv_dtype;
 }
 
+/* Attention works on tiles: a block of ATTN_QB queries (x H/KV heads sharing one KV head = R rows)
+ * against ATTN_T keys at a time, with an online softmax; scratch per thread: Q, O [R][hd], S [R][T],
+ * K and V tiles [T][hd] (widened from a bf16 cache), running max and sum [R]. */
+enum { ATTN_QB = 64, ATTN_T = 256 };
+
+static uint64_t attn_ws_floats(const qv_text_hparams *hp) {
+    uint64_t R = (uint64_t)ATTN_QB * (hp->n_heads / hp->n_kv_heads), hd = hp->head_dim;
+    return R * hd * 2 + R * ATTN_T + (uint64_t)ATTN_T * hd * 2 + R * 2;
+}
+
 /* Sizes of every buffer in floats (scratch) or bytes (cache). Returns 0 on overflow. */
 typedef struct { uint64_t cache_bytes, scratch_floats; } ctx_sizes;
 
@@ -169,14 +180,13 @@ static int ctx_size(const qv_lm *m, const qv_lm_ctx_params *p, int nth, ctx_size
     const qv_text_hparams *hp = &m->hp;
     uint64_t C = (uint64_t)p->chunk, D = hp->hidden, Hd = (uint64_t)hp->n_heads * hp->head_dim;
     uint64_t KVd = (uint64_t)hp->n_kv_heads * hp->head_dim, F = hp->ffn, hh = hp->head_dim / 2;
-    uint64_t rep = hp->n_heads / hp->n_kv_heads;
     uint64_t esz = kv_type(p) == QV_F32 ? 4 : 2, per_tok, cache, sc = 0, t;
     if (!qv_mul_ok(KVd * 2 * esz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, (uint64_t)p->n_ctx, &cache))
         return 0;
-    uint64_t parts[] = {C * D * 2, C * Hd * 2, C * KVd * 2, C * F * 2, C * hh * 2, (uint64_t)nth * hp->head_dim};
+    uint64_t parts[] = {C * D * 2, C * Hd * 2, C * KVd * 2, C * F * 2, C * hh * 2};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (!qv_add_ok(sc, parts[i], &sc)) return 0;
-    if (!qv_mul_ok((uint64_t)nth * rep, (uint64_t)p->n_ctx, &t) || !qv_add_ok(sc, t, &sc)) return 0;
+    if (!qv_mul_ok((uint64_t)nth, attn_ws_floats(hp), &t) || !qv_add_ok(sc, t, &sc)) return 0;
     s->cache_bytes = cache;
     s->scratch_floats = sc;
     return 1;
@@ -258,8 +268,8 @@ qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_para
     c->u = q; q += C * F;
     c->cs = q; q += C * hh;
     c->sn = q; q += C * hh;
-    c->acc = q; q += (size_t)nth * hp->head_dim;
-    c->scores = q;
+    c->attn_ws = q;
+    c->attn_ws_floats = (size_t)attn_ws_floats(hp);
     *out = c;
     return QV_OK;
 }
@@ -272,7 +282,13 @@ void qv_lm_ctx_free(qv_lm_ctx *c) {
     free(c);
 }
 
-void qv_lm_ctx_reset(qv_lm_ctx *c) { if (c) c->n_past = 0; }
+void qv_lm_ctx_reset(qv_lm_ctx *c) {
+    if (!c) return;
+    c->n_past = 0;
+    memset(&c->st, 0, sizeof c->st);
+}
+
+void qv_lm_ctx_stats(const qv_lm_ctx *c, qv_lm_stats *out) { *out = c->st; }
 int qv_lm_n_past(const qv_lm_ctx *c) { return c->n_past; }
 int qv_lm_n_ctx(const qv_lm_ctx *c) { return c->p.n_ctx; }
 
@@ -324,57 +340,81 @@ typedef struct {
     int layer, m;
 } attn_args;
 
-static void axpy_f32(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-/* One task = (query i of the chunk, kv head g): the H/KV query heads sharing g read each cached key
- * and value row once, while it is in L1. Causal: query i sees cache rows [0, n_past + i]. */
+/* One task = (kv head g, block of up to ATTN_QB queries of the chunk): the R = QB x H/KV query rows
+ * that share g go through the keys tile by tile as two matrix products (S = Q K^T, O += P V) with an
+ * online softmax, so each cached row is read once per block and the scores never exceed one tile.
+ * Causal: query i of the chunk sees cache rows [0, n_past + i]. Key tiles start at multiples of ATTN_T
+ * of the absolute position, whatever the chunking. */
 static void attn_task(void *ctx, int ith, int nth) {
     attn_args *a = ctx;
     qv_lm_ctx *c = a->c;
     const qv_text_hparams *hp = &c->m->hp;
-    int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, rep = H / KV, n_ctx = c->p.n_ctx;
-    size_t kvd = (size_t)KV * hd, Hd = (size_t)H * hd;
-    float scale = (float)(1.0 / sqrt((double)hd));
-    float *sc = c->scores + (size_t)ith * rep * n_ctx, *acc = c->acc + (size_t)ith * hd;
-    int bf = c->kv_esz == 2;
-    size_t lbase = (size_t)a->layer * n_ctx * kvd;
-    int ntask = a->m * KV;
+    const int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, rep = H / KV, n_ctx = c->p.n_ctx;
+    const size_t kvd = (size_t)KV * hd, Hd = (size_t)H * hd;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    float *Q = c->attn_ws + (size_t)ith * c->attn_ws_floats;
+    const size_t Rmax = (size_t)ATTN_QB * rep;
+    float *O = Q + Rmax * hd, *S = O + Rmax * hd, *Kt = S + Rmax * ATTN_T, *Vt = Kt + (size_t)ATTN_T * hd;
+    float *mx = Vt + (size_t)ATTN_T * hd, *sum = mx + Rmax;
+    const int bf = c->kv_esz == 2;
+    const size_t lbase = (size_t)a->layer * n_ctx * kvd;
+    const int nblk = (a->m + ATTN_QB - 1) / ATTN_QB, ntask = nblk * KV;
     for (int t = ith; t < ntask; t += nth) {
-        int i = t / KV, g = t % KV, nk = c->n_past + i + 1;
-        const float *q0 = c->q + (size_t)i * Hd + (size_t)g * rep * hd;
-        if (bf) {
-            const uint16_t *K = (const uint16_t *)c->kc + lbase + (size_t)g * hd;
-            for (int j = 0; j < nk; j++)
-                for (int r = 0; r < rep; r++)
-                    sc[(size_t)r * n_ctx + j] = qv_dot_f32_bf16(q0 + (size_t)r * hd, K + (size_t)j * kvd, hd) * scale;
-        } else {
-            const float *K = (const float *)c->kc + lbase + (size_t)g * hd;
-            for (int j = 0; j < nk; j++)
-                for (int r = 0; r < rep; r++)
-                    sc[(size_t)r * n_ctx + j] = qv_dot_f32(q0 + (size_t)r * hd, K + (size_t)j * kvd, hd) * scale;
-        }
-        for (int r = 0; r < rep; r++) {
-            float *s = sc + (size_t)r * n_ctx, mx = s[0];
-            for (int j = 1; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < nk; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j < nk; j++) s[j] *= inv;
-        }
-        for (int r = 0; r < rep; r++) {
-            const float *s = sc + (size_t)r * n_ctx;
-            memset(acc, 0, (size_t)hd * sizeof *acc);
+        const int g = t % KV, i0 = (t / KV) * ATTN_QB;
+        const int qn = a->m - i0 < ATTN_QB ? a->m - i0 : ATTN_QB, R = qn * rep;
+        for (int i = 0; i < qn; i++)   /* rows (i, r): the rep heads of g are contiguous in q */
+            memcpy(Q + (size_t)i * rep * hd, c->q + (size_t)(i0 + i) * Hd + (size_t)g * rep * hd,
+                   (size_t)rep * hd * sizeof *Q);
+        memset(O, 0, (size_t)R * hd * sizeof *O);
+        for (int r = 0; r < R; r++) { mx[r] = -INFINITY; sum[r] = 0; }
+        const int nk = c->n_past + i0 + qn;          /* keys the last query of the block sees */
+        for (int j0 = 0; j0 < nk; j0 += ATTN_T) {
+            const int tn = nk - j0 < ATTN_T ? nk - j0 : ATTN_T;
+            const float *Kp, *Vp;
+            int ld;
             if (bf) {
-                const uint16_t *Vc = (const uint16_t *)c->vc + lbase + (size_t)g * hd;
-                for (int j = 0; j < nk; j++) qv_axpy_bf16(acc, s[j], Vc + (size_t)j * kvd, hd);
+                const uint16_t *Kc = (const uint16_t *)c->kc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
+                const uint16_t *Vc = (const uint16_t *)c->vc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
+                for (int j = 0; j < tn; j++) {
+                    qv_bf16_to_f32_row(Kt + (size_t)j * hd, Kc + (size_t)j * kvd, hd);
+                    qv_bf16_to_f32_row(Vt + (size_t)j * hd, Vc + (size_t)j * kvd, hd);
+                }
+                Kp = Kt, Vp = Vt, ld = hd;
             } else {
-                const float *Vc = (const float *)c->vc + lbase + (size_t)g * hd;
-                for (int j = 0; j < nk; j++) axpy_f32(acc, s[j], Vc + (size_t)j * kvd, hd);
+                Kp = (const float *)c->kc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
+                Vp = (const float *)c->vc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
+                ld = (int)kvd;
             }
-            memcpy(c->att + (size_t)i * Hd + (size_t)(g * rep + r) * hd, acc, (size_t)hd * sizeof *acc);
+            qv_sgemm(0, 1, R, tn, hd, 1.0f, Q, hd, Kp, ld, 0.0f, S, ATTN_T);
+            for (int i = 0; i < qn; i++) {
+                int valid = c->n_past + i0 + i + 1 - j0;   /* keys of this tile query i sees */
+                if (valid > tn) valid = tn;
+                for (int r = 0; r < rep; r++) {
+                    const int row = i * rep + r;
+                    float *s = S + (size_t)row * ATTN_T;
+                    if (valid <= 0) { memset(s, 0, (size_t)tn * sizeof *s); continue; }
+                    float m = mx[row];
+                    for (int j = 0; j < valid; j++) { s[j] *= scale; m = s[j] > m ? s[j] : m; }
+                    float corr = expf(mx[row] - m);           /* 0 on the first tile (-inf) */
+                    if (corr != 1.0f) {
+                        float *o = O + (size_t)row * hd;
+                        for (int d = 0; d < hd; d++) o[d] *= corr;
+                    }
+                    double acc = 0;
+                    for (int j = 0; j < valid; j++) { s[j] = expf(s[j] - m); acc += s[j]; }
+                    for (int j = valid; j < tn; j++) s[j] = 0;
+                    sum[row] = (float)(sum[row] * corr + acc);
+                    mx[row] = m;
+                }
+            }
+            qv_sgemm(0, 0, R, hd, tn, 1.0f, S, ATTN_T, Vp, ld, 1.0f, O, hd);
         }
+        for (int i = 0; i < qn; i++)
+            for (int r = 0; r < rep; r++) {
+                const float inv = 1.0f / sum[i * rep + r], *o = O + (size_t)(i * rep + r) * hd;
+                float *dst = c->att + (size_t)(i0 + i) * Hd + (size_t)(g * rep + r) * hd;
+                for (int d = 0; d < hd; d++) dst[d] = o[d] * inv;
+            }
     }
 }
 
@@ -413,40 +453,59 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     int Hd = H * hd, KVd = KV * hd;
     qv_pool *pool = c->p.pool;
     qv_precision pr = c->p.prec;
+    qv_lm_stats *S = &c->st;
+    double t0 = qv_now(), t1;
+#define LAP(field) (t1 = qv_now(), S->field += t1 - t0, t0 = t1)
     rope_tables(c, pos, stride, m);
+    LAP(attention_s);
     for (int l = 0; l < hp->n_layers; l++) {
         const lm_layer *L = &M->layers[l];
         rmsnorm(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
+        LAP(other_s);
         qv_linear(pool, pr, c->q, Hd, c->xn, L->wq, L->bq, m, Hd, D);
         qv_linear(pool, pr, c->k, KVd, c->xn, L->wk, L->bk, m, KVd, D);
         qv_linear(pool, pr, c->v, KVd, c->xn, L->wv, L->bv, m, KVd, D);
+        LAP(linear_s);
         rope_apply(c, c->q, m, H, (size_t)Hd);
         rope_apply(c, c->k, m, KV, (size_t)KVd);
         cache_store(c, l, m);
         attn_args aa = {c, l, m};
         qv_pool_run(pool, attn_task, &aa);
+        LAP(attention_s);
         qv_linear(pool, pr, c->xn, D, c->att, L->wo, NULL, m, D, Hd);
+        LAP(linear_s);
         for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
         rmsnorm(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
+        LAP(other_s);
         qv_linear(pool, pr, c->g, F, c->xn, L->wg, NULL, m, F, D);
         qv_linear(pool, pr, c->u, F, c->xn, L->wu, NULL, m, F, D);
+        LAP(linear_s);
         silu_args sa = {c->g, c->u, (size_t)m * F};
         qv_pool_run(pool, silu_task, &sa);
+        LAP(other_s);
         qv_linear(pool, pr, c->xn, D, c->g, L->wd, NULL, m, D, F);
+        LAP(linear_s);
         for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
+        LAP(other_s);
         if (dump) {
             char name[32];
             snprintf(name, sizeof name, "lm.layer.%d", l);
             dump(du, name, c->x, m, D);
+            t0 = qv_now();
         }
     }
     c->n_past += m;
+    S->tokens += m;
     if (!dump && !logits) return;
     /* only the last row is needed for logits; all rows when dumping */
     int r0 = dump ? 0 : m - 1;
+    t0 = qv_now();
     rmsnorm(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
     if (dump) dump(du, "lm.norm", c->xn, m, D);
+    LAP(other_s);
     if (logits) qv_linear(pool, pr, logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, NULL, 1, hp->vocab, D);
+    LAP(linear_s);
+#undef LAP
 }
 
 /* ---------------------------------------------------------------- prefill / decode */
@@ -483,6 +542,7 @@ qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *em
     for (int s = 0; s < n; s += C) {
         if (s > 0 && qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "lm prefill: cancelled");
         int m = n - s < C ? n - s : C;
+        double t0 = qv_now();
         for (int i = 0; i < m; i++) {
             int32_t id = ids ? ids[s + i] : -1;
             float *xi = c->x + (size_t)i * D;
@@ -491,6 +551,7 @@ qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *em
             else
                 qv_bf16_to_f32_row(xi, c->m->embed + (size_t)id * D, D);
         }
+        c->st.other_s += qv_now() - t0;
         forward_chunk(c, pos + s, pos_stride, m, s + m == n ? logits : NULL, dump, dump_user);
     }
     return QV_OK;
