@@ -365,6 +365,7 @@ typedef struct {
     int64_t rows;
     int cols, ld;          /* row length and stride */
     int gw;                /* ROPE: grid width (patches) */
+    float *lnout;          /* ADD: when set, LayerNorm(w, b) of the updated rows goes here */
 } row_task;
 
 static void rope_rows(const row_task *a, int64_t r0, int64_t r1) {
@@ -403,7 +404,10 @@ static void row_task_fn(void *ctx, int ith, int nth) {
         layernorm_rows(a->y, a->x, a->w, a->b, r0, r1, a->cols);
         break;
     case OP_ADD:
-        for (int64_t i = r0; i < r1; i++) add_row(a->y + i * a->ld, a->x + i * a->cols, a->cols);
+        for (int64_t i = r0; i < r1; i++) {
+            add_row(a->y + i * a->ld, a->x + i * a->cols, a->cols);
+            if (a->lnout) layernorm_rows(a->lnout, a->y, a->w, a->b, i, i + 1, a->cols);
+        }
         break;
     case OP_QUICK_GELU:  /* x * sigmoid(1.702 x) */
         for (int64_t i = r0; i < r1; i++) quick_gelu_row(a->y + i * a->ld, a->cols);
@@ -506,26 +510,28 @@ qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision pr
     linear_t(c, pool, prec, c->x, E, px, v->patch_w, NULL, n, E, v->patch_dim);
     if (dump) dump(dump_user, "vision.patch_embed", c->x, n, E);
 
+    /* residual adds are fused with the LayerNorm that follows them (LN2; the next block's LN1; ln_q) */
+    row_task ln = {.op = OP_LN, .c = c, .y = c->h, .x = c->x, .w = v->blocks[0].ln1_w, .b = v->blocks[0].ln1_b,
+                   .rows = n, .cols = E, .ld = E};
+    run_rows(pool, &ln);
     for (int l = 0; l < v->hp.depth; l++) {
         const vblock *b = &v->blocks[l];
-        row_task ln = {.op = OP_LN, .c = c, .y = c->h, .x = c->x, .w = b->ln1_w, .b = b->ln1_b, .rows = n,
-                       .cols = E, .ld = E};
-        run_rows(pool, &ln);
         linear_t(c, pool, prec, c->big, 3 * E, c->h, b->qkv_w, b->qkv_b, n, 3 * E, E);
         row_task rp = {.op = OP_ROPE, .c = c, .y = c->big, .rows = n, .ld = 3 * E, .gw = gw};
         run_rows(pool, &rp);
         attention(c, pool, n);
         linear_t(c, pool, prec, c->h, E, c->ao, b->proj_w, b->proj_b, n, E, E);
-        row_task add = {.op = OP_ADD, .c = c, .y = c->x, .x = c->h, .rows = n, .cols = E, .ld = E};
+        /* x += proj; h = LN2(x) */
+        row_task add = {.op = OP_ADD, .c = c, .y = c->x, .x = c->h, .rows = n, .cols = E, .ld = E, .lnout = c->h,
+                        .w = b->ln2_w, .b = b->ln2_b};
         run_rows(pool, &add);
-
-        ln.w = b->ln2_w;
-        ln.b = b->ln2_b;
-        run_rows(pool, &ln);
         linear_t(c, pool, prec, c->big, M, c->h, b->fc1_w, b->fc1_b, n, M, E);
         row_task act = {.op = OP_QUICK_GELU, .c = c, .y = c->big, .rows = n, .cols = M, .ld = M};
         run_rows(pool, &act);
         linear_t(c, pool, prec, c->h, E, c->big, b->fc2_w, b->fc2_b, n, E, M);
+        /* x += fc2; h = LN1 of the next block, or the merger's ln_q after the last */
+        add.w = l + 1 < v->hp.depth ? v->blocks[l + 1].ln1_w : v->lnq_w;
+        add.b = l + 1 < v->hp.depth ? v->blocks[l + 1].ln1_b : v->lnq_b;
         run_rows(pool, &add);
         if (dump) {
             char name[48];
@@ -535,10 +541,7 @@ qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision pr
         if (qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "vision: cancelled");
     }
 
-    /* merger: ln_q per patch, m*m consecutive rows as one [mE] row, Linear, GELU(erf), Linear to D */
-    row_task ln = {.op = OP_LN, .c = c, .y = c->h, .x = c->x, .w = v->lnq_w, .b = v->lnq_b, .rows = n, .cols = E,
-                   .ld = E};
-    run_rows(pool, &ln);
+    /* merger: h = ln_q(x) (above); m*m consecutive rows as one [mE] row, Linear, GELU(erf), Linear to D */
     const int nt = n / mm;
     linear_t(c, pool, prec, c->big, mE, c->h, v->m0_w, v->m0_b, nt, mE, mE);
     row_task act = {.op = OP_GELU_ERF, .c = c, .y = c->big, .rows = nt, .cols = mE, .ld = mE};
