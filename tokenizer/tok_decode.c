@@ -145,9 +145,11 @@ static size_t hand_out(qv_tok_stream *s, char *out, size_t cap) {
     size_t n = s->nhold < cap - 1 ? s->nhold : cap - 1;
     if (n < s->nhold)
         while (n > 0 && ((uint8_t)s->hold[n] & 0xC0) == 0x80) n--; /* do not split a character */
-    memcpy(out, s->hold, n);
+    if (n) {
+        memcpy(out, s->hold, n);
+        memmove(s->hold, s->hold + n, s->nhold - n);
+    }
     out[n] = 0;
-    memmove(s->hold, s->hold + n, s->nhold - n);
     s->nhold -= n;
     return n;
 }

@@ -407,6 +407,7 @@ static qv_status load_merges(builder *b, const char *p, size_t n, qv_err *err) {
     if (!js_eat(&s, '[')) return qv_errf(err, QV_ERR_FORMAT, "%s: model.merges is not a list", b->src);
     while ((r = js_next(&s, ']', &first)) == 1 && js_skip(&s)) count++;
     qv_status st = r ? qv_errf(err, QV_ERR_FORMAT, "%s: bad JSON in model.merges", b->src) : alloc_merges(b, count, err);
+    js_free(&s);
     js_init(&s, p, n);
     js_eat(&s, '[');
     first = 1;
