@@ -335,6 +335,56 @@ static void rope_apply(const qv_lm_ctx *c, float *x, int m, int n_heads, size_t 
     }
 }
 
+/* exp on 4 lanes with GCC generic vectors (SSE2 on any x86-64, no ISA flags needed here): Cephes
+ * expf's range reduction and polynomial, relative error ~1e-7; lanes below -87.3 give 0, above 88 are
+ * clamped. The softmax and SiLU spend most of their time here (glibc expf is scalar). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f exp4(v4f x) {
+    const v4f lo = {-87.33654f, -87.33654f, -87.33654f, -87.33654f};
+    const v4f hi = {88.0f, 88.0f, 88.0f, 88.0f};
+    v4i under = x < lo, over = x > hi;
+    x = (v4f)(((v4i)x & ~under) | ((v4i)lo & under));
+    x = (v4f)(((v4i)x & ~over) | ((v4i)hi & over));
+    const float magic = 12582912.0f;                       /* 1.5 * 2^23: adds round to nearest */
+    v4f n = (x * 1.44269504088896341f + magic) - magic;
+    v4f r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    v4f z = r * r;
+    v4f y = 1.9875691500e-4f * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * z + r + 1.0f;
+    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
+    y = y * (v4f)e;
+    return (v4f)((v4i)y & ~under);
+}
+
+/* s[j] = exp(s[j] - m) for j < n; returns the sum. s must have room for n rounded up to 4. */
+static float exp_sub_sum(float *s, int n, float m) {
+    v4f acc = {0, 0, 0, 0}, vm = {m, m, m, m};
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        v4f v;
+        memcpy(&v, s + j, sizeof v);
+        v = exp4(v - vm);
+        memcpy(s + j, &v, sizeof v);
+        acc += v;
+    }
+    float t = acc[0] + acc[1] + acc[2] + acc[3];
+    if (j < n) {
+        v4f v = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        memcpy(&v, s + j, (size_t)(n - j) * sizeof(float));
+        v = exp4(v - vm);
+        memcpy(s + j, &v, (size_t)(n - j) * sizeof(float));
+        for (int k = 0; k < n - j; k++) t += v[k];
+    }
+    return t;
+}
+
 typedef struct {
     qv_lm_ctx *c;
     int layer, m;
@@ -400,8 +450,7 @@ static void attn_task(void *ctx, int ith, int nth) {
                         float *o = O + (size_t)row * hd;
                         for (int d = 0; d < hd; d++) o[d] *= corr;
                     }
-                    double acc = 0;
-                    for (int j = 0; j < valid; j++) { s[j] = expf(s[j] - m); acc += s[j]; }
+                    float acc = exp_sub_sum(s, valid, m);
                     for (int j = valid; j < tn; j++) s[j] = 0;
                     sum[row] = (float)(sum[row] * corr + acc);
                     mx[row] = m;
@@ -424,7 +473,15 @@ static void silu_task(void *ctx, int ith, int nth) {
     silu_args *a = ctx;
     int64_t lo, hi;
     qv_split((int64_t)a->n, ith, nth, 64, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) {
+    int64_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        v4f x, u;
+        memcpy(&x, a->g + i, sizeof x);
+        memcpy(&u, a->u + i, sizeof u);
+        x = x / (1.0f + exp4(-x)) * u;
+        memcpy(a->g + i, &x, sizeof x);
+    }
+    for (; i < hi; i++) {
         float x = a->g[i];
         a->g[i] = x / (1.0f + expf(-x)) * a->u[i];
     }
