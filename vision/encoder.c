@@ -455,8 +455,12 @@ static void attention_task(void *ctx, int ith, int nth) {
     qv_vision_ctx *c = a->c;
     const qv_vision *v = c->v;
     const int n = a->n, E = v->hp.embed_dim, H = v->hp.n_heads, hd = v->hp.head_dim, ld = 3 * E;
-    const int tq = QTILE / nth > 0 ? QTILE / nth : 1;
     if (ith >= QTILE) return;   /* more threads than tile rows: the rest idle */
+    /* rows per sub-tile: this thread's share of QTILE, fewer for long pairs so that a sub-tile of
+     * scores (tq x n) stays within ~512 KB of L2 across the three passes over it */
+    int tq = QTILE / nth > 0 ? QTILE / nth : 1;
+    const int fit = (int)(131072 / n) > 16 ? (int)(131072 / n) : 16;
+    if (tq > fit) tq = fit;
     const float scale = (float)(1.0 / sqrt((double)hd));
     int64_t r0, r1;
     qv_split(n, ith, nth < QTILE ? nth : QTILE, 1, &r0, &r1);
