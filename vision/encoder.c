@@ -103,6 +103,8 @@ static int get_vec(const qv_ckpt *ck, const char *name, int64_t n, float *dst, q
 
 qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
     *out = NULL;
+    qv_err local;
+    if (!err) err = &local;   /* the helpers' status travels in err->code */
     const qv_vision_hparams *hp = &ck->cfg.vision;
     const int E = hp->embed_dim, M = hp->mlp_dim, H = hp->n_heads, hd = hp->head_dim, m = hp->spatial_merge_size;
     if (E <= 0 || M <= 0 || H <= 0 || hd <= 0 || (int64_t)H * hd != E || hd % 4 != 0 || hd / 4 > 64 ||
@@ -124,7 +126,7 @@ qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
     if (!v->blocks || !v->norms) { qv_vision_free(v); return qv_errf(err, QV_ERR_NOMEM, "vision: out of memory"); }
     char name[128];
     const int64_t mE = (int64_t)m * m * E;
-#define NEED(expr) do { if (!(expr)) { qv_vision_free(v); return err ? err->code : QV_ERR_FORMAT; } } while (0)
+#define NEED(expr) do { if (!(expr)) { qv_vision_free(v); return err->code; } } while (0)
     NEED(v->patch_w = get_bf16(ck, "visual.patch_embed.proj.weight", E, P, err));
     float *nw = v->norms;
     for (int l = 0; l < hp->depth; l++) {
