@@ -46,7 +46,7 @@ struct qv_lm_ctx {
     int n_past;                                   /* tokens in the cache */
     int nth;                                      /* pool size */
     size_t kv_esz;                                /* bytes per cache element (4 or 2) */
-    void *kc, *vc;                                /* [L][n_ctx][KV*hd] f32 or bf16 */
+    void *kc, *vc;                                /* [L][KV][n_ctx][hd] f32 or bf16: a head's rows contiguous */
     float *x, *xn;                                /* [chunk][D] residual stream, normed/temporary */
     float *q, *att;                               /* [chunk][H*hd] */
     float *k, *v;                                 /* [chunk][KV*hd] */
@@ -400,14 +400,13 @@ static void attn_task(void *ctx, int ith, int nth) {
     qv_lm_ctx *c = a->c;
     const qv_text_hparams *hp = &c->m->hp;
     const int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, rep = H / KV, n_ctx = c->p.n_ctx;
-    const size_t kvd = (size_t)KV * hd, Hd = (size_t)H * hd;
+    const size_t Hd = (size_t)H * hd;
     const float scale = (float)(1.0 / sqrt((double)hd));
     float *Q = c->attn_ws + (size_t)ith * c->attn_ws_floats;
     const size_t Rmax = (size_t)ATTN_QB * rep;
     float *O = Q + Rmax * hd, *S = O + Rmax * hd, *Kt = S + Rmax * ATTN_T, *Vt = Kt + (size_t)ATTN_T * hd;
     float *mx = Vt + (size_t)ATTN_T * hd, *sum = mx + Rmax;
     const int bf = c->kv_esz == 2;
-    const size_t lbase = (size_t)a->layer * n_ctx * kvd;
     const int nblk = (a->m + ATTN_QB - 1) / ATTN_QB, ntask = nblk * KV;
     for (int t = ith; t < ntask; t += nth) {
         const int g = t % KV, i0 = (t / KV) * ATTN_QB;
@@ -418,24 +417,19 @@ static void attn_task(void *ctx, int ith, int nth) {
         memset(O, 0, (size_t)R * hd * sizeof *O);
         for (int r = 0; r < R; r++) { mx[r] = -INFINITY; sum[r] = 0; }
         const int nk = c->n_past + i0 + qn;          /* keys the last query of the block sees */
+        const size_t hbase = ((size_t)a->layer * KV + g) * n_ctx * hd;
         for (int j0 = 0; j0 < nk; j0 += ATTN_T) {
             const int tn = nk - j0 < ATTN_T ? nk - j0 : ATTN_T;
             const float *Kp, *Vp;
-            int ld;
             if (bf) {
-                const uint16_t *Kc = (const uint16_t *)c->kc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
-                const uint16_t *Vc = (const uint16_t *)c->vc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
-                for (int j = 0; j < tn; j++) {
-                    qv_bf16_to_f32_row(Kt + (size_t)j * hd, Kc + (size_t)j * kvd, hd);
-                    qv_bf16_to_f32_row(Vt + (size_t)j * hd, Vc + (size_t)j * kvd, hd);
-                }
-                Kp = Kt, Vp = Vt, ld = hd;
+                qv_bf16_to_f32_row(Kt, (const uint16_t *)c->kc + hbase + (size_t)j0 * hd, tn * hd);
+                qv_bf16_to_f32_row(Vt, (const uint16_t *)c->vc + hbase + (size_t)j0 * hd, tn * hd);
+                Kp = Kt, Vp = Vt;
             } else {
-                Kp = (const float *)c->kc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
-                Vp = (const float *)c->vc + lbase + (size_t)j0 * kvd + (size_t)g * hd;
-                ld = (int)kvd;
+                Kp = (const float *)c->kc + hbase + (size_t)j0 * hd;
+                Vp = (const float *)c->vc + hbase + (size_t)j0 * hd;
             }
-            qv_sgemm(0, 1, R, tn, hd, 1.0f, Q, hd, Kp, ld, 0.0f, S, ATTN_T);
+            qv_sgemm(0, 1, R, tn, hd, 1.0f, Q, hd, Kp, hd, 0.0f, S, ATTN_T);
             for (int i = 0; i < qn; i++) {
                 int valid = c->n_past + i0 + i + 1 - j0;   /* keys of this tile query i sees */
                 if (valid > tn) valid = tn;
@@ -456,7 +450,7 @@ static void attn_task(void *ctx, int ith, int nth) {
                     mx[row] = m;
                 }
             }
-            qv_sgemm(0, 0, R, hd, tn, 1.0f, S, ATTN_T, Vp, ld, 1.0f, O, hd);
+            qv_sgemm(0, 0, R, hd, tn, 1.0f, S, ATTN_T, Vp, hd, 1.0f, O, hd);
         }
         for (int i = 0; i < qn; i++)
             for (int r = 0; r < rep; r++) {
@@ -490,14 +484,20 @@ static void silu_task(void *ctx, int ith, int nth) {
 /* Stores the chunk's k, v rows into the cache at [layer][n_past + i]. */
 static void cache_store(qv_lm_ctx *c, int layer, int m) {
     const qv_text_hparams *hp = &c->m->hp;
-    size_t kvd = (size_t)hp->n_kv_heads * hp->head_dim;
-    size_t off = ((size_t)layer * c->p.n_ctx + c->n_past) * kvd;
-    if (c->kv_esz == 4) {
-        memcpy((float *)c->kc + off, c->k, (size_t)m * kvd * sizeof(float));
-        memcpy((float *)c->vc + off, c->v, (size_t)m * kvd * sizeof(float));
-    } else {
-        qv_f32_to_bf16_row((uint16_t *)c->kc + off, c->k, (int)((size_t)m * kvd));
-        qv_f32_to_bf16_row((uint16_t *)c->vc + off, c->v, (int)((size_t)m * kvd));
+    const int KV = hp->n_kv_heads, hd = hp->head_dim;
+    const size_t kvd = (size_t)KV * hd;
+    for (int g = 0; g < KV; g++) {
+        size_t off = (((size_t)layer * KV + g) * c->p.n_ctx + c->n_past) * hd;
+        for (int i = 0; i < m; i++) {
+            const float *k = c->k + (size_t)i * kvd + (size_t)g * hd, *v = c->v + (size_t)i * kvd + (size_t)g * hd;
+            if (c->kv_esz == 4) {
+                memcpy((float *)c->kc + off + (size_t)i * hd, k, (size_t)hd * sizeof(float));
+                memcpy((float *)c->vc + off + (size_t)i * hd, v, (size_t)hd * sizeof(float));
+            } else {
+                qv_f32_to_bf16_row((uint16_t *)c->kc + off + (size_t)i * hd, k, hd);
+                qv_f32_to_bf16_row((uint16_t *)c->vc + off + (size_t)i * hd, v, hd);
+            }
+        }
     }
 }
 
