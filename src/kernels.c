@@ -215,6 +215,14 @@ static void blas_task(void *ctx, int ith, int nth) {
     qv_split(a->n, ith, nth, 16, &lo, &hi);
     if (hi <= lo) return;
     const float *X = a->prec == QV_PREC_FAST ? (const float *)a->xp : a->X;
+    if (a->t->gemm) {
+        void *s = scratch(1, a->t->gemm_scratch);
+        if (s) {
+            a->t->gemm(a->Y + lo, a->ldy, X, a->k, a->W + (size_t)lo * a->k, (size_t)a->k, a->b ? a->b + lo : NULL,
+                       a->m, (int)(hi - lo), a->k, s);
+            return;
+        }
+    }
     int64_t nb = PANEL_BYTES / ((int64_t)a->k * 4);
     nb = nb < 16 ? 16 : nb / 16 * 16;
     if (nb > hi - lo) nb = hi - lo;
