@@ -8,7 +8,7 @@
 
 static char g_model[2048], g_root[2048], g_tmp[2048];
 
-/* runs "cd fixtures && [env] qv ask ARGS > out 2> err"; returns the exit code; *out/*err malloc'd texts */
+/* runs "cd fixtures && [env] qv ask ARGS > out 2> err"; returns the exit code; *out and *err: malloc'd texts */
 static int ask(const char *env, const char *args, char **out, char **err) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' ask %s > '%s/out.txt' 2> '%s/err.txt'", g_root, env ? env : "",
