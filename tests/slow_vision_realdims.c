@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include <sys/stat.h>
+#include <time.h>
 
 #include "checkpoint.h"
 #include "safetensors.h"
@@ -16,6 +17,14 @@
 #include "vision/encoder.h"
 
 typedef struct { double t[72]; int n; } stamps;
+
+/* CPU seconds of the whole process (all threads): on a shared, loaded machine, CPU time / threads is
+ * a steadier estimate of the unloaded wall time than the wall time itself. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void stamp(void *user, const char *name, const float *data, int64_t rows, int64_t cols) {
     stamps *s = user;
@@ -88,9 +97,11 @@ static void timing(const qv_vision *v, qv_pool *pool) {
         stamps st = {.n = 0};
         double p0[3], p1[3];
         qv_vision_ctx_profile(c, p0);
+        double cpu0 = cpu_now();
         double t0 = qv_now();
         qv_status rc = qv_vision_encode_pair(c, pool, (qv_precision)prec, px, gh, gw, out, stamp, &st, &err);
         double t1 = qv_now();
+        double cpu1 = cpu_now();
         qv_vision_ctx_profile(c, p1);
         CHECK_MSG(rc == QV_OK && st.n == depth + 1, "%s", err.msg);
         if (rc || st.n != depth + 1) break;
@@ -104,8 +115,9 @@ static void timing(const qv_vision *v, qv_pool *pool) {
         printf("  %-4s patch_embed %.3f s, per block %.3f s, merger %.3f s | image: %.2f s measured, %.2f s at "
                "depth 32 | 16-frame clip: %.2f s measured, %.2f s at depth 32\n",
                prec == QV_PREC_REF ? "ref" : "fast", embed, block, merger, t1 - t0, img32, clip, clip32);
-        printf("        image split: linear %.3f s, attention %.3f s, element-wise %.3f s\n", p1[0] - p0[0],
-               p1[1] - p0[1], p1[2] - p0[2]);
+        printf("        image split: linear %.3f s, attention %.3f s, element-wise %.3f s; CPU %.2f s = %.2f s per "
+               "thread, %.2f s per thread at depth 32\n", p1[0] - p0[0], p1[1] - p0[1], p1[2] - p0[2], cpu1 - cpu0,
+               (cpu1 - cpu0) / qv_pool_size(pool), (cpu1 - cpu0) / qv_pool_size(pool) * img32 / (t1 - t0));
         for (size_t i = 0; i < (size_t)n / 4 * D; i++)
             if (!isfinite(out[i])) { CHECK_MSG(0, "non-finite output"); break; }
     }
