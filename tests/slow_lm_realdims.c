@@ -153,6 +153,10 @@ int main(void) {
         printf("%s prefill %d tokens: %.2f s (%.1f tok/s); per layer:", pn, n, tp, n / tp);
         for (int l = 0; l < o.n_layers; l++) printf(" %.2f s", o.t_layer[l]);
         printf("; final norm + lm_head %.3f s\n", tp - o.t_layer[0] - o.t_layer[1]);
+        qv_lm_stats s0, s1;
+        qv_lm_ctx_stats(ctx, &s0);
+        printf("%s prefill split: linear %.2f s, attention %.2f s, other %.2f s\n", pn, s0.linear_s, s0.attention_s,
+               s0.other_s);
         /* greedy decode, feeding the reference ids; timed per layer through a 1-token prefill with dump */
         int need = 0;
         while (need < ng && gap[need] > 0.1) need++;
@@ -175,7 +179,11 @@ int main(void) {
         }
         printf("%s greedy: %d of %d equal (%d required)\n", pn, agree, ng, pi ? need : ng);
         CHECK_MSG(agree >= (pi ? need : ng), "%s greedy %d equal", pn, agree);
+        qv_lm_ctx_stats(ctx, &s1);
         if (steps) {
+            printf("%s decode split per token: linear %.1f ms, attention %.2f ms, other %.2f ms\n", pn,
+                   1e3 * (s1.linear_s - s0.linear_s) / steps, 1e3 * (s1.attention_s - s0.attention_s) / steps,
+                   1e3 * (s1.other_s - s0.other_s) / steps);
             printf("%s decode: %.3f s/token (%.2f tok/s); per layer:", pn, td / steps, steps / td);
             for (int l = 0; l < hp->n_layers; l++) printf(" %.1f ms", 1e3 * tl[l] / steps);
             printf("; norm + lm_head %.1f ms\n", 1e3 * (td - tl[0] - tl[1]) / steps);
