@@ -132,6 +132,18 @@ int main(void) {
         free(out);
         free(err);
     }
+    /* Ctrl-C: a long generation stops cleanly with exit 130 */
+    {
+        char env[64], *out, *err;
+        snprintf(env, sizeof env, "timeout --preserve-status -s INT 3");
+        snprintf(args, sizeof args, "--model '%s' --raw 'hello' --no-stop --max-tokens 1000000", g_model);
+        double t0 = qv_now();
+        int rc = ask(env, args, &out, &err);
+        CHECK_MSG(rc == 130 && strstr(err, "cancelled"), "SIGINT: exit %d (want 130), stderr '%s'", rc, err);
+        CHECK_MSG(qv_now() - t0 < 30, "SIGINT: stopped in %.1f s", qv_now() - t0);
+        free(out);
+        free(err);
+    }
     char *out, *err;
     CHECK(ask(NULL, "--help", &out, &err) == 0 && strstr(out, "examples") && strstr(out, "--raw"));
     free(out);
