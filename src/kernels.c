@@ -199,6 +199,15 @@ static void xprep_task(void *ctx, int ith, int nth) {
 static void xround_task(void *ctx, int ith, int nth) {
     lin_ctx *a = ctx;
     int64_t lo, hi;
+    if (a->xelt == 2) {   /* bf16 rows, padded to an even length with a zero */
+        qv_split(a->m, ith, nth, 1, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++) {
+            uint16_t *d = (uint16_t *)a->xp + (size_t)i * a->kp;
+            a->t->f32_to_bf16(d, a->X + (size_t)i * a->k, a->k);
+            if (a->kp > a->k) d[a->k] = 0;
+        }
+        return;
+    }
     qv_split((int64_t)a->m * a->k, ith, nth, 64, &lo, &hi);
     if (hi > lo) a->t->round_bf16((float *)a->xp + lo, a->X + lo, (int)(hi - lo));
 }
@@ -214,15 +223,26 @@ static void blas_task(void *ctx, int ith, int nth) {
     int64_t lo, hi;
     qv_split(a->n, ith, nth, 16, &lo, &hi);
     if (hi <= lo) return;
-    const float *X = a->prec == QV_PREC_FAST ? (const float *)a->xp : a->X;
-    if (a->t->gemm) {
+    if (a->t->gemm[a->prec]) {
         void *s = scratch(1, a->t->gemm_scratch);
         if (s) {
-            a->t->gemm(a->Y + lo, a->ldy, X, a->k, a->W + (size_t)lo * a->k, (size_t)a->k, a->b ? a->b + lo : NULL,
-                       a->m, (int)(hi - lo), a->k, s);
+            const void *X = a->prec == QV_PREC_FAST ? a->xp : (const void *)a->X;
+            a->t->gemm[a->prec](a->Y + lo, a->ldy, X, a->kp, a->W + (size_t)lo * a->k, (size_t)a->k,
+                                a->b ? a->b + lo : NULL, a->m, (int)(hi - lo), a->k, s);
+            return;
+        }
+        if (a->xelt == 2) {   /* bf16 X only suits the gemm: finish with the scalar reference */
+            for (int64_t j = lo; j < hi; j++)
+                for (int i = 0; i < a->m; i++) {
+                    const uint16_t *x = (const uint16_t *)a->xp + (size_t)i * a->kp, *w = a->W + (size_t)j * a->k;
+                    float s2 = a->b ? qv_bf16_to_f32(a->b[j]) : 0.0f;
+                    for (int q = 0; q < a->k; q++) s2 += qv_bf16_to_f32(x[q]) * qv_bf16_to_f32(w[q]);
+                    a->Y[(size_t)i * a->ldy + j] = s2;
+                }
             return;
         }
     }
+    const float *X = a->prec == QV_PREC_FAST ? (const float *)a->xp : a->X;
     int64_t nb = PANEL_BYTES / ((int64_t)a->k * 4);
     nb = nb < 16 ? 16 : nb / 16 * 16;
     if (nb > hi - lo) nb = hi - lo;
@@ -309,8 +329,13 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
     const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
     if (t->blas_min_m[prec] && m >= t->blas_min_m[prec]) {
         a.kp = k;
+        a.xelt = 4;
+        if (prec == QV_PREC_FAST && t->gemm[prec] && t->gemm_xbf16[prec]) {
+            a.kp = (k + 1) / 2 * 2;
+            a.xelt = 2;
+        }
         if (prec == QV_PREC_FAST) {
-            a.xp = scratch(0, (size_t)m * k * sizeof(float));
+            a.xp = scratch(0, (size_t)m * a.kp * a.xelt);
             if (!a.xp) { linear_fallback(&a); return; }
             if (big) qv_pool_run(pool, xround_task, &a);
             else xround_task(&a, 0, 1);

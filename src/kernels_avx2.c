@@ -335,8 +335,9 @@ static void ukernel_any(float *Y, int ldy, const float *x, int ldx, const float 
     }
 }
 
-static void gemm(float *Y, int ldy, const float *X, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
+static void gemm(float *Y, int ldy, const void *Xv, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
                  int m, int n, int k, void *scratch) {
+    const float *X = Xv;
     float *bp = scratch;   /* [GB_NB / 16][GB_KC][16] */
     for (int j0 = 0; j0 < n; j0 += GB_NB) {
         int nb = n - j0 < GB_NB ? n - j0 : GB_NB;
@@ -366,7 +367,8 @@ static const qv_ktable k_avx2 = {
     .xprep = {xprep_ref, xprep_fast},
     .tile = {tile, tile},
     .gemv = gemv,
-    .gemm = gemm,
+    .gemm = {gemm, gemm},
+    .gemm_xbf16 = {0, 0},
     .gemm_scratch = (size_t)GB_NB * GB_KC * sizeof(float),
     .blas_min_m = {16, 16},
     .round_bf16 = round_bf16,

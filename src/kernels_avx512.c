@@ -212,6 +212,160 @@ static void tile_fast(float *Y, int ldy, const void *x, size_t ldx, const uint16
     k_fast[mr - 1][nr - 1](Y, ldy, x, ldx, W, ldw, kk, bias, acc);
 }
 
+/* ---- large m: packed W panels of 32 rows, 8 x 32 outer-product micro-kernels ----
+ * W is packed as bf16 pairs, k-major: bp[p][r] = (W[r][2p] low, W[r][2p+1] high), rows past n and the
+ * column past an odd k are zero. FAST feeds the pairs to vdpbf16ps against broadcast (x[2p], x[2p+1])
+ * pairs of the bf16 X; REF widens them in registers (pair << 16 is W[r][2p], pair & 0xffff0000 is
+ * W[r][2p+1]) against broadcast f32 x[2p] and x[2p+1]. */
+enum { G_KC = 512, G_NB = 128, G_MR = 8 };
+
+static void pack_pairs(uint32_t *bp, const uint16_t *W, size_t ldw, int rows, int kc) {
+    const int np = (kc + 1) / 2;
+    for (int r = 0; r < 32; r++) {
+        if (r >= rows) {
+            for (int p = 0; p < np; p++) bp[(size_t)p * 32 + r] = 0;
+            continue;
+        }
+        const uint16_t *w = W + (size_t)r * ldw;
+        int p = 0;
+        for (; 2 * p + 1 < kc; p++) {
+            uint32_t v;
+            memcpy(&v, w + 2 * p, 4);
+            bp[(size_t)p * 32 + r] = v;
+        }
+        if (p < np) bp[(size_t)p * 32 + r] = w[2 * p];   /* odd kc: second half zero */
+    }
+}
+
+AI void gstore(float *Y, int ldy, __m512 c[G_MR][2], const int mr, int nr, const uint16_t *bias, int first) {
+    __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16 > 0 ? nr - 16 : 0);
+    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    if (first && bias) {
+        b0 = load16_bf16_mask(bias, nr);
+        if (nr > 16) b1 = load16_bf16_mask(bias + 16, nr - 16);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        float *y = Y + (size_t)i * ldy;
+        __m512 y0 = first ? b0 : _mm512_maskz_loadu_ps(m0, y);
+        _mm512_mask_storeu_ps(y, m0, _mm512_add_ps(y0, c[i][0]));
+        if (nr > 16) {
+            __m512 y1 = first ? b1 : _mm512_maskz_loadu_ps(m1, y + 16);
+            _mm512_mask_storeu_ps(y + 16, m1, _mm512_add_ps(y1, c[i][1]));
+        }
+    }
+}
+
+AI void ukernel_ref(float *Y, int ldy, const float *x, int ldx, const uint32_t *bp, int kc, const int mr, int nr,
+                    const uint16_t *bias, int first) {
+    __m512 c[G_MR][2];
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    const int np = kc / 2;
+    for (int p = 0; p < np; p++) {
+        __m512i w0 = _mm512_loadu_si512((const void *)(bp + (size_t)p * 32));
+        __m512i w1 = _mm512_loadu_si512((const void *)(bp + (size_t)p * 32 + 16));
+        __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
+        __m512 o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, hi)), o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, hi));
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m512 xe = _mm512_set1_ps(x[(size_t)i * ldx + 2 * p]), xo = _mm512_set1_ps(x[(size_t)i * ldx + 2 * p + 1]);
+            c[i][0] = _mm512_fmadd_ps(xe, e0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(xe, e1, c[i][1]);
+            c[i][0] = _mm512_fmadd_ps(xo, o0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(xo, o1, c[i][1]);
+        }
+    }
+    if (kc & 1) {   /* last column alone: x[kc] is not read */
+        __m512i w0 = _mm512_loadu_si512((const void *)(bp + (size_t)np * 32));
+        __m512i w1 = _mm512_loadu_si512((const void *)(bp + (size_t)np * 32 + 16));
+        __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m512 xe = _mm512_set1_ps(x[(size_t)i * ldx + 2 * np]);
+            c[i][0] = _mm512_fmadd_ps(xe, e0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(xe, e1, c[i][1]);
+        }
+    }
+    gstore(Y, ldy, c, mr, nr, bias, first);
+}
+
+AI void ukernel_fast(float *Y, int ldy, const uint16_t *x, int ldx, const uint32_t *bp, int kc, const int mr, int nr,
+                     const uint16_t *bias, int first) {
+    __m512 c[G_MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    const int np = (kc + 1) / 2;   /* an odd kc reads the zero padding column (or the next block's x) times 0 */
+    for (int p = 0; p < np; p++) {
+        __m512i w0 = _mm512_loadu_si512((const void *)(bp + (size_t)p * 32));
+        __m512i w1 = _mm512_loadu_si512((const void *)(bp + (size_t)p * 32 + 16));
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            uint32_t xv;
+            memcpy(&xv, x + (size_t)i * ldx + 2 * p, 4);
+            __m512i xb = _mm512_set1_epi32((int)xv);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], as_bh(xb), as_bh(w0));
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], as_bh(xb), as_bh(w1));
+        }
+    }
+    gstore(Y, ldy, c, mr, nr, bias, first);
+}
+
+#define UK_SWITCH(fn, xt)                                                                                      \
+    static void fn##_any(float *Y, int ldy, const xt *x, int ldx, const uint32_t *bp, int kc, int mr, int nr, \
+                         const uint16_t *bias, int first) {                                                   \
+        switch (mr) {                                                                                         \
+        case 8: fn(Y, ldy, x, ldx, bp, kc, 8, nr, bias, first); break;                                        \
+        case 7: fn(Y, ldy, x, ldx, bp, kc, 7, nr, bias, first); break;                                        \
+        case 6: fn(Y, ldy, x, ldx, bp, kc, 6, nr, bias, first); break;                                        \
+        case 5: fn(Y, ldy, x, ldx, bp, kc, 5, nr, bias, first); break;                                        \
+        case 4: fn(Y, ldy, x, ldx, bp, kc, 4, nr, bias, first); break;                                        \
+        case 3: fn(Y, ldy, x, ldx, bp, kc, 3, nr, bias, first); break;                                        \
+        case 2: fn(Y, ldy, x, ldx, bp, kc, 2, nr, bias, first); break;                                        \
+        default: fn(Y, ldy, x, ldx, bp, kc, 1, nr, bias, first); break;                                       \
+        }                                                                                                     \
+    }
+UK_SWITCH(ukernel_ref, float)
+UK_SWITCH(ukernel_fast, uint16_t)
+
+AI void gemm_impl(float *Y, int ldy, const void *X, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
+                  int m, int n, int k, void *scratch, const int fast) {
+    uint32_t *bp = scratch;   /* [G_NB / 32][G_KC / 2][32] */
+    const size_t panel = (size_t)(G_KC / 2) * 32;
+    for (int j0 = 0; j0 < n; j0 += G_NB) {
+        int nb = n - j0 < G_NB ? n - j0 : G_NB;
+        for (int k0 = 0; k0 < k; k0 += G_KC) {
+            int kc = k - k0 < G_KC ? k - k0 : G_KC;
+            for (int p = 0; p < nb; p += 32)
+                pack_pairs(bp + (size_t)(p / 32) * panel, W + (size_t)(j0 + p) * ldw + k0, ldw, nb - p < 32 ? nb - p : 32, kc);
+            for (int i0 = 0; i0 < m; i0 += G_MR) {
+                int mr = m - i0 < G_MR ? m - i0 : G_MR;
+                for (int p = 0; p < nb; p += 32) {
+                    int nr = nb - p < 32 ? nb - p : 32;
+                    float *y = Y + (size_t)i0 * ldy + j0 + p;
+                    const uint16_t *bb = bias ? bias + j0 + p : NULL;
+                    if (fast)
+                        ukernel_fast_any(y, ldy, (const uint16_t *)X + (size_t)i0 * ldx + k0, ldx, bp + (size_t)(p / 32) * panel,
+                                         kc, mr, nr, bb, k0 == 0);
+                    else
+                        ukernel_ref_any(y, ldy, (const float *)X + (size_t)i0 * ldx + k0, ldx, bp + (size_t)(p / 32) * panel,
+                                        kc, mr, nr, bb, k0 == 0);
+                }
+            }
+        }
+    }
+}
+
+static void gemm_ref(float *Y, int ldy, const void *X, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
+                     int m, int n, int k, void *scratch) {
+    gemm_impl(Y, ldy, X, ldx, W, ldw, bias, m, n, k, scratch, 0);
+}
+static void gemm_fast(float *Y, int ldy, const void *X, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
+                      int m, int n, int k, void *scratch) {
+    gemm_impl(Y, ldy, X, ldx, W, ldw, bias, m, n, k, scratch, 1);
+}
+
 static const qv_ktable k_avx512 = {
     .name = "avx512bf16",
     .kblock = 32,
@@ -222,7 +376,10 @@ static const qv_ktable k_avx512 = {
     .xprep = {xprep_ref, xprep_fast},
     .tile = {tile_ref, tile_fast},
     .gemv = NULL,
-    .blas_min_m = {16, 0},
+    .gemm = {gemm_ref, gemm_fast},
+    .gemm_xbf16 = {0, 1},
+    .gemm_scratch = (size_t)G_NB * (G_KC / 2) * sizeof(uint32_t),
+    .blas_min_m = {16, 16},
     .round_bf16 = round_bf16,
     .dot_f32_bf16 = dot_f32_bf16,
     .axpy_bf16 = axpy_bf16,

@@ -34,10 +34,13 @@ typedef struct {
     /* m == 1 (decode): y[j] = bias[j] + x . W[j] for j < n, x prepared as for tile (one row), full k;
      * NULL: the driver uses tile */
     void (*gemv)(float *y, const void *x, const uint16_t *W, size_t ldw, int k, int n, const uint16_t *bias);
-    /* large m: Y[m][ldy] (columns [0, n)) = X[m][ldx] . W[n][ldw]^T + bias, on the calling thread, with
-     * scratch of gemm_scratch bytes (per thread). X is already rounded for FAST. NULL: use OpenBLAS. */
-    void (*gemm)(float *Y, int ldy, const float *X, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
-                 int m, int n, int k, void *scratch);
+    /* large m: Y[m][ldy] (columns [0, n)) = X . W[n][ldw]^T + bias, on the calling thread, with scratch of
+     * gemm_scratch bytes (per thread); per precision; NULL: OpenBLAS on widened panels. X is f32 [m][ldx]
+     * (FAST: already rounded to bf16 values) or, when gemm_xbf16[prec], bf16 [m][ldx] with ldx = k rounded
+     * up to even and a zero in the padding column. */
+    void (*gemm[2])(float *Y, int ldy, const void *X, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
+                    int m, int n, int k, void *scratch);
+    int gemm_xbf16[2];
     size_t gemm_scratch;
     int blas_min_m[2];          /* per precision: m from which W panels are widened for OpenBLAS (0: never) */
     void (*round_bf16)(float *dst, const float *src, int n);   /* dst = widen(bf16(src)), RNE */
