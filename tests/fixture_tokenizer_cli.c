@@ -38,7 +38,7 @@ int main(void) {
     CHECK(g != NULL);
     if (!g) return test_done();
     const cJSON *cases = cJSON_GetObjectItem(g, "cases");
-    static const int pick[] = {7, 19, 38, 39, 43, 105};
+    static const int pick[] = {7, 39, 43, 105}; /* newlines, NFC, specials, 4-byte characters */
     for (size_t k = 0; k < sizeof pick / sizeof pick[0]; k++) {
         const cJSON *c = cJSON_GetArrayItem(cases, pick[k]);
         const char *text = cJSON_GetObjectItem(c, "text")->valuestring;

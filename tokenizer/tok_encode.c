@@ -427,6 +427,7 @@ qv_status qv_tok_encode(const qv_tokenizer *t, const char *text, size_t len, int
     if (ids) *ids = NULL;
     if (n_ids) *n_ids = 0;
     if (!t || !ids || !n_ids || (!text && len)) return qv_errf(err, QV_ERR_INVALID, "qv_tok_encode: bad arguments");
+    if (len > (size_t)INT32_MAX) return qv_errf(err, QV_ERR_INVALID, "qv_tok_encode: text of %zu bytes is over 2 GiB", len);
     pthread_once(&g_cls_once, init_cls);
     enc_ctx c = {.t = t};
     const uint8_t *s = (const uint8_t *)text;
