@@ -12,6 +12,7 @@ struct qv_progress {
     FILE *f;
     int mode;
     char label[160];
+    char step[96];
     char stage[32];
     long done, total;
     double stage_t0;      /* qv_now() when the stage began */
@@ -53,6 +54,11 @@ void qv_progress_set_label(qv_progress *p, const char *label) {
     snprintf(p->label, sizeof p->label, "%s", label ? label : "");
 }
 
+void qv_progress_set_step(qv_progress *p, const char *step) {
+    if (!p) return;
+    snprintf(p->step, sizeof p->step, "%s", step ? step : "");
+}
+
 void qv_progress_fmt_duration(char *out, size_t cap, double s) {
     if (!(s >= 0) || s > 1e7) {
         snprintf(out, cap, "?");
@@ -75,7 +81,8 @@ static void describe(const qv_progress *p, double now, int final, char *buf, siz
     double el = now - p->stage_t0;
     const char *u = unit_of(p->stage);
     int n = 0;
-    if (p->label[0]) n += snprintf(buf + n, cap - (size_t)n, "[%s] ", p->label);
+    if (p->label[0] && p->step[0]) n += snprintf(buf + n, cap - (size_t)n, "[%s | %s] ", p->label, p->step);
+    else if (p->label[0] || p->step[0]) n += snprintf(buf + n, cap - (size_t)n, "[%s] ", p->label[0] ? p->label : p->step);
     if (n >= (int)cap) return;
     if (p->total > 0) n += snprintf(buf + n, cap - (size_t)n, "%s %ld/%ld%s%s", p->stage, p->done, p->total, *u ? " " : "", u);
     else n += snprintf(buf + n, cap - (size_t)n, "%s %ld%s%s", p->stage, p->done, *u ? " " : "", u);

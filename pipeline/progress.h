@@ -27,8 +27,10 @@ qv_progress *qv_progress_create(FILE *f, int mode);
 void qv_progress_free(qv_progress *p);                        /* NULL-safe; clears the line */
 int qv_progress_mode(const qv_progress *p);                   /* the resolved mode (QUIET for NULL) */
 
-/* A prefix for the following updates, e.g. "window 2/6" or "job 3/40 clip7" (copied; NULL clears). */
+/* A prefix for the following updates, e.g. "job 3/40 clip7" (copied; NULL clears), and an inner step
+ * shown after it, e.g. "window 2/6" (tasks set the step, the batch sets the label). */
 void qv_progress_set_label(qv_progress *p, const char *label);
+void qv_progress_set_step(qv_progress *p, const char *step);
 /* One update: stage name, done of total (total <= 0: unknown). A new stage name, or done going back,
  * restarts the stage's clock (rate = done / seconds since the stage began). */
 void qv_progress_update(qv_progress *p, const char *stage, long done, long total);

@@ -141,7 +141,7 @@ static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *
         qv_format_timestamp(a, sizeof a, qv_time_ms(w[i][0]), '.');
         qv_format_timestamp(b, sizeof b, qv_time_ms(w[i][1]), '.');
         snprintf(label, sizeof label, "window %d/%d %s-%s", i + 1, n, a, b);
-        qv_progress_set_label(pg, label);
+        qv_progress_set_step(pg, label);
         char *text = NULL;
         st = run_one(e, video, 0, q, mo, w[i], &go, to, to->first_line_only, &text, &out->n_gen_tokens,
                      err);
@@ -154,7 +154,7 @@ static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *
         out->segs[i].text = text;
         out->n_segs = i + 1;
     }
-    qv_progress_set_label(pg, NULL);
+    qv_progress_set_step(pg, NULL);
     free(w);
     return st;
 }
@@ -183,10 +183,10 @@ qv_status qv_task_summarize(qv_engine *e, const char *video, const qv_media_opts
     if (!st) {
         qv_gen_opts go = *go_in;
         if (go.max_tokens <= 0) go.max_tokens = 200;
-        qv_progress_set_label(pg, "summary");
+        qv_progress_set_step(pg, "summary");
         const char *q = to->summary_prompt && *to->summary_prompt ? to->summary_prompt : QV_DEFAULT_SUMMARY_PROMPT;
         st = run_one(e, video, 0, q, mo, NULL, &go, to, 0, &out->summary, &out->n_gen_tokens, err);
-        qv_progress_set_label(pg, NULL);
+        qv_progress_set_step(pg, NULL);
     }
     out->seconds = qv_now() - t;
     return st;

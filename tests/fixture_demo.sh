@@ -32,7 +32,7 @@ check [ ! -e "$T/demo/.demo-src" ]
 check [ $? -eq 0 ]
 secs=$(($(date +%s) - start))
 echo "first demo run: ${secs} s" >&2
-check [ "$secs" -lt 180 ]
+check [ "$secs" -lt 300 ]  # minutes, even under sanitizers
 
 # second run: reuses the model and clip; greedy decoding gives the same captions
 cp "$T/demo/demo.srt" "$T/first.srt"
