@@ -91,6 +91,13 @@ static uint32_t pow2_at_least(uint64_t n) {
 }
 
 /* ---- builder ---- */
+#define MERGE_BATCH 32
+typedef struct {
+    uint32_t off, la, lc, rank;
+    uint64_t ha, hc, hm, key;
+    int32_t ia, ic, im;
+} pend_merge;
+
 typedef struct {
     qv_tokenizer *t;
     const char *src;   /* file name for messages */
@@ -98,6 +105,10 @@ typedef struct {
     size_t tmp_cap;
     uint8_t *tmp2;     /* the JSON scanner's string buffer, kept between passes */
     size_t tmp2_cap;
+    pend_merge pm[MERGE_BATCH]; /* merges waiting for flush_merges */
+    int npm;
+    uint8_t *pbuf;     /* their raw bytes: left then right, back to back */
+    size_t pbuf_len, pbuf_cap;
 } builder;
 
 static int tmp_reserve(builder *b, size_t n) {
@@ -159,32 +170,59 @@ static qv_status alloc_merges(builder *b, size_t n, qv_err *err) {
     return QV_OK;
 }
 
-/* merge number `rank`: a + b (byte-level strings); a later duplicate overrides the rank, as in HF */
+/* Merges are resolved in batches: each needs three vocab lookups and a merge-table insert, all cache
+ * misses on large tables, so a batch prefetches every slot before it waits on any. */
+static qv_status flush_merges(builder *b, qv_err *err) {
+    qv_tokenizer *t = b->t;
+    for (int k = 0; k < b->npm; k++) {
+        pend_merge *m = &b->pm[k];
+        const uint8_t *r = b->pbuf + m->off;
+        m->ia = vocab_find_h(t, r, m->la, m->ha);
+        m->ic = vocab_find_h(t, r + m->la, m->lc, m->hc);
+        m->im = vocab_find_h(t, r, m->la + m->lc, m->hm);
+        if (m->ia < 0 || m->ic < 0 || m->im < 0)
+            return qv_errf(err, QV_ERR_FORMAT, "%s: merge %u uses a token missing from the vocab (%s)", b->src,
+                           m->rank + 1, m->ia < 0 ? "left" : m->ic < 0 ? "right" : "merged");
+        m->key = (uint64_t)(uint32_t)m->ia << 32 | (uint32_t)m->ic;
+        __builtin_prefetch(&t->mmap[tok_hash_pair(m->key) & t->mmap_mask], 1);
+    }
+    for (int k = 0; k < b->npm; k++) { /* in rank order: a later duplicate overrides the rank, as in HF */
+        const pend_merge *m = &b->pm[k];
+        uint32_t i = tok_hash_pair(m->key) & t->mmap_mask;
+        while (t->mmap[i].key != UINT64_MAX && t->mmap[i].key != m->key) i = (i + 1) & t->mmap_mask;
+        if (t->mmap[i].key == UINT64_MAX) t->n_merges++;
+        t->mmap[i].key = m->key;
+        t->mmap[i].rank = m->rank;
+        t->mmap[i].id = m->im;
+    }
+    b->npm = 0;
+    b->pbuf_len = 0;
+    return QV_OK;
+}
+
+/* merge number `rank`: a + c (byte-level strings), queued for flush_merges */
 static qv_status add_merge(builder *b, const char *a, size_t na, const char *c, size_t nc, uint32_t rank, qv_err *err) {
     qv_tokenizer *t = b->t;
-    if (!tmp_reserve(b, na + nc)) return qv_errf(err, QV_ERR_NOMEM, "%s: out of memory", b->src);
+    if (b->pbuf_len + na + nc > b->pbuf_cap) {
+        size_t nc2 = b->pbuf_cap ? b->pbuf_cap : 4096;
+        while (nc2 < b->pbuf_len + na + nc) nc2 *= 2;
+        uint8_t *p = realloc(b->pbuf, nc2);
+        if (!p) return qv_errf(err, QV_ERR_NOMEM, "%s: out of memory", b->src);
+        b->pbuf = p, b->pbuf_cap = nc2;
+    }
+    uint8_t *r = b->pbuf + b->pbuf_len;
     size_t la, lc;
-    if (!na || !nc || !bl_to_raw(a, na, b->tmp, &la) || !bl_to_raw(c, nc, b->tmp + la, &lc))
+    if (!na || !nc || !bl_to_raw(a, na, r, &la) || !bl_to_raw(c, nc, r + la, &lc))
         return qv_errf(err, QV_ERR_FORMAT, "%s: merge %u (\"%.*s\" \"%.*s\") is not in byte-level form", b->src,
                        rank + 1, (int)(na > 40 ? 40 : na), a, (int)(nc > 40 ? 40 : nc), c);
-    /* three independent lookups: start all three cache misses before waiting on any */
-    uint64_t ha = tok_hash_bytes(b->tmp, la), hc = tok_hash_bytes(b->tmp + la, lc), hm = tok_hash_bytes(b->tmp, la + lc);
-    __builtin_prefetch(&t->vmap[(uint32_t)ha & t->vmap_mask]);
-    __builtin_prefetch(&t->vmap[(uint32_t)hc & t->vmap_mask]);
-    __builtin_prefetch(&t->vmap[(uint32_t)hm & t->vmap_mask]);
-    int32_t ia = vocab_find_h(t, b->tmp, la, ha), ic = vocab_find_h(t, b->tmp + la, lc, hc);
-    int32_t im = vocab_find_h(t, b->tmp, la + lc, hm);
-    if (ia < 0 || ic < 0 || im < 0)
-        return qv_errf(err, QV_ERR_FORMAT, "%s: merge %u (\"%.*s\" \"%.*s\") uses a token missing from the vocab",
-                       b->src, rank + 1, (int)(na > 40 ? 40 : na), a, (int)(nc > 40 ? 40 : nc), c);
-    uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ic;
-    uint32_t i = tok_hash_pair(key) & t->mmap_mask;
-    while (t->mmap[i].key != UINT64_MAX && t->mmap[i].key != key) i = (i + 1) & t->mmap_mask;
-    t->mmap[i].key = key;
-    t->mmap[i].rank = rank;
-    t->mmap[i].id = im;
-    t->n_merges++;
-    return QV_OK;
+    pend_merge *m = &b->pm[b->npm++];
+    m->off = (uint32_t)b->pbuf_len, m->la = (uint32_t)la, m->lc = (uint32_t)lc, m->rank = rank;
+    m->ha = tok_hash_bytes(r, la), m->hc = tok_hash_bytes(r + la, lc), m->hm = tok_hash_bytes(r, la + lc);
+    __builtin_prefetch(&t->vmap[(uint32_t)m->ha & t->vmap_mask]);
+    __builtin_prefetch(&t->vmap[(uint32_t)m->hc & t->vmap_mask]);
+    __builtin_prefetch(&t->vmap[(uint32_t)m->hm & t->vmap_mask]);
+    b->pbuf_len += la + lc;
+    return b->npm == MERGE_BATCH ? flush_merges(b, err) : QV_OK;
 }
 
 /* "a b" with exactly one space (HF convert_merges_to_hashmap) */
@@ -434,6 +472,7 @@ static qv_status load_merges(builder *b, const char *p, size_t n, qv_err *err) {
         if (!ok) st = qv_errf(err, QV_ERR_FORMAT, "%s: merge %u is neither \"a b\" nor [\"a\", \"b\"]", b->src, rank + 1);
         else st = add_merge(b, a, na, s.buf, s.len, rank++, err);
     }
+    if (!st) st = flush_merges(b, err);
     free(a);
     js_free(&s);
     return st;
@@ -588,6 +627,7 @@ static qv_status load_slow_files(builder *b, const char *dir, qv_err *err) {
             if (e == s || (ln == 0 && strncmp(mtext + s, "#version", 8) == 0)) continue;
             st = add_merge_line(b, mtext + s, e - s, rank++, err);
         }
+        if (!st) st = flush_merges(b, err);
     }
     cJSON_Delete(cfg);
     free(vtext);
@@ -607,7 +647,9 @@ qv_status qv_tok_load(qv_tokenizer **out, const char *path, qv_err *err) {
     if (!t) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
     for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
     pthread_mutex_init(&t->cache_mu, NULL);
-    builder b = {t, path, NULL, 0, NULL, 0};
+    builder b;
+    memset(&b, 0, sizeof b);
+    b.t = t, b.src = path;
     struct stat sb;
     qv_status st;
     if (stat(path, &sb) != 0) {
@@ -623,6 +665,7 @@ qv_status qv_tok_load(qv_tokenizer **out, const char *path, qv_err *err) {
     }
     free(b.tmp);
     free(b.tmp2);
+    free(b.pbuf);
     if (!st && t->n_added > 1) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
     if (!st) {
         t->cache = calloc((size_t)1 << TOK_CACHE_BITS, sizeof *t->cache); /* optional: NULL = no cache */
