@@ -47,11 +47,11 @@ struct qv_vision {
 struct qv_vision_ctx {
     const qv_vision *v;
     int max_n;                                       /* patches per pair this context was sized for */
-    int wide;                                        /* columns of big: max(3E, M, m*m*E) */
+    int wide;                                        /* columns of big: max(3E, M) */
     float *x;                                        /* [N][E] residual stream */
     float *h;                                        /* [N][E] normed input / linear outputs */
     float *ao;                                       /* [N][E] attention output (heads side by side) */
-    float *big;                                      /* [N][wide] qkv, MLP hidden, merger hidden */
+    float *big;                                      /* [N][wide] qkv, MLP hidden, merger hidden ([N/mm][mm*E]) */
     float *scores;                                   /* [QTILE][N] attention tiles, a slice per thread */
     float *rowsum;                                   /* [QTILE] 1 / softmax denominators */
     float *rcos, *rsin;                              /* [N][head_dim/4] by position value (row or col) */
