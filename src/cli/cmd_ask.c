@@ -2,6 +2,7 @@
  * one JSON object; --dump writes the run's tensors in the golden files' layout (issues 5 and 6). */
 #include "cli.h"
 #include "cli_common.h"
+#include "pipeline/prompt.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -18,7 +19,8 @@ static void help(void) {
            "else the base-model form (vision blocks, then \"Question: ... Answer:\", see --framing).\n\n"
            "inputs and prompt:\n"
            "  VIDEO|IMAGE              a positional file is an image by its extension (.png .jpg .jpeg .webp\n"
-           "                           .bmp .tif), else a video; the last positional is the question\n"
+           "                           .bmp .tif), else a video; the last positional is the question;\n"
+           "                           inputs enter the prompt in command-line order (positionals first)\n"
            "  --video PATH             a video input (repeatable)\n"
            "  --image PATH             an image input (repeatable)\n"
            "  --framing TEXT           base-form text around the question; {question} marks where it goes\n"
@@ -122,8 +124,9 @@ int qv_cmd_ask(int argc, char **argv) {
     const char *cmd = "ask";
     cli_opts o;
     cli_opts_init(&o);
-    const char *videos[MAX_INPUTS], *images[MAX_INPUTS], *pos[MAX_INPUTS + 1];
-    int n_videos = 0, n_images = 0, n_pos = 0;
+    qv_prompt_media inputs[MAX_INPUTS]; /* in command-line order: the prompt keeps it */
+    const char *pos[MAX_INPUTS + 1];
+    int n_inputs = 0, n_pos = 0, n_flagged = 0;
     const char *raw = NULL, *raw_file = NULL, *framing = NULL, *media_root = NULL, *dump = NULL, *pixel_values = NULL;
     int json = 0, dump_layers = 0, no_stop = 0;
     for (int i = 1; i < argc; i++) {
@@ -137,9 +140,9 @@ int qv_cmd_ask(int argc, char **argv) {
             int vid = cli_opt_is(a, "--video");
             const char *v = cli_opt_value(cmd, vid ? "--video" : "--image", argc, argv, &i);
             if (!v) return 2;
-            if ((vid ? n_videos : n_images) >= MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
-            if (vid) videos[n_videos++] = v;
-            else images[n_images++] = v;
+            if (n_inputs >= MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
+            inputs[n_inputs++] = (qv_prompt_media){v, vid};
+            n_flagged++;
             continue;
         }
         if (cli_opt_is(a, "--raw")) slot = &raw;
@@ -170,7 +173,7 @@ int qv_cmd_ask(int argc, char **argv) {
     const char *question = NULL;
     if (raw || raw_file) {
         if (raw && raw_file) return cli_usage(cmd, "give --raw or --raw-file, not both");
-        if (n_pos || n_videos || n_images || framing)
+        if (n_pos || n_flagged || framing)
             return cli_usage(cmd, "--raw takes the whole prompt: no inputs, question or --framing beside it");
         if (raw_file) {
             qv_err err = {0};
@@ -188,19 +191,17 @@ int qv_cmd_ask(int argc, char **argv) {
     } else {
         if (n_pos == 0) return cli_usage(cmd, "no question given");
         question = pos[--n_pos];
-        for (int i = 0; i < n_pos; i++) {
-            if (n_videos >= MAX_INPUTS || n_images >= MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
-            if (cli_is_image_path(pos[i])) images[n_images++] = pos[i];
-            else videos[n_videos++] = pos[i];
-        }
+        /* positional files come first, in their order, then --video/--image in theirs */
+        if (n_inputs + n_pos > MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
+        memmove(inputs + n_pos, inputs, (size_t)n_inputs * sizeof *inputs);
+        for (int i = 0; i < n_pos; i++) inputs[i] = (qv_prompt_media){pos[i], !cli_is_image_path(pos[i])};
+        n_inputs += n_pos;
         const char *q = question;
         while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r') q++;
         if (!*q) return cli_usage(cmd, "the question is empty");
-        for (int k = 0; k < 2; k++)
-            for (int i = 0; i < (k ? n_images : n_videos); i++) {
-                const char *p = k ? images[i] : videos[i];
-                if (!qv_file_exists(p)) return cli_fail("%s: no such file (%s input)", p, k ? "image" : "video");
-            }
+        for (int i = 0; i < n_inputs; i++)
+            if (!qv_file_exists(inputs[i].path))
+                return cli_fail("%s: no such file (%s input)", inputs[i].path, inputs[i].is_video ? "video" : "image");
     }
     if (pixel_values && !qv_file_exists(pixel_values)) {
         free(prompt);
@@ -214,7 +215,7 @@ int qv_cmd_ask(int argc, char **argv) {
         return rc;
     }
     qv_err err = {0};
-    if (!prompt && qv_engine_build_prompt(e, videos, n_videos, images, n_images, question, framing, &prompt, &err)) {
+    if (!prompt && qv_prompt_build(qv_engine_is_chat(e), NULL, inputs, n_inputs, question, framing, &prompt, &err)) {
         qv_engine_free(e);
         return cli_fail("%s", err.msg);
     }
@@ -245,7 +246,10 @@ int qv_cmd_ask(int argc, char **argv) {
     qv_result res;
     qv_status st = qv_engine_run_raw(e, prompt, &o.media, &go, &res, &err);
     qv_progress_free(ui.pg);
-    if (!json && ui.text_started) fputc('\n', stdout);
+    if (!json && ui.text_started) {
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
     if (st == QV_OK && dump && qv_dumper_write(dumper, dump, &res, &err) != QV_OK) st = err.code ? err.code : QV_ERR_IO;
     if (st == QV_OK) {
         if (json) {
