@@ -141,6 +141,8 @@ int main(void) {
     expect_fail(&s, QV_ERR_FORMAT, "vocab", "fractional id");
     s = ok, s.extra_vocab = ",\"zz\":5";
     expect_fail(&s, QV_ERR_FORMAT, "twice", "duplicate id");
+    s = ok, s.extra_vocab = ",\"ab\":400";
+    expect_fail(&s, QV_ERR_FORMAT, "appears twice", "duplicate token string");
     s = ok, s.extra_vocab = ",\"a b\":400";
     expect_fail(&s, QV_ERR_FORMAT, "byte-level", "non byte-level vocab token");
     s = ok, s.merges = "[\"a q\"]";

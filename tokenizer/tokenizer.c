@@ -105,6 +105,9 @@ typedef struct {
     size_t tmp_cap;
     uint8_t *tmp2;     /* the JSON scanner's string buffer, kept between passes */
     size_t tmp2_cap;
+    int32_t pv_id[MERGE_BATCH]; /* vocab entries waiting for flush_vocab */
+    uint64_t pv_hash[MERGE_BATCH];
+    int npv;
     pend_merge pm[MERGE_BATCH]; /* merges waiting for flush_merges */
     int npm;
     uint8_t *pbuf;     /* their raw bytes: left then right, back to back */
@@ -132,6 +135,9 @@ static qv_status alloc_ids(builder *b, long max_id, size_t n_vocab, qv_err *err)
     return QV_OK;
 }
 
+static qv_status flush_vocab(builder *b, qv_err *err);
+
+/* a vocab entry: stored now, inserted into the hash by flush_vocab in batches (prefetched slots) */
 static qv_status add_vocab(builder *b, const char *s, size_t n, long id, qv_err *err) {
     qv_tokenizer *t = b->t;
     if (id < 0 || id >= t->n_ids) return qv_errf(err, QV_ERR_FORMAT, "%s: token id %ld out of range", b->src, id);
@@ -148,15 +154,31 @@ static qv_status add_vocab(builder *b, const char *s, size_t n, long id, qv_err 
     e->raw_len = (uint32_t)rl;
     e->present = 1;
     uint64_t h = tok_hash_bytes(b->tmp, rl);
-    uint32_t tag = (uint32_t)(h >> 32), i = (uint32_t)h & t->vmap_mask;
-    for (;; i = (i + 1) & t->vmap_mask) {
-        const tok_vslot *v = &t->vmap[i];
-        if (v->id < 0) break;
-        if (v->tag == tag && v->raw_len == rl && memcmp(t->raw + v->raw_off, b->tmp, rl) == 0)
-            return qv_errf(err, QV_ERR_FORMAT, "%s: vocab token \"%.40s\" appears twice", b->src, s);
-    }
-    t->vmap[i] = (tok_vslot){tag, (int32_t)id, e->raw_off, (uint32_t)rl};
+    __builtin_prefetch(&t->vmap[(uint32_t)h & t->vmap_mask]);
+    b->pv_id[b->npv] = (int32_t)id;
+    b->pv_hash[b->npv++] = h;
     if (rl == 1) t->byte_id[b->tmp[0]] = (int32_t)id;
+    return b->npv == MERGE_BATCH ? flush_vocab(b, err) : QV_OK;
+}
+
+/* inserts the queued vocab entries (their slots were prefetched when queued); refuses duplicates */
+static qv_status flush_vocab(builder *b, qv_err *err) {
+    qv_tokenizer *t = b->t;
+    for (int k = 0; k < b->npv; k++) {
+        int32_t id = b->pv_id[k];
+        const tok_entry *e = &t->ent[id];
+        const uint8_t *raw = t->raw + e->raw_off;
+        uint64_t h = b->pv_hash[k];
+        uint32_t tag = (uint32_t)(h >> 32), i = (uint32_t)h & t->vmap_mask;
+        for (;; i = (i + 1) & t->vmap_mask) {
+            const tok_vslot *v = &t->vmap[i];
+            if (v->id < 0) break;
+            if (v->tag == tag && v->raw_len == e->raw_len && memcmp(t->raw + v->raw_off, raw, e->raw_len) == 0)
+                return qv_errf(err, QV_ERR_FORMAT, "%s: vocab token \"%.40s\" appears twice", b->src, t->strs + e->str_off);
+        }
+        t->vmap[i] = (tok_vslot){tag, id, e->raw_off, e->raw_len};
+    }
+    b->npv = 0;
     return QV_OK;
 }
 
@@ -387,6 +409,7 @@ static qv_status scan_vocab(builder *b, const vocab_src *vs, int pass, long *max
         }
     }
     if (!st && r < 0) st = qv_errf(err, QV_ERR_FORMAT, "%s: bad JSON in the vocab near byte %ld", b->src, (long)(s.p - vs->vocab));
+    if (!st && pass == 1) st = flush_vocab(b, err);
     if (!st) {
         js_ws(&s);
         if (s.p != s.end) st = qv_errf(err, QV_ERR_FORMAT, "%s: text after the vocab object", b->src);
