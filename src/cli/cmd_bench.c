@@ -16,6 +16,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* CPU seconds of the whole process (all threads): on a shared machine, wall time / (cpu / threads)
+ * tells how much of the cores the run actually got. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void help(void) {
     puts("usage: qv bench kernels [--threads N] [--quick]\n"
@@ -173,20 +182,24 @@ static int bench_model(const model_opts *o) {
     printf("load:    %.2f s (checkpoint mapped, weight tables built)\n", t_load);
     fflush(stdout);
 
-    double t1 = qv_now();
+    const int nth = qv_pool_size(pool);
+    double t1 = qv_now(), c1 = cpu_now();
     if ((st = qv_lm_prefill(ctx, ids, n, NULL, 0, pos, n, logits, NULL, NULL, &err))) goto done;
-    double t_prefill = qv_now() - t1;
-    printf("prefill: %d tokens in %.2f s = %.2f tokens/s\n", n, t_prefill, n / t_prefill);
+    double t_prefill = qv_now() - t1, c_prefill = cpu_now() - c1;
+    printf("prefill: %d tokens in %.2f s = %.2f tokens/s (cpu %.1f s: %.2f tokens/s with %d free cores)\n", n,
+           t_prefill, n / t_prefill, c_prefill, n / (c_prefill / nth), nth);
     fflush(stdout);
 
-    double t2 = qv_now();
+    double t2 = qv_now(), c2 = cpu_now();
     int gen = 0;
     for (; gen < o->gen; gen++) {
         int32_t id = argmax(logits, hp->vocab);
         if ((st = qv_lm_decode(ctx, id, n + gen, logits, &err))) goto done;
     }
-    double t_decode = qv_now() - t2;
-    if (gen) printf("decode:  %d tokens in %.2f s = %.2f tokens/s\n", gen, t_decode, gen / t_decode);
+    double t_decode = qv_now() - t2, c_decode = cpu_now() - c2;
+    if (gen)
+        printf("decode:  %d tokens in %.2f s = %.2f tokens/s (cpu %.1f s: %.2f tokens/s with %d free cores)\n", gen,
+               t_decode, gen / t_decode, c_decode, gen / (c_decode / nth), nth);
     qv_lm_stats ls;
     qv_lm_ctx_stats(ctx, &ls);
     printf("lm time: linear %.2f s, attention %.2f s, other %.2f s over %lld tokens\n", ls.linear_s, ls.attention_s,
@@ -196,15 +209,16 @@ static int bench_model(const model_opts *o) {
     ctx = NULL;
 
     if (vis) {
-        double ti = 0, tc = 0;
+        double ti = 0, tc = 0, c3 = cpu_now();
         if ((st = bench_vision(vis, pool, o->prec, 1, 32, &ti, &err))) goto done;
-        printf("vision:  image 448x448 (grid 1x32x32, 256 tokens) %.2f s\n", ti);
+        printf("vision:  image 448x448 (grid 1x32x32, 256 tokens) %.2f s (cpu %.1f s)\n", ti, cpu_now() - c3);
         fflush(stdout);
         int pairs = (o->clip_frames + 1) / 2;
         if (pairs > 0) {
+            double c4 = cpu_now();
             if ((st = bench_vision(vis, pool, o->prec, pairs, 32, &tc, &err))) goto done;
-            printf("vision:  clip %d frames 448x448 (grid %dx32x32, %d tokens) %.2f s\n", o->clip_frames, pairs,
-                   pairs * 256, tc);
+            printf("vision:  clip %d frames 448x448 (grid %dx32x32, %d tokens) %.2f s (cpu %.1f s)\n", o->clip_frames,
+                   pairs, pairs * 256, tc, cpu_now() - c4);
         }
     }
     printf("peak RSS: %.2f GB\n", qv_peak_rss() / 1e9);
