@@ -3,11 +3,16 @@
  *
  * Weights are bf16 (uint16_t bit patterns) used in place from the checkpoint mapping; activations are
  * float32. Two numeric paths:
- *   QV_PREC_REF:  bf16 weights widened exactly to f32, f32 products and sums (OpenBLAS sgemm for
- *                 matrix-matrix, own threaded kernels for matrix-vector). Matches the float64 reference
- *                 to ~1e-6 relative.
- *   QV_PREC_FAST: activations rounded to bf16, bf16 x bf16 products summed in f32 (AVX512-BF16
- *                 vdpbf16ps when the CPU has it). ~1e-2 relative.
+ *   QV_PREC_REF:  bf16 weights widened exactly to f32, f32 products and sums. Matches the float64
+ *                 reference to ~1e-6 relative (unit_kernels checks 1e-5 of sum |x w| per element).
+ *   QV_PREC_FAST: activations rounded to bf16 (nearest even), bf16 x bf16 products (exact in f32) summed
+ *                 in f32 — vdpbf16ps where the CPU has AVX512-BF16, f32 FMA on the rounded values
+ *                 elsewhere (same numbers up to summation order). ~1e-2 relative to the REF result.
+ * qv_linear paths: m == 1 (decode) streams each weight row once (memory-bound kernels); m >= 16 packs
+ * bf16 weight panels (widened or as bf16 pairs) for a register-blocked GEMM micro-kernel; in between,
+ * dot-product tiles. Threads split the n output columns, so each weight row is read by one thread.
+ * Thread safety: any number of threads may call these at once (scratch is per thread); one pool serves
+ * one caller at a time (qv_pool_run). */
  * Argument order: out, in, weights, sizes. */
 #ifndef QV_KERNELS_H
 #define QV_KERNELS_H
@@ -18,7 +23,8 @@
 typedef enum { QV_PREC_REF = 0, QV_PREC_FAST = 1 } qv_precision;
 
 /* Y[m][ldy] (first n columns) = X[m][k] . W[n][k]^T + b[n]   (b may be NULL; b is bf16)
- * Threaded over the pool. No allocation per call beyond a per-thread scratch made at first use. */
+ * Threaded over the pool. No allocation per call beyond per-thread scratch grown on first use and kept
+ * for the thread's life (m*k floats for the caller, 144-256 KiB per worker). Y must not alias X. */
 void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float *X, const uint16_t *W,
                const uint16_t *b, int m, int n, int k);
 
