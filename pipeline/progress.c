@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 struct qv_progress {
@@ -108,6 +109,15 @@ static void describe(const qv_progress *p, double now, int final, char *buf, siz
 static void draw_tty(qv_progress *p, double now) {
     char buf[512];
     describe(p, now, 0, buf, sizeof buf);
+    /* a line longer than the terminal would wrap, and "\r + erase" clears only its last row */
+    struct winsize ws;
+    if (ioctl(fileno(p->f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 8) {
+        size_t cols = (size_t)ws.ws_col - 1, chars = 0, i = 0;
+        for (; buf[i]; i++) {
+            if (((unsigned char)buf[i] & 0xC0) != 0x80 && chars++ == cols) break;
+        }
+        buf[i] = 0;
+    }
     fprintf(p->f, "\r\033[K%s", buf);
     fflush(p->f);
     p->line_shown = 1;

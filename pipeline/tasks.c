@@ -121,6 +121,14 @@ static qv_status run_one(qv_engine *e, const char *path, int is_image, const cha
     return st;
 }
 
+/* "M:SS" or "H:MM:SS", with tenths when not a whole second (labels) */
+static void short_time(char *out, size_t cap, double s) {
+    long long ds = qv_time_ms(s) / 100; /* tenths */
+    long long h = ds / 36000, m = (ds / 600) % 60, sec = (ds / 10) % 60, t = ds % 10;
+    int n = h ? snprintf(out, cap, "%lld:%02lld:%02lld", h, m, sec) : snprintf(out, cap, "%lld:%02lld", m, sec);
+    if (t && n > 0 && (size_t)n < cap) snprintf(out + n, cap - (size_t)n, ".%lld", t);
+}
+
 static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go_in,
                           const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err) {
     int n = qv_task_windows(out->t0, out->t1, to->window_s, NULL, 0);
@@ -136,11 +144,17 @@ static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *
     if (go.max_tokens <= 0) go.max_tokens = to->caption_tokens > 0 ? to->caption_tokens : 48;
     const char *q = to->prompt && *to->prompt ? to->prompt : QV_DEFAULT_CAPTION_PROMPT;
     qv_status st = QV_OK;
+    double t_start = qv_now();
     for (int i = 0; i < n && !st; i++) {
-        char label[96], a[32], b[32];
-        qv_format_timestamp(a, sizeof a, qv_time_ms(w[i][0]), '.');
-        qv_format_timestamp(b, sizeof b, qv_time_ms(w[i][1]), '.');
-        snprintf(label, sizeof label, "window %d/%d %s-%s", i + 1, n, a, b);
+        char label[128], a[32], b[32];
+        short_time(a, sizeof a, w[i][0]);
+        short_time(b, sizeof b, w[i][1]);
+        int m = snprintf(label, sizeof label, "window %d/%d %s-%s", i + 1, n, a, b);
+        if (i > 0 && m > 0 && m < (int)sizeof label) { /* whole-task ETA from the windows so far */
+            char eta[32];
+            qv_progress_fmt_duration(eta, sizeof eta, (qv_now() - t_start) / i * (n - i));
+            snprintf(label + m, sizeof label - (size_t)m, " (all: ETA %s)", eta);
+        }
         qv_progress_set_step(pg, label);
         char *text = NULL;
         st = run_one(e, video, 0, q, mo, w[i], &go, to, to->first_line_only, &text, &out->n_gen_tokens,
