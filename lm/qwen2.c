@@ -46,7 +46,11 @@ struct qv_lm_ctx {
     int n_past;                                   /* tokens in the cache */
     int nth;                                      /* pool size */
     size_t kv_esz;                                /* bytes per cache element (4 or 2) */
-    void *kc, *vc;                                /* [L][KV][n_ctx][hd] f32 or bf16: a head's rows contiguous */
+    int n_cap;                                    /* n_ctx rounded up to a multiple of ATTN_T */
+    void *kc;                                     /* [L][KV][n_cap][hd] f32 or bf16: a head's rows contiguous */
+    void *vc;                                     /* f32: [L][KV][n_cap][hd]; bf16: [L][KV][n_cap/T][hd][T],
+                                                     each tile of T positions transposed, so P V is a
+                                                     product against rows (the kernels' bf16 layout) */
     float *x, *xn;                                /* [chunk][D] residual stream, normed/temporary */
     float *q, *att;                               /* [chunk][H*hd] */
     float *k, *v;                                 /* [chunk][KV*hd] */
@@ -167,6 +171,7 @@ static qv_dtype kv_type(const qv_lm_ctx_params *p) {
  * against ATTN_T keys at a time, with an online softmax; scratch per thread: Q, O [R][hd], S [R][T],
  * K and V tiles [T][hd] (widened from a bf16 cache), running max and sum [R]. */
 enum { ATTN_QB = 64, ATTN_T = 256 };
+enum { ATTN_SMALL_R = 16 };   /* up to this many query rows (decode: H/KV), bf16 tiles go to qv_linear */
 
 static uint64_t attn_ws_floats(const qv_text_hparams *hp) {
     uint64_t R = (uint64_t)ATTN_QB * (hp->n_heads / hp->n_kv_heads), hd = hp->head_dim;
@@ -181,7 +186,8 @@ static int ctx_size(const qv_lm *m, const qv_lm_ctx_params *p, int nth, ctx_size
     uint64_t C = (uint64_t)p->chunk, D = hp->hidden, Hd = (uint64_t)hp->n_heads * hp->head_dim;
     uint64_t KVd = (uint64_t)hp->n_kv_heads * hp->head_dim, F = hp->ffn, hh = hp->head_dim / 2;
     uint64_t esz = kv_type(p) == QV_F32 ? 4 : 2, per_tok, cache, sc = 0, t;
-    if (!qv_mul_ok(KVd * 2 * esz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, (uint64_t)p->n_ctx, &cache))
+    uint64_t cap = ((uint64_t)p->n_ctx + ATTN_T - 1) / ATTN_T * ATTN_T;
+    if (!qv_mul_ok(KVd * 2 * esz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, cap, &cache))
         return 0;
     uint64_t parts[] = {C * D * 2, C * Hd * 2, C * KVd * 2, C * F * 2, C * hh * 2};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
@@ -245,8 +251,9 @@ qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_para
     c->p.kv_dtype = kt;
     c->nth = nth;
     c->kv_esz = kt == QV_F32 ? 4 : 2;
+    c->n_cap = (pp.n_ctx + ATTN_T - 1) / ATTN_T * ATTN_T;
     c->kc = malloc(s.cache_bytes / 2);
-    c->vc = malloc(s.cache_bytes / 2);
+    c->vc = calloc(1, s.cache_bytes / 2);   /* finite zeros beyond the last position: P is 0 there */
     float *sc = malloc(s.scratch_floats * sizeof(float));
     if (!c->kc || !c->vc || !sc) {
         free(sc);
@@ -399,7 +406,7 @@ static void attn_task(void *ctx, int ith, int nth) {
     attn_args *a = ctx;
     qv_lm_ctx *c = a->c;
     const qv_text_hparams *hp = &c->m->hp;
-    const int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, rep = H / KV, n_ctx = c->p.n_ctx;
+    const int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, rep = H / KV, n_cap = c->n_cap;
     const size_t Hd = (size_t)H * hd;
     const float scale = (float)(1.0 / sqrt((double)hd));
     float *Q = c->attn_ws + (size_t)ith * c->attn_ws_floats;
@@ -417,26 +424,29 @@ static void attn_task(void *ctx, int ith, int nth) {
         memset(O, 0, (size_t)R * hd * sizeof *O);
         for (int r = 0; r < R; r++) { mx[r] = -INFINITY; sum[r] = 0; }
         const int nk = c->n_past + i0 + qn;          /* keys the last query of the block sees */
-        const size_t hbase = ((size_t)a->layer * KV + g) * n_ctx * hd;
+        const size_t hbase = ((size_t)a->layer * KV + g) * n_cap * hd;
         for (int j0 = 0; j0 < nk; j0 += ATTN_T) {
             const int tn = nk - j0 < ATTN_T ? nk - j0 : ATTN_T;
-            const float *Kp, *Vp;
-            if (bf) {
-                qv_bf16_to_f32_row(Kt, (const uint16_t *)c->kc + hbase + (size_t)j0 * hd, tn * hd);
-                qv_bf16_to_f32_row(Vt, (const uint16_t *)c->vc + hbase + (size_t)j0 * hd, tn * hd);
-                Kp = Kt, Vp = Vt;
+            /* bf16 tiles: K rows [tn][hd] and V transposed [hd][T] (same offset: one tile = T*hd) */
+            const uint16_t *Kb = (const uint16_t *)c->kc + hbase + (size_t)j0 * hd;
+            const uint16_t *Vb = (const uint16_t *)c->vc + hbase + (size_t)j0 * hd;
+            const int small = bf && R <= ATTN_SMALL_R;
+            if (small) {         /* decode: the kernels' bf16 matrix-vector path, nothing widened */
+                qv_linear(NULL, QV_PREC_REF, S, ATTN_T, Q, Kb, NULL, R, tn, hd);
+            } else if (bf) {
+                qv_bf16_to_f32_row(Kt, Kb, tn * hd);
+                qv_sgemm(0, 1, R, tn, hd, 1.0f, Q, hd, Kt, hd, 0.0f, S, ATTN_T);
             } else {
-                Kp = (const float *)c->kc + hbase + (size_t)j0 * hd;
-                Vp = (const float *)c->vc + hbase + (size_t)j0 * hd;
+                qv_sgemm(0, 1, R, tn, hd, 1.0f, Q, hd, (const float *)c->kc + hbase + (size_t)j0 * hd, hd, 0.0f, S,
+                         ATTN_T);
             }
-            qv_sgemm(0, 1, R, tn, hd, 1.0f, Q, hd, Kp, hd, 0.0f, S, ATTN_T);
             for (int i = 0; i < qn; i++) {
                 int valid = c->n_past + i0 + i + 1 - j0;   /* keys of this tile query i sees */
                 if (valid > tn) valid = tn;
                 for (int r = 0; r < rep; r++) {
                     const int row = i * rep + r;
                     float *s = S + (size_t)row * ATTN_T;
-                    if (valid <= 0) { memset(s, 0, (size_t)tn * sizeof *s); continue; }
+                    if (valid <= 0) { memset(s, 0, (size_t)(small ? ATTN_T : tn) * sizeof *s); continue; }
                     float m = mx[row];
                     for (int j = 0; j < valid; j++) { s[j] *= scale; m = s[j] > m ? s[j] : m; }
                     float corr = expf(mx[row] - m);           /* 0 on the first tile (-inf) */
@@ -445,12 +455,21 @@ static void attn_task(void *ctx, int ith, int nth) {
                         for (int d = 0; d < hd; d++) o[d] *= corr;
                     }
                     float acc = exp_sub_sum(s, valid, m);
-                    for (int j = valid; j < tn; j++) s[j] = 0;
+                    for (int j = valid; j < (small ? ATTN_T : tn); j++) s[j] = 0;
                     sum[row] = (float)(sum[row] * corr + acc);
                     mx[row] = m;
                 }
             }
-            qv_sgemm(0, 0, R, hd, tn, 1.0f, S, ATTN_T, Vp, hd, 1.0f, O, hd);
+            if (small) {         /* O += P V^T-tile: a whole tile, P is 0 past the last valid key */
+                qv_linear(NULL, QV_PREC_REF, Kt, hd, S, Vb, NULL, R, hd, ATTN_T);
+                for (size_t e = 0; e < (size_t)R * hd; e++) O[e] += Kt[e];
+            } else if (bf) {
+                qv_bf16_to_f32_row(Vt, Vb, hd * ATTN_T);
+                qv_sgemm(0, 1, R, hd, tn, 1.0f, S, ATTN_T, Vt, ATTN_T, 1.0f, O, hd);
+            } else {
+                qv_sgemm(0, 0, R, hd, tn, 1.0f, S, ATTN_T, (const float *)c->vc + hbase + (size_t)j0 * hd, hd, 1.0f, O,
+                         hd);
+            }
         }
         for (int i = 0; i < qn; i++)
             for (int r = 0; r < rep; r++) {
@@ -487,7 +506,7 @@ static void cache_store(qv_lm_ctx *c, int layer, int m) {
     const int KV = hp->n_kv_heads, hd = hp->head_dim;
     const size_t kvd = (size_t)KV * hd;
     for (int g = 0; g < KV; g++) {
-        size_t off = (((size_t)layer * KV + g) * c->p.n_ctx + c->n_past) * hd;
+        size_t hbase = ((size_t)layer * KV + g) * c->n_cap * hd, off = hbase + (size_t)c->n_past * hd;
         for (int i = 0; i < m; i++) {
             const float *k = c->k + (size_t)i * kvd + (size_t)g * hd, *v = c->v + (size_t)i * kvd + (size_t)g * hd;
             if (c->kv_esz == 4) {
@@ -495,7 +514,10 @@ static void cache_store(qv_lm_ctx *c, int layer, int m) {
                 memcpy((float *)c->vc + off + (size_t)i * hd, v, (size_t)hd * sizeof(float));
             } else {
                 qv_f32_to_bf16_row((uint16_t *)c->kc + off + (size_t)i * hd, k, hd);
-                qv_f32_to_bf16_row((uint16_t *)c->vc + off + (size_t)i * hd, v, hd);
+                int p = c->n_past + i, col = p % ATTN_T;
+                uint16_t *tile = (uint16_t *)c->vc + hbase + (size_t)(p - col) * hd;
+                if (col == 0) memset(tile, 0, (size_t)hd * ATTN_T * sizeof *tile);   /* no stale values past p */
+                for (int d = 0; d < hd; d++) tile[(size_t)d * ATTN_T + col] = qv_f32_to_bf16(v[d]);
             }
         }
     }

@@ -301,6 +301,12 @@ int main(void) {
             CHECK_MSG(e < 1e-5, "%s chunk %d logits_last rel L2 %g", c.label, chunks[k], e);
             CHECK_MSG(gk == gw, "%s chunk %d greedy %d vs %d", c.label, chunks[k], gk, gw);
         }
+        /* fast path: chunks of 1 (decode-shaped attention over bf16 tiles) against the whole prompt */
+        gw = run_case(m, ck, &c, QV_PREC_FAST, c.n, 0, whole);
+        int g1 = run_case(m, ck, &c, QV_PREC_FAST, 1, 0, part);
+        double e1 = test_rel_l2(part, whole, V);
+        printf("%s FAST chunk 1: logits_last rel L2 vs whole %.3g, greedy %d vs %d\n", c.label, e1, g1, gw);
+        CHECK_MSG(e1 < 3e-3, "%s FAST chunk 1 logits_last rel L2 %g", c.label, e1);  /* bf16 rounding of activations may flip */
         free(whole);
         free(part);
         free_case(&c);
