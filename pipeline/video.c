@@ -49,6 +49,7 @@ struct qv_media {
     int64_t *kf;             /* [n_kf] frame indices of keyframes, ascending */
     int64_t n_kf;
     int can_seek;
+    int skip_nonref;         /* skip decoding non-reference frames that are not targets */
     /* buffers */
     uint8_t *rgb;            /* [src_h][rgb_stride] */
     int rgb_stride;
@@ -319,6 +320,7 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
     m->can_seek = !mi->is_image && m->o.mode != QV_MEDIA_SEQUENTIAL && m->pts && m->n_kf >= 2 && m->fmt->pb &&
                   (m->fmt->pb->seekable & AVIO_SEEKABLE_NORMAL) && !(m->fmt->iformat->flags & AVFMT_NOTIMESTAMPS);
     mi->seek_mode = m->can_seek;
+    m->skip_nonref = !mi->is_image;
 
     /* buffers, once */
     m->rgb_stride = FFALIGN(mi->src_w * 3, 64);
@@ -504,6 +506,25 @@ static qv_status receive_all(qv_media *m, run_state *rs, int *reseek, qv_err *er
     }
 }
 
+/* A packet whose frame is not a target may skip decoding when nothing references it (B-frames): the
+ * decoder decides what "non-reference" means, so the frames that are decoded do not change. Per packet:
+ * with frame threads the field is copied to the worker at submission. */
+static enum AVDiscard skip_level(const qv_media *m, const run_state *rs, const AVPacket *p) {
+    if (!m->pts || !m->skip_nonref) return AVDISCARD_DEFAULT;
+    int64_t t = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+    if (t == AV_NOPTS_VALUE) return AVDISCARD_DEFAULT;
+    int64_t i = lower_bound(m->pts, m->info.total_frames, t);
+    if (i >= m->info.total_frames || m->pts[i] != t) return AVDISCARD_DEFAULT;
+    const qv_media_info *mi = &m->info;
+    int64_t lo = rs->next, hi = mi->n_frames;   /* remaining targets are ascending */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (mi->indices[mid] < i) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < mi->n_frames && mi->indices[lo] == i ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
+}
+
 qv_status qv_media_run(qv_media *m, qv_pair_fn on_pair, qv_frame_fn on_frame, void *user, qv_err *err) {
     qv_media_info *mi = &m->info;
     qv_err e = {0};
@@ -538,6 +559,7 @@ qv_status qv_media_run(qv_media *m, qv_pair_fn on_pair, qv_frame_fn on_frame, vo
             if (!st && !reseek) break;           /* drained: whatever is left gets the last frame */
         } else {
             if (m->pkt->stream_index == m->vs && !(m->pkt->flags & AV_PKT_FLAG_DISCARD)) {
+                m->dec->skip_frame = skip_level(m, &rs, m->pkt);
                 int sr = avcodec_send_packet(m->dec, m->pkt);
                 if (sr == AVERROR(EAGAIN)) {          /* should not happen: we always drain after sending */
                     st = receive_all(m, &rs, &reseek, &e);

@@ -27,6 +27,8 @@ struct qv_resizer {
     qv_resample_kind kind;
     axis_w ax, ay;        /* horizontal (x) and vertical (y) */
     float *tmpf;          /* video: [sh][dw*3] */
+    float *rowf;          /* video: [n_rowf][3][sw] one float row per thread */
+    int n_rowf;
     uint8_t *tmpu;        /* image: [sh][dw*3] */
     /* per-call arguments for the pool tasks */
     uint8_t *dst;
@@ -147,7 +149,12 @@ qv_status qv_resizer_create(qv_resizer **out, int src_w, int src_h, int dst_w, i
     if (!st) {
         size_t n = (size_t)src_h * (size_t)dst_w * 3;
         if (kind == QV_RESAMPLE_IMAGE) r->tmpu = malloc(n);
-        else r->tmpf = malloc(n * sizeof(float));
+        else {
+            r->tmpf = malloc(n * sizeof(float));
+            r->rowf = malloc((size_t)3 * src_w * sizeof(float));
+            r->n_rowf = 1;
+            if (!r->rowf) free(r->tmpf), r->tmpf = NULL;
+        }
         if (!r->tmpu && !r->tmpf) st = qv_errf(err, QV_ERR_NOMEM, "resizer scratch %zu bytes: out of memory", n * 4);
     }
     if (st) {
@@ -163,6 +170,7 @@ void qv_resizer_free(qv_resizer *r) {
     axis_free(&r->ax);
     axis_free(&r->ay);
     free(r->tmpf);
+    free(r->rowf);
     free(r->tmpu);
     free(r);
 }
@@ -180,8 +188,8 @@ static inline uint8_t round_clamp(float v) {
     return (uint8_t)v;
 }
 
-/* Horizontal pass of source rows [y0, y1). */
-static void pass_h(qv_resizer *r, int y0, int y1) {
+/* Horizontal pass of source rows [y0, y1). row_f: [3][sw] scratch of this thread (video only). */
+static void pass_h(qv_resizer *r, int y0, int y1, float *row_f) {
     const axis_w *a = &r->ax;
     const int dw = r->dw, ks = a->ksize;
     for (int y = y0; y < y1; y++) {
@@ -200,15 +208,23 @@ static void pass_h(qv_resizer *r, int y0, int y1) {
                 d[3 * x] = clip8(s0), d[3 * x + 1] = clip8(s1), d[3 * x + 2] = clip8(s2);
             }
         } else {
+            /* the row as float planes first: the tap loops then read contiguous floats */
+            float *pl = row_f;
+            const int sw = r->sw;
+            for (int x = 0; x < sw; x++) {
+                pl[x] = (float)s[3 * x];
+                pl[sw + x] = (float)s[3 * x + 1];
+                pl[2 * sw + x] = (float)s[3 * x + 2];
+            }
             float *d = r->tmpf + (size_t)y * dw * 3;
             for (int x = 0; x < dw; x++) {
                 const float *w = a->wf + (size_t)x * ks;
-                const uint8_t *p = s + (size_t)a->first[x] * 3;
+                const float *p0 = pl + a->first[x], *p1 = p0 + sw, *p2 = p1 + sw;
                 float s0 = 0, s1 = 0, s2 = 0;
                 for (int j = 0; j < a->count[x]; j++) {
-                    s0 += (float)p[3 * j] * w[j];
-                    s1 += (float)p[3 * j + 1] * w[j];
-                    s2 += (float)p[3 * j + 2] * w[j];
+                    s0 += p0[j] * w[j];
+                    s1 += p1[j] * w[j];
+                    s2 += p2[j] * w[j];
                 }
                 d[3 * x] = s0, d[3 * x + 1] = s1, d[3 * x + 2] = s2;
             }
@@ -253,7 +269,12 @@ static void task_h(void *ctx, int ith, int nth) {
     qv_resizer *r = ctx;
     int64_t lo, hi;
     qv_split(r->sh, ith, nth, 1, &lo, &hi);
-    pass_h(r, (int)lo, (int)hi);
+    float *row_f = NULL;
+    if (r->kind == QV_RESAMPLE_VIDEO) {
+        if (ith >= r->n_rowf) return;   /* more threads than scratch rows: cannot happen, see qv_resize_rgb */
+        row_f = r->rowf + (size_t)ith * 3 * r->sw;
+    }
+    pass_h(r, (int)lo, (int)hi, row_f);
 }
 
 static void task_v(void *ctx, int ith, int nth) {
@@ -264,6 +285,12 @@ static void task_v(void *ctx, int ith, int nth) {
 }
 
 void qv_resize_rgb(qv_resizer *r, uint8_t *dst, const uint8_t *src, int src_stride, qv_pool *pool) {
+    int nth = qv_pool_size(pool);
+    if (r->kind == QV_RESAMPLE_VIDEO && nth > r->n_rowf) {   /* first call with this pool size */
+        float *p = realloc(r->rowf, (size_t)nth * 3 * r->sw * sizeof(float));
+        if (p) r->rowf = p, r->n_rowf = nth;
+        else pool = NULL;   /* out of memory: fall back to one thread (one row was allocated at create) */
+    }
     r->dst = dst;
     r->src = src;
     r->stride = src_stride;
