@@ -1,7 +1,8 @@
 /* fixture_tokenizer.c — the 122 cases of golden/tokenizer.json (ids, token strings, decoded text with and
  * without special tokens, made by HF tokenizers 0.23.2) against the tiny-qwen2vl tokenizer loaded four ways:
  * (a) its tokenizer.json (folder and file path), (b) that file rewritten here with ["a", "b"] pair merges,
- * (c) vocab.json + merges.txt + tokenizer_config.json only, (d) (a) again with the heap BPE forced on. */
+ * (c) vocab.json + merges.txt + tokenizer_config.json only, (d) (a) again with the heap BPE, then the array
+ * BPE, forced for every word. */
 #include "test.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
@@ -114,9 +115,12 @@ int main(void) {
         CHECK(qv_tok_id(tok, "\xc4\xa0world", 7) == 1879 && qv_tok_id(tok, "no such token!", 14) == -1);
         CHECK(qv_tok_str(tok, -1, NULL) == NULL && qv_tok_str(tok, 1 << 30, NULL) == NULL);
         run_cases(tok, cases, "tokenizer.json");
+        size_t def = tok_bpe_heap_threshold;
         tok_bpe_heap_threshold = 0;
         run_cases(tok, cases, "heap-bpe");
-        tok_bpe_heap_threshold = 256;
+        tok_bpe_heap_threshold = SIZE_MAX;
+        run_cases(tok, cases, "array-bpe");
+        tok_bpe_heap_threshold = def;
         qv_tok_free(tok);
     }
     tok = NULL;

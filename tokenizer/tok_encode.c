@@ -263,31 +263,34 @@ static int sym_reserve(enc_ctx *c, size_t n) {
     return 1;
 }
 
-static inline void pair_rank(const qv_tokenizer *t, enc_ctx *c, size_t i) {
-    const tok_merge *m = tok_merge_find(t, c->sym[i], c->sym[i + 1]);
+/* rank and merged id of the pair (i, c->next[i]) */
+static inline void pair_rank(const qv_tokenizer *t, enc_ctx *c, int32_t i) {
+    int32_t j = c->next[i];
+    const tok_merge *m = j >= 0 ? tok_merge_find(t, c->sym[i], c->sym[j]) : NULL;
     c->rank[i] = m ? m->rank : TOK_NO_RANK;
     c->nid[i] = m ? m->id : -1;
 }
 
-/* short words: arrays, a linear scan for the lowest rank (leftmost on ties) per merge; returns symbols */
+/* short words: linked symbols and a linear scan for the lowest rank (leftmost on ties) per merge;
+ * compacts c->sym and returns the symbol count */
 static size_t bpe_small(const qv_tokenizer *t, enc_ctx *c, size_t k) {
-    for (size_t i = 0; i + 1 < k; i++) pair_rank(t, c, i);
-    while (k > 1) {
+    for (size_t i = 0; i < k; i++) c->next[i] = i + 1 < k ? (int32_t)i + 1 : -1;
+    for (size_t i = 0; i < k; i++) pair_rank(t, c, (int32_t)i);
+    for (;;) {
         uint32_t best = TOK_NO_RANK;
-        size_t bi = 0;
-        for (size_t i = 0; i + 1 < k; i++)
-            if (c->rank[i] < best) best = c->rank[i], bi = i;
-        if (best == TOK_NO_RANK) break;
+        int32_t bi = -1, bprev = -1;
+        for (int32_t i = 0, p = -1; i >= 0; p = i, i = c->next[i])
+            if (c->rank[i] < best) best = c->rank[i], bi = i, bprev = p;
+        if (bi < 0) break;
+        int32_t j = c->next[bi];
         c->sym[bi] = c->nid[bi];
-        size_t rest = k - bi - 2;
-        memmove(c->sym + bi + 1, c->sym + bi + 2, rest * sizeof *c->sym);
-        memmove(c->rank + bi + 1, c->rank + bi + 2, rest * sizeof *c->rank);
-        memmove(c->nid + bi + 1, c->nid + bi + 2, rest * sizeof *c->nid);
-        k--;
-        if (bi > 0) pair_rank(t, c, bi - 1);
-        if (bi + 1 < k) pair_rank(t, c, bi);
+        c->next[bi] = c->next[j];
+        if (bprev >= 0) pair_rank(t, c, bprev);
+        pair_rank(t, c, bi);
     }
-    return k;
+    size_t o = 0;
+    for (int32_t i = 0; i >= 0; i = c->next[i]) c->sym[o++] = c->sym[i];
+    return o;
 }
 
 static void heap_push(uint64_t *h, size_t *n, uint64_t v) {

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-size_t tok_bpe_heap_threshold = 256;
+size_t tok_bpe_heap_threshold = 32;
 
 /* ---- byte-level alphabet (GPT-2 bytes_to_unicode) ---- */
 static uint16_t g_b2c[256];
