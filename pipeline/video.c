@@ -29,6 +29,7 @@
 
 #define SEEK_MARGIN  32        /* auto mode seeks only when it skips more frames than this */
 #define MAX_PACKETS  (1 << 26) /* refuse absurd packet counts (hostile files) */
+#define MAX_PIXELS   (1 << 27) /* refuse frames above 134 M pixels (16K x 8K) */
 
 struct qv_media {
     qv_media_opts o;
@@ -100,7 +101,11 @@ static void close_av(qv_media *m) {
 }
 
 static qv_status open_av(qv_media *m, qv_err *err) {
-    int r = avformat_open_input(&m->fmt, m->path, NULL, NULL);
+    /* local files only: a path must not make the library open network or concat/subfile protocols */
+    AVDictionary *opt = NULL;
+    av_dict_set(&opt, "protocol_whitelist", "file", 0);
+    int r = avformat_open_input(&m->fmt, m->path, NULL, &opt);
+    av_dict_free(&opt);
     if (r < 0) return av_fail(err, r == AVERROR(ENOENT) ? QV_ERR_IO : QV_ERR_FORMAT, m->path, "cannot open", r);
     if ((r = avformat_find_stream_info(m->fmt, NULL)) < 0)
         return av_fail(err, QV_ERR_FORMAT, m->path, "cannot read stream info", r);
@@ -246,7 +251,8 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
     mi->codec = m->dec->codec->name;
     mi->src_w = m->dec->width;
     mi->src_h = m->dec->height;
-    if (mi->src_w < 1 || mi->src_h < 1 || mi->src_w > 32768 || mi->src_h > 32768) {
+    if (mi->src_w < 1 || mi->src_h < 1 || mi->src_w > 32768 || mi->src_h > 32768 ||
+        (int64_t)mi->src_w * mi->src_h > MAX_PIXELS) {
         st = qv_errf(&e, QV_ERR_FORMAT, "%s: bad frame size %dx%d", path, mi->src_w, mi->src_h);
         goto fail;
     }
