@@ -146,8 +146,11 @@ qv_status qv_demo_tokenizer_build(qv_demo_tok *tk, int max_merges, qv_err *err) 
         /* every adjacent pair once per word occurrence, sorted, then counted by runs */
         int np = 0;
         for (int w = 0; w < n_words; w++) np += words[w].n > 1 ? words[w].n - 1 : 0;
-        pairs = np ? realloc(pairs, sizeof(int[3]) * (size_t)np) : pairs;
-        if (np && !pairs) goto oom;
+        if (np) {
+            int (*grown)[3] = realloc(pairs, sizeof(int[3]) * (size_t)np);
+            if (!grown) goto oom;
+            pairs = grown;
+        }
         np = 0;
         for (int w = 0; w < n_words; w++)
             for (int k = 0; k + 1 < words[w].n; k++) {

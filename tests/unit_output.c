@@ -2,6 +2,7 @@
  * blank-line collapsing, UTF-8 repair, and documents checked by the strict SRT/VTT checker and by
  * cJSON parsing. Expected strings are written from the SRT/WebVTT/JSON rules, not from qv's output. */
 #include "pipeline/output.h"
+#include "pipeline/tasks.h"
 #include "test.h"
 #include "unit_output_subcheck.h"
 
@@ -162,7 +163,33 @@ static void test_documents(void) {
     free(vtt);
 }
 
+static void test_windows(void) {
+    double w[16][2];
+    /* 60 s in 10 s windows: 6, tiling exactly */
+    int n = qv_task_windows(0, 60, 10, w, 16);
+    CHECK(n == 6 && w[0][0] == 0 && w[0][1] == 10 && w[5][0] == 50 && w[5][1] == 60);
+    for (int i = 1; i < n; i++) CHECK(w[i][0] == w[i - 1][1]);
+    /* a short rest (< min(1 s, window/2)) joins the last window; a longer one is its own */
+    n = qv_task_windows(0, 20.5, 10, w, 16);
+    CHECK(n == 2 && w[1][0] == 10 && w[1][1] == 20.5);
+    n = qv_task_windows(0, 21.5, 10, w, 16);
+    CHECK(n == 3 && w[2][0] == 20 && w[2][1] == 21.5);
+    n = qv_task_windows(0, 1.2, 1, w, 16);                 /* rest 0.2 < 0.5: joins */
+    CHECK(n == 1 && w[0][1] == 1.2);
+    /* shorter than one window: one window, the whole span; an offset start */
+    n = qv_task_windows(12, 15, 10, w, 16);
+    CHECK(n == 1 && w[0][0] == 12 && w[0][1] == 15);
+    n = qv_task_windows(12, 30, 7, w, 16);
+    CHECK(n == 3 && w[1][0] == 19 && w[2][0] == 26 && w[2][1] == 30);
+    /* counting without room, and nonsense */
+    CHECK(qv_task_windows(0, 3600, 10, NULL, 0) == 360);
+    CHECK(qv_task_windows(5, 5, 10, w, 16) == 0);
+    CHECK(qv_task_windows(0, 10, 0, w, 16) == 0);
+    CHECK(qv_task_windows(0, NAN, 10, w, 16) == 0);
+}
+
 int main(void) {
+    test_windows();
     test_timestamps();
     test_formats();
     test_cue_text();
