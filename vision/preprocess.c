@@ -13,6 +13,10 @@
 #include <string.h>
 
 #define PIL_BITS 22
+/* video passes work on RB = 2 x 4 floats at a time (GCC vector extension: plain SSE2 on any x86-64;
+ * 16-byte vectors so that the accumulators stay in registers without AVX) */
+#define RB 8
+typedef float v4 __attribute__((vector_size(16)));
 
 /* One axis: for output i, taps [first[i], first[i] + count[i]) with weights w[i*ksize ..]. */
 typedef struct {
@@ -27,7 +31,7 @@ struct qv_resizer {
     qv_resample_kind kind;
     axis_w ax, ay;        /* horizontal (x) and vertical (y) */
     float *tmpf;          /* video: [sh][dw*3] */
-    float *rowf;          /* video: [n_rowf][3][sw] one float row per thread */
+    float *rowf;          /* video: [n_rowf][3][sw][RB] one transposed row block per thread */
     int n_rowf;
     uint8_t *tmpu;        /* image: [sh][dw*3] */
     /* per-call arguments for the pool tasks */
@@ -151,7 +155,7 @@ qv_status qv_resizer_create(qv_resizer **out, int src_w, int src_h, int dst_w, i
         if (kind == QV_RESAMPLE_IMAGE) r->tmpu = malloc(n);
         else {
             r->tmpf = malloc(n * sizeof(float));
-            r->rowf = malloc((size_t)3 * src_w * sizeof(float));
+            r->rowf = malloc((size_t)3 * RB * src_w * sizeof(float));
             r->n_rowf = 1;
             if (!r->rowf) free(r->tmpf), r->tmpf = NULL;
         }
@@ -181,52 +185,76 @@ static inline uint8_t clip8(int32_t v) {
     return (uint8_t)(v >> PIL_BITS);
 }
 
+/* Round half to even, then clamp to 0..255. Adding and subtracting 1.5 * 2^23 rounds a float of magnitude
+ * below 2^22 to an integer in the current (nearest-even) mode: nearbyintf without a libm call. */
 static inline uint8_t round_clamp(float v) {
-    v = nearbyintf(v);
-    if (v <= 0.0f) return 0;
+    if (!(v > 0.0f)) return 0;   /* also NaN */
     if (v >= 255.0f) return 255;
-    return (uint8_t)v;
+    volatile float big = 12582912.0f;
+    float r = (v + big) - big;
+    return (uint8_t)(int)r;
 }
 
-/* Horizontal pass of source rows [y0, y1). row_f: [3][sw] scratch of this thread (video only). */
-static void pass_h(qv_resizer *r, int y0, int y1, float *row_f) {
+/* Image horizontal pass of source rows [y0, y1) (PIL fixed point, into uint8). */
+static void pass_h_image(qv_resizer *r, int y0, int y1) {
     const axis_w *a = &r->ax;
     const int dw = r->dw, ks = a->ksize;
     for (int y = y0; y < y1; y++) {
         const uint8_t *s = r->src + (size_t)y * r->stride;
-        if (r->kind == QV_RESAMPLE_IMAGE) {
-            uint8_t *d = r->tmpu + (size_t)y * dw * 3;
-            for (int x = 0; x < dw; x++) {
-                const int32_t *w = a->wi + (size_t)x * ks;
-                const uint8_t *p = s + (size_t)a->first[x] * 3;
-                int32_t s0 = 1 << (PIL_BITS - 1), s1 = s0, s2 = s0;
-                for (int j = 0; j < a->count[x]; j++) {
-                    s0 += p[3 * j] * w[j];
-                    s1 += p[3 * j + 1] * w[j];
-                    s2 += p[3 * j + 2] * w[j];
-                }
-                d[3 * x] = clip8(s0), d[3 * x + 1] = clip8(s1), d[3 * x + 2] = clip8(s2);
+        uint8_t *d = r->tmpu + (size_t)y * dw * 3;
+        for (int x = 0; x < dw; x++) {
+            const int32_t *w = a->wi + (size_t)x * ks;
+            const uint8_t *p = s + (size_t)a->first[x] * 3;
+            int32_t s0 = 1 << (PIL_BITS - 1), s1 = s0, s2 = s0;
+            for (int j = 0; j < a->count[x]; j++) {
+                s0 += p[3 * j] * w[j];
+                s1 += p[3 * j + 1] * w[j];
+                s2 += p[3 * j + 2] * w[j];
             }
-        } else {
-            /* the row as float planes first: the tap loops then read contiguous floats */
-            float *pl = row_f;
-            const int sw = r->sw;
+            d[3 * x] = clip8(s0), d[3 * x + 1] = clip8(s1), d[3 * x + 2] = clip8(s2);
+        }
+    }
+}
+
+/* Video horizontal pass over source rows [y0, y1) in blocks of RB rows: the block is transposed into
+ * T[c][x][RB] floats so that every tap is one RB-wide vector multiply-add (GCC vector extension, no ISA
+ * flags). Each output still sums its taps in ascending order from 0, exactly as the scalar loop would. */
+
+static void pass_h_video(qv_resizer *r, int y0, int y1, float *T) {
+    const axis_w *a = &r->ax;
+    const int dw = r->dw, ks = a->ksize, sw = r->sw;
+    for (int yb = y0; yb < y1; yb += RB) {
+        int nr = y1 - yb < RB ? y1 - yb : RB;
+        for (int k = 0; k < RB; k++) {
+            if (k >= nr) {
+                for (size_t x = 0; x < (size_t)3 * sw; x++) T[x * RB + k] = 0.0f;
+                continue;
+            }
+            const uint8_t *p = r->src + (size_t)(yb + k) * r->stride;
+            float *t0 = T + k, *t1 = T + (size_t)sw * RB + k, *t2 = T + (size_t)2 * sw * RB + k;
             for (int x = 0; x < sw; x++) {
-                pl[x] = (float)s[3 * x];
-                pl[sw + x] = (float)s[3 * x + 1];
-                pl[2 * sw + x] = (float)s[3 * x + 2];
+                t0[(size_t)x * RB] = (float)p[3 * x];
+                t1[(size_t)x * RB] = (float)p[3 * x + 1];
+                t2[(size_t)x * RB] = (float)p[3 * x + 2];
             }
-            float *d = r->tmpf + (size_t)y * dw * 3;
-            for (int x = 0; x < dw; x++) {
-                const float *w = a->wf + (size_t)x * ks;
-                const float *p0 = pl + a->first[x], *p1 = p0 + sw, *p2 = p1 + sw;
-                float s0 = 0, s1 = 0, s2 = 0;
-                for (int j = 0; j < a->count[x]; j++) {
-                    s0 += p0[j] * w[j];
-                    s1 += p1[j] * w[j];
-                    s2 += p2[j] * w[j];
+        }
+        for (int x = 0; x < dw; x++) {
+            const float *w = a->wf + (size_t)x * ks;
+            const int f = a->first[x], cnt = a->count[x];
+            for (int c = 0; c < 3; c++) {
+                const float *t = T + ((size_t)c * sw + f) * RB;
+                v4 a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
+                for (int j = 0; j < cnt; j++) {
+                    v4 u0, u1;
+                    memcpy(&u0, t + (size_t)j * RB, sizeof u0);
+                    memcpy(&u1, t + (size_t)j * RB + 4, sizeof u1);
+                    a0 += u0 * w[j];
+                    a1 += u1 * w[j];
                 }
-                d[3 * x] = s0, d[3 * x + 1] = s1, d[3 * x + 2] = s2;
+                float acc[RB];
+                memcpy(acc, &a0, sizeof a0);
+                memcpy(acc + 4, &a1, sizeof a1);
+                for (int k = 0; k < nr; k++) r->tmpf[(size_t)(yb + k) * dw * 3 + 3 * x + c] = acc[k];
             }
         }
     }
@@ -249,17 +277,27 @@ static void pass_v(qv_resizer *r, int y0, int y1) {
             }
         } else {
             const float *w = r->ay.wf + (size_t)y * ks;
-            /* columns in blocks of 64 so the accumulators stay in registers / L1 and vectorize */
-            for (int x0 = 0; x0 < n; x0 += 64) {
-                int m = n - x0 < 64 ? n - x0 : 64;
-                float acc[64];
-                for (int x = 0; x < m; x++) acc[x] = 0.0f;
+            /* columns in vectors of RB; each output sums its taps in ascending order from 0 */
+            int x = 0;
+            for (; x + RB <= n; x += RB) {
+                v4 a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
                 for (int j = 0; j < cnt; j++) {
-                    const float *p = r->tmpf + (size_t)(first + j) * n + x0;
-                    const float wj = w[j];
-                    for (int x = 0; x < m; x++) acc[x] += p[x] * wj;
+                    const float *t = r->tmpf + (size_t)(first + j) * n + x;
+                    v4 u0, u1;
+                    memcpy(&u0, t, sizeof u0);
+                    memcpy(&u1, t + 4, sizeof u1);
+                    a0 += u0 * w[j];
+                    a1 += u1 * w[j];
                 }
-                for (int x = 0; x < m; x++) d[x0 + x] = round_clamp(acc[x]);
+                float acc[RB];
+                memcpy(acc, &a0, sizeof a0);
+                memcpy(acc + 4, &a1, sizeof a1);
+                for (int k = 0; k < RB; k++) d[x + k] = round_clamp(acc[k]);
+            }
+            for (; x < n; x++) {
+                float acc = 0.0f;
+                for (int j = 0; j < cnt; j++) acc += r->tmpf[(size_t)(first + j) * n + x] * w[j];
+                d[x] = round_clamp(acc);
             }
         }
     }
@@ -268,13 +306,12 @@ static void pass_v(qv_resizer *r, int y0, int y1) {
 static void task_h(void *ctx, int ith, int nth) {
     qv_resizer *r = ctx;
     int64_t lo, hi;
-    qv_split(r->sh, ith, nth, 1, &lo, &hi);
-    float *row_f = NULL;
-    if (r->kind == QV_RESAMPLE_VIDEO) {
-        if (ith >= r->n_rowf) return;   /* more threads than scratch rows: cannot happen, see qv_resize_rgb */
-        row_f = r->rowf + (size_t)ith * 3 * r->sw;
+    qv_split(r->sh, ith, nth, RB, &lo, &hi);
+    if (r->kind == QV_RESAMPLE_IMAGE) {
+        pass_h_image(r, (int)lo, (int)hi);
+    } else if (ith < r->n_rowf) {   /* always: qv_resize_rgb sized the scratch for nth threads */
+        pass_h_video(r, (int)lo, (int)hi, r->rowf + (size_t)ith * 3 * RB * r->sw);
     }
-    pass_h(r, (int)lo, (int)hi, row_f);
 }
 
 static void task_v(void *ctx, int ith, int nth) {
@@ -287,7 +324,7 @@ static void task_v(void *ctx, int ith, int nth) {
 void qv_resize_rgb(qv_resizer *r, uint8_t *dst, const uint8_t *src, int src_stride, qv_pool *pool) {
     int nth = qv_pool_size(pool);
     if (r->kind == QV_RESAMPLE_VIDEO && nth > r->n_rowf) {   /* first call with this pool size */
-        float *p = realloc(r->rowf, (size_t)nth * 3 * r->sw * sizeof(float));
+        float *p = realloc(r->rowf, (size_t)nth * 3 * RB * r->sw * sizeof(float));
         if (p) r->rowf = p, r->n_rowf = nth;
         else pool = NULL;   /* out of memory: fall back to one thread (one row was allocated at create) */
     }
