@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,14 +364,27 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
     if (si < 0 || si >= sn) return qv_errf(err, QV_ERR_INVALID, "shard %d/%d: I must be from 0 to N-1", si, sn);
     if (mkdir(p->out_dir, 0755) != 0 && errno != EEXIST)
         return qv_errf(err, QV_ERR_IO, "%s: cannot create the output folder: %s", p->out_dir, strerror(errno));
+    int lock_fd = -1;
     char *sname = qv_batch_status_name(si, sn);
     char *spath = sname ? qv_path_join(p->out_dir, sname) : NULL;
     free(sname);
     if (!spath) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
     idset done = {0};
-    qv_status rc = load_done(p->out_dir, &done, err);
-    if (rc) goto out;
+    qv_status rc = QV_OK;
     int n_sel = 0, k = 0;
+    /* one writer per status file: a second process on the same file (the same shard twice, or two
+     * unsharded runs) would duplicate work; the lock goes away with the process, even on SIGKILL */
+    lock_fd = open(spath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (lock_fd < 0) {
+        rc = qv_errf(err, QV_ERR_IO, "%s: %s", spath, strerror(errno));
+        goto out;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = qv_errf(err, QV_ERR_INVALID, "%s is in use by another qv batch (the same shard twice?)", spath);
+        goto out;
+    }
+    rc = load_done(p->out_dir, &done, err);
+    if (rc) goto out;
     for (int i = 0; i < jl->n; i++)
         if (jl->jobs[i].line % sn == si) n_sel++;
     stats->n_selected = n_sel;
@@ -432,6 +446,7 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
         free(name);
     }
 out:
+    if (lock_fd >= 0) close(lock_fd);
     stats->seconds = qv_now() - t_start;
     idset_free(&done);
     free(spath);

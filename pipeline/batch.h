@@ -24,7 +24,8 @@
  * overwrites its output with the same bytes (greedy decoding). A torn last line is first ended with a
  * newline so the next status line stays whole. So each job ends with exactly one "ok" line.
  * Shards: --shard I/N runs the jobs whose line number mod N == I, and appends only to
- * results.I-of-N.jsonl (without shards: results.jsonl): no two processes append to one file. */
+ * results.I-of-N.jsonl (without shards: results.jsonl): no two processes append to one file (a run holds
+ * an exclusive flock on its status file; a second run on the same file is refused). */
 #ifndef QV_BATCH_H
 #define QV_BATCH_H
 

@@ -5,6 +5,8 @@
 #include "test.h"
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,6 +195,18 @@ static void test_shards(void) {
     qv_batch_params bp = {.out_dir = dir, .shard_n = 1, .run = fake_run, .user = &f};
     qv_batch_stats st;
     CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_OK && f.calls == 0 && st.n_skipped == 7);
+    /* a second writer of the same status file is refused (the lock of a running batch) */
+    char *s0 = qv_path_join(dir, "results.0-of-3.jsonl");
+    int lfd = open(s0, O_RDWR | O_APPEND);
+    CHECK(lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0);
+    bp.shard_i = 0;
+    bp.shard_n = 3;
+    f.calls = 0;
+    CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_ERR_INVALID && f.calls == 0 && strstr(err.msg, "in use"));
+    bp.shard_i = 1; /* another shard is not blocked */
+    CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_OK);
+    close(lfd);
+    free(s0);
     bp.shard_i = 3;
     bp.shard_n = 3;
     CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_ERR_INVALID);
