@@ -170,6 +170,7 @@ qv_status qv_jobs_parse(const char *text, size_t len, qv_joblist *out, qv_err *e
     memset(out, 0, sizeof *out);
     int cap = 0, line = 0;
     size_t i = 0;
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) i = 3; /* a UTF-8 byte order mark (Windows editors) */
     while (i < len) {
         size_t e = i;
         while (e < len && text[e] != '\n') e++;

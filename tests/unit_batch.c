@@ -48,6 +48,9 @@ static void test_parse(void) {
     qv_jobs_free(&jl);
     qv_jobs_free(NULL);
 
+    const char *bom = "\xEF\xBB\xBF{\"id\":\"x\",\"video\":\"v.mp4\",\"question\":\"q\"}\r\n";
+    CHECK(qv_jobs_parse(bom, strlen(bom), &jl, &err) == QV_OK && jl.n == 1 && !jl.jobs[0].error);
+    qv_jobs_free(&jl);
     CHECK(qv_jobs_parse("\n# nothing\n", 11, &jl, &err) == QV_ERR_FORMAT);
     CHECK(qv_jobs_parse("", 0, &jl, &err) == QV_ERR_FORMAT);
 }
