@@ -17,7 +17,8 @@ const char tool_opts_help[] =
     "                           (default \"" QV_DEFAULT_SUMMARY_PROMPT "\")\n"
     "  --framing TEXT           base-form text around the question; {question} marks where it goes\n"
     "                           (default \"Question: {question} Answer:\")\n"
-    "  --full-answer            keep every line a window's answer has (default: the first line)\n";
+    "  --full-answer            keep every line a window's answer has (default: the first line)\n"
+    "  (--max-tokens defaults: 48 per window caption, 200 for a summary, 256 for an answer)\n";
 
 void tool_opts_init(tool_opts *t) {
     memset(t, 0, sizeof *t);
