@@ -12,7 +12,7 @@
  * bf16 weight panels (widened or as bf16 pairs) for a register-blocked GEMM micro-kernel; in between,
  * dot-product tiles. Threads split the n output columns, so each weight row is read by one thread.
  * Thread safety: any number of threads may call these at once (scratch is per thread); one pool serves
- * one caller at a time (qv_pool_run). */
+ * one caller at a time (qv_pool_run).
  * Argument order: out, in, weights, sizes. */
 #ifndef QV_KERNELS_H
 #define QV_KERNELS_H
