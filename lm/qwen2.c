@@ -11,6 +11,11 @@
  * Keys and values of the chunk go into the cache before attention, so every query reads the cache
  * only: the chunk size changes nothing but the grouping of the matrix products.
  *
+ * Attention (attn_task) walks the cache in tiles of ATTN_T positions with an online softmax, so its
+ * scratch is fixed whatever the context. Prefill blocks of queries use sgemm on widened tiles; decode
+ * (few query rows) hands the bf16 tiles to qv_linear in place — which is why V is stored transposed per
+ * tile in the bf16 cache (P V^T is then a product against rows, the kernels' weight layout).
+ *
  * Rotary angles follow the reference bit for bit where it matters: inv_freq and inv_freq * position are
  * float32 in transformers (even when the model runs in float64), so they are float32 here; cos/sin of
  * that float32 angle are evaluated in double and rounded once. */
@@ -370,7 +375,7 @@ static inline v4f exp4(v4f x) {
     return (v4f)((v4i)y & ~under);
 }
 
-/* s[j] = exp(s[j] - m) for j < n; returns the sum. s must have room for n rounded up to 4. */
+/* s[j] = exp(s[j] - m) for j < n; returns the sum. */
 static float exp_sub_sum(float *s, int n, float m) {
     v4f acc = {0, 0, 0, 0}, vm = {m, m, m, m};
     int j = 0;
