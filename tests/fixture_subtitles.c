@@ -104,6 +104,25 @@ int main(void) {
         CHECK(strstr(part, "00:00:12.000 --> 00:00:19.000") && strstr(part, "00:00:26.000 --> 00:00:30.000"));
         free(part);
     }
+    /* summarize --detail: JSON with the summary and the same 6 windows; text: summary, blank line, outline */
+    snprintf(cmd, sizeof cmd, "'%s' summarize --model '%s' '%s' --detail -o '%s/sum.json' %s", qv, model, clip, dir, common);
+    CHECK(run(cmd) == 0);
+    snprintf(path, sizeof path, "%s/sum.json", dir);
+    char *sj = slurp(path);
+    cJSON *sroot = sj ? cJSON_Parse(sj) : NULL;
+    CHECK_MSG(sroot != NULL, "summary JSON does not parse");
+    if (sroot) {
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(sroot, "summary")));
+        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(sroot, "segments")) == 6);
+        cJSON_Delete(sroot);
+    }
+    free(sj);
+    snprintf(cmd, sizeof cmd, "'%s' summarize --model '%s' '%s' --detail %s > '%s/sum.txt'", qv, model, clip, common, dir);
+    CHECK(run(cmd) == 0);
+    snprintf(path, sizeof path, "%s/sum.txt", dir);
+    char *st = slurp(path);
+    CHECK(st && strstr(st, "\n\n[00:00:00.000 --> 00:00:10.000] ") && strstr(st, "[00:00:50.000 --> 00:01:00.000] "));
+    free(st);
     /* no temp files left behind by the atomic writes */
     DIR *dd = opendir(dir);
     struct dirent *de;
