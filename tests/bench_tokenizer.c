@@ -48,6 +48,7 @@ int main(int argc, char **argv) {
         double t0 = qv_now(), c0 = cpu_now();
         if (qv_tok_load(&tok, model, &err) != QV_OK) {
             fprintf(stderr, "bench_tokenizer: %s\n", err.msg);
+            free(model);
             return 1;
         }
         double dt = qv_now() - t0, dc = cpu_now() - c0;
