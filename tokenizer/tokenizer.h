@@ -10,7 +10,11 @@
  * Pipeline (as HF): added/special tokens are matched in the raw text first; every stretch between them is
  * NFC-normalized, split by the Qwen2 pre-tokenizer pattern, mapped to byte-level symbols and merged by
  * BPE merge rank. A loaded tokenizer is read-only: one may be shared by threads (encode uses a per-call
- * scratch; the word cache is internally locked). */
+ * scratch; the word cache is internally locked).
+ * Text that is not valid UTF-8 (HF cannot be given it) is still encoded: each invalid byte stands alone,
+ * is not normalized, and goes through its byte token (decode turns it into U+FFFD).
+ * Only the Qwen2 pipeline is accepted (NFC, the Qwen2 Split pattern, ByteLevel, BPE without dropout or
+ * prefixes); other tokenizer.json types, and added tokens with lstrip/rstrip/single_word, fail to load. */
 #ifndef QV_TOKENIZER_H
 #define QV_TOKENIZER_H
 
