@@ -263,6 +263,28 @@ int main(void) {
         check_case("c", "media/image_c.png", 1);
         /* video: the pipeline resizes its own decoded frames (equal to the golden frames), so pixel values
          * may differ by one resize level: 1/255/std < 0.0151; image: exact */
+        /* the all-at-once convenience gives the same pixel values as the stream (image: the golden's) */
+        {
+            char *img = test_fixture("media/image_c.png");
+            qv_media *m = NULL;
+            float *px = NULL;
+            qv_media_opts o = qv_media_default_opts();
+            CHECK_MSG(qv_media_load(&m, &px, img, &o, &err) == QV_OK, "%s", err.msg);
+            const qv_tensor *g = qv_st_get(golden, "c.pixel_values");
+            if (m && px && g) {
+                const qv_media_info *mi = qv_media_get_info(m);
+                CHECK((int64_t)mi->t * mi->gh * mi->gw == g->shape[0]);
+                double md = 0;
+                for (int64_t i = 0; i < g->shape[0] * QV_PATCH_DIM; i++) {
+                    double d = fabs((double)px[i] - (double)((const float *)g->data)[i]);
+                    if (d > md) md = d;
+                }
+                CHECK_MSG(md <= 1e-6, "qv_media_load image pixel values differ by %g", md);
+            }
+            free(px);
+            qv_media_free(m);
+            free(img);
+        }
         check_cli("a", "media/sample_a.mp4", 0.0151);
         check_cli("c", "media/image_c.png", 1e-6);
     }
