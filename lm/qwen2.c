@@ -227,8 +227,9 @@ static uint64_t mem_available(void) {
 qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_params *p, qv_err *err) {
     *out = NULL;
     if (!m || !p) return qv_errf(err, QV_ERR_INVALID, "lm context: no model or params");
-    if (p->n_ctx <= 0 || p->chunk <= 0)
-        return qv_errf(err, QV_ERR_INVALID, "lm context: n_ctx %d and chunk %d must be > 0", p->n_ctx, p->chunk);
+    if (p->n_ctx <= 0 || p->chunk <= 0 || p->n_ctx > (1 << 30))
+        return qv_errf(err, QV_ERR_INVALID, "lm context: n_ctx %d (1..2^30) and chunk %d (> 0) out of range", p->n_ctx,
+                       p->chunk);
     if (p->prec != QV_PREC_REF && p->prec != QV_PREC_FAST)
         return qv_errf(err, QV_ERR_INVALID, "lm context: unknown precision %d", (int)p->prec);
     qv_dtype kt = kv_type(p);
