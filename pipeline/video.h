@@ -10,12 +10,13 @@
  *   // short clips, all at once:  float *px; qv_media_load(&m, &px, path, &o, &err); ... free(px);
  *
  * Decoding: libavformat/libavcodec (send/receive/drain, decoder threads), libswscale to RGB24 at the
- * frame's own size; timestamps come from the frames. Frame count: the container's packet index when it
- * is consistent with the file, else a demux pass counting packets (WebM has no count, truncated files
- * over-report). Frames are sampled by pipeline/sampler.c and resized/patchified by vision/preprocess.c.
- * Access: sequential decode, or (long videos with sparse targets) seeking to the keyframe before a target
- * when that skips frames; both give the same frames. Memory: one source frame, two resized frames and one
- * pair of patches at a time, whatever the video length.
+ * frame's own size; timestamps come from the frames. Frame count: a demux pass at open (no decoding, about
+ * 0.4 s for a 20-minute 720p file) reads every packet's timestamp, so the count is what the file holds
+ * (WebM has none; truncated files over-report) and a frame's index is the rank of its pts. Frames are
+ * sampled by pipeline/sampler.c and resized/patchified by vision/preprocess.c. Access: sequential decode,
+ * or (sparse targets) seeking to the keyframe before a target when that skips more than a few frames;
+ * non-reference frames that are not targets are not decoded. Every mode gives the same frames. Memory: one
+ * source frame, two resized frames and one pair of patches at a time, whatever the video length.
  * A target frame that fails to decode is replaced by the next frame that does (at the end of the stream:
  * the last one); info->indices / pts_ms then give the frame really used. */
 #ifndef QV_VIDEO_H
