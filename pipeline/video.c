@@ -51,6 +51,7 @@ struct qv_media {
     int64_t n_kf;
     int can_seek;
     int skip_nonref;         /* skip decoding non-reference frames that are not targets */
+    int seek_bias;           /* keyframes to aim before the one wanted (demuxers that land late), 0..3 */
     /* buffers */
     uint8_t *rgb;            /* [src_h][rgb_stride] */
     int rgb_stride;
@@ -549,7 +550,7 @@ qv_status qv_media_run(qv_media *m, qv_pair_fn on_pair, qv_frame_fn on_frame, vo
             break;
         }
         if (m->can_seek && !rs.after_seek && !demux_eof) {
-            int64_t slot = kf_slot_before(m, mi->indices[rs.next]);
+            int64_t slot = kf_slot_before(m, mi->indices[rs.next]) - m->seek_bias;
             if (slot >= 0 && m->kf[slot] > rs.pos + 1 + margin) {
                 if ((st = do_seek(m, &rs, slot))) break;
             }
@@ -562,6 +563,10 @@ qv_status qv_media_run(qv_media *m, qv_pair_fn on_pair, qv_frame_fn on_frame, vo
                 avcodec_send_packet(m->dec, NULL);   /* drain */
             }
             st = receive_all(m, &rs, &reseek, &e);
+            /* the stream ended with targets left after a seek (e.g. it landed past the last keyframe's
+             * data): step back a keyframe if nothing decoded since the seek, else redo it sequentially */
+            if (!st && !reseek && rs.next < mi->n_frames && mi->n_seeks > 0 && m->can_seek)
+                reseek = rs.after_seek ? 1 : 2;
             if (!st && !reseek) break;           /* drained: whatever is left gets the last frame */
         } else {
             if (m->pkt->stream_index == m->vs && !(m->pkt->flags & AV_PKT_FLAG_DISCARD)) {
@@ -577,7 +582,8 @@ qv_status qv_media_run(qv_media *m, qv_pair_fn on_pair, qv_frame_fn on_frame, vo
         }
         if (!st && reseek) {
             demux_eof = 0;
-            if (++rs.retries <= 3 && rs.seek_kf > 0) {
+            if (reseek == 1 && ++rs.retries <= 3 && rs.seek_kf > 0) {
+                if (m->seek_bias < 3) m->seek_bias++;   /* this demuxer lands late: aim earlier from now on */
                 st = do_seek(m, &rs, rs.seek_kf - 1);
             } else {
                 /* give up seeking: restart from the beginning and decode forward */

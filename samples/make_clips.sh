@@ -24,14 +24,15 @@ commit() { for f in "$@"; do mv "$(t "$f")" "$out/$f"; done; }
 
 # containers and codecs, 2 s = 60 frames each; WebM stores no frame count; vfr.mp4: 30 frames at 30 fps,
 # then 30 frames at 10 fps (pts from the expression); trunc source with the index in front (faststart)
-set1=(h264.mp4 h264.mkv h264.mov mpeg4.avi vp9.webm vfr.mp4 fs.mp4)
+set1=(h264.mp4 h264.mkv h264.mov mpeg4.avi vp9.webm vfr.mp4 fs.mp4 mpeg2.mpg)
 args=(-map 0 $x264 -bf 2 "$(t h264.mp4)"
       -map 0 $x264 -bf 2 "$(t h264.mkv)"
       -map 0 $x264 "$(t h264.mov)"
       -map 0 -c:v mpeg4 -q:v 4 -g 12 "$(t mpeg4.avi)"
       -map 0 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 300k -g 12 "$(t vp9.webm)"
       -map 0 -vf "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'" -fps_mode passthrough $x264 "$(t vfr.mp4)"
-      -map 0 $x264 -movflags +faststart "$(t fs.mp4)")
+      -map 0 $x264 -movflags +faststart "$(t fs.mp4)"
+      -map 0 -c:v mpeg2video -g 12 -bf 2 -q:v 4 "$(t mpeg2.mpg)")
 if have_enc libx265; then
     set1+=(hevc.mp4)
     args+=(-map 0 -c:v libx265 -preset ultrafast -x265-params log-level=none:keyint=12 -tag:v hvc1 -pix_fmt yuv420p "$(t hevc.mp4)")
@@ -53,11 +54,18 @@ if set_missing one.mp4 three.mp4; then
     commit one.mp4 three.mp4
 fi
 # seek test: 20 s, keyframe every 15 frames, B-frames; sampled at 0.5 fps a target skips 60 frames
-if set_missing seek.mp4 seek.mkv; then
+# (MPEG-TS seeks land late; opengop.mp4 has leading B-frames that reference the previous GOP)
+if set_missing seek.mp4 seek.mkv opengop.mp4; then
     ff -f lavfi -i "testsrc2=size=160x120:rate=30:duration=20" \
         -map 0 -c:v libx264 -preset ultrafast -bf 2 -g 15 -pix_fmt yuv420p "$(t seek.mp4)" \
-        -map 0 -c:v libx264 -preset ultrafast -bf 2 -g 15 -pix_fmt yuv420p "$(t seek.mkv)"
-    commit seek.mp4 seek.mkv
+        -map 0 -c:v libx264 -preset ultrafast -bf 2 -g 15 -pix_fmt yuv420p "$(t seek.mkv)" \
+        -map 0 -c:v libx264 -preset veryfast -bf 3 -g 30 -x264-params open-gop=1:scenecut=0 -pix_fmt yuv420p \
+        "$(t opengop.mp4)"
+    commit seek.mp4 seek.mkv opengop.mp4
+fi
+if set_missing seek.ts; then
+    ff -i "$out/seek.mp4" -c copy "$(t seek.ts)"
+    commit seek.ts
 fi
 # still images
 if set_missing still.jpg still.webp still.png; then

@@ -178,6 +178,9 @@ int main(void) {
     check_clip("three.mp4", 3, 2);
     check_clip("seek.mp4", 600, 40);
     check_clip("seek.mkv", 600, 40);
+    check_clip("seek.ts", 600, 40);
+    check_clip("opengop.mp4", 600, 40);
+    check_clip("mpeg2.mpg", 60, 4);
 
     /* VFR: timestamps are the frames' own: frame k at k/30 s for k < 30, then 1 + (k-30)/10 s */
     {
@@ -207,8 +210,8 @@ int main(void) {
     }
     /* automatic mode on a long sparse sampling seeks, and gives the same frames as sequential */
     {
-        const char *names[] = {"seek.mp4", "seek.mkv"};
-        for (int i = 0; i < 2; i++) {
+        const char *names[] = {"seek.mp4", "seek.mkv", "seek.ts"};
+        for (int i = 0; i < 3; i++) {
             capture a, b;
             qv_err err = {0};
             CHECK(decode(names[i], QV_MEDIA_SEQUENTIAL, 0.5, &a, &err) == QV_OK);
