@@ -321,6 +321,11 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
         qv_err_prefix(&e, "%s", path);
         goto fail;
     }
+    if ((int64_t)mi->resized_h * mi->resized_w > MAX_PIXELS) {
+        st = qv_errf(&e, QV_ERR_INVALID, "%s: resized frame %dx%d is too large (check --min-pixels)", path,
+                     mi->resized_w, mi->resized_h);
+        goto fail;
+    }
     mi->t = (n + 1) / 2;
     mi->gh = mi->resized_h / QV_PATCH;
     mi->gw = mi->resized_w / QV_PATCH;
