@@ -43,6 +43,7 @@ struct qv_lm {
     lm_layer *layers;                             /* [n_layers] */
     float *inv_freq;                              /* [hd/2], float32 as the reference computes it */
     int8_t *freq_row;                             /* [hd/2]: 0 = t, 1 = h, 2 = w (mrope_section) */
+    uint64_t weight_bytes;                        /* bytes of every decoder tensor (for memory planning) */
 };
 
 struct qv_lm_ctx {
@@ -68,7 +69,8 @@ struct qv_lm_ctx {
 
 /* ---------------------------------------------------------------- weights */
 
-static const uint16_t *get_w(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
+static const uint16_t *get_w(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, uint64_t *bytes,
+                             qv_err *err) {
     const qv_tensor *t = qv_ckpt_get(ck, name);
     if (!t) { qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s missing from the checkpoint", name); return NULL; }
     int ok = t->dtype == QV_BF16 && ((d1 < 0 && t->ndim == 1 && t->shape[0] == d0) ||
@@ -84,6 +86,7 @@ static const uint16_t *get_w(const qv_ckpt *ck, const char *name, int64_t d0, in
         qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s is shorter than its shape", name);
         return NULL;
     }
+    *bytes += (uint64_t)d0 * (uint64_t)(d1 < 0 ? 1 : d1) * 2;
     return t->data;
 }
 
@@ -119,7 +122,7 @@ qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
 #define W(dst, d0, d1, ...)                                                    \
     do {                                                                       \
         snprintf(name, sizeof name, __VA_ARGS__);                              \
-        if (!((dst) = get_w(ck, name, d0, d1, err))) goto fail;                \
+        if (!((dst) = get_w(ck, name, d0, d1, &m->weight_bytes, err))) goto fail; \
     } while (0)
     W(m->embed, V, D, "model.embed_tokens.weight");
     W(m->norm, D, -1, "model.norm.weight");
@@ -213,15 +216,18 @@ uint64_t qv_lm_ctx_bytes(const qv_lm *m, const qv_lm_ctx_params *p) {
 }
 
 /* MemAvailable from /proc/meminfo in bytes; 0 when unknown. */
-static uint64_t mem_available(void) {
+/* MemAvailable and MemTotal from /proc/meminfo in bytes; 0 when unknown. */
+static void mem_info(uint64_t *avail, uint64_t *total) {
+    *avail = *total = 0;
     FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
+    if (!f) return;
     char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    unsigned long long kb;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) *avail = (uint64_t)kb * 1024;
+        else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) *total = (uint64_t)kb * 1024;
+    }
     fclose(f);
-    return (uint64_t)kb * 1024;
 }
 
 qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_params *p, qv_err *err) {
@@ -242,7 +248,15 @@ qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_para
     if (!ctx_size(m, &pp, nth, &s))
         return qv_errf(err, QV_ERR_NOMEM, "lm context: size overflows for n_ctx %d", pp.n_ctx);
     if (pp.check_memory) {
-        uint64_t need = s.cache_bytes + s.scratch_floats * 4, avail = mem_available();
+        uint64_t need = s.cache_bytes + s.scratch_floats * 4, avail, total;
+        mem_info(&avail, &total);
+        /* the mapped weights must stay resident beside the cache: both must fit in the machine */
+        if (total && need + m->weight_bytes > total)
+            return qv_errf(err, QV_ERR_NOMEM, "lm context: a KV cache of %d tokens (%.2f GiB %s) plus %.2f GiB "
+                           "scratch and the model's %.2f GiB of weights exceed this machine's %.2f GiB; use fewer "
+                           "tokens (shorter video, fewer frames) or the bf16 cache", pp.n_ctx,
+                           s.cache_bytes / 1073741824.0, qv_dtype_name(kt), s.scratch_floats * 4 / 1073741824.0,
+                           m->weight_bytes / 1073741824.0, total / 1073741824.0);
         if (avail && need > avail)
             return qv_errf(err, QV_ERR_NOMEM, "lm context: a KV cache of %d tokens (%.2f GiB %s) plus %.2f GiB "
                            "scratch needs more than the %.2f GiB of memory available; use fewer tokens "
