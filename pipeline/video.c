@@ -18,8 +18,10 @@
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +247,16 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
     if (!(m->o.fps > 0) || m->o.max_frames < 1 || m->o.min_frames < 0 || m->o.min_pixels < 0 || m->o.max_pixels < 0 ||
         m->o.total_pixels < 0) {
         st = qv_errf(&e, QV_ERR_INVALID, "invalid media options (fps, frame or pixel limits)");
+        goto fail;
+    }
+    /* regular files only: a FIFO or a device (/dev/zero) could block or never end */
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        st = qv_errf(&e, QV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = qv_errf(&e, QV_ERR_IO, "%s: not a regular file", path);
         goto fail;
     }
     if ((st = open_av(m, &e))) goto fail;

@@ -260,5 +260,13 @@ int main(void) {
     check_damaged("garbage.mp4", 1, 0);
     check_damaged("empty.mp4", 1, 0);
     check_damaged("does_not_exist.mp4", 1, 0);
+    /* not a regular file: refused at once (a FIFO or /dev/zero would block or never end) */
+    {
+        qv_media *m = NULL;
+        qv_err err = {0};
+        qv_media_opts o = qv_media_default_opts();
+        CHECK(qv_media_open(&m, "/dev/zero", &o, &err) != QV_OK && m == NULL && strstr(err.msg, "regular"));
+        CHECK(qv_media_open(&m, clips, &o, &err) != QV_OK && m == NULL);
+    }
     return test_done();
 }
