@@ -103,6 +103,19 @@ static void close_av(qv_media *m) {
     avformat_close_input(&m->fmt);
 }
 
+/* The concat demuxer opens the files a script names (itself included, until file descriptors run out):
+ * refuse it before opening; everything else goes through the normal probe. */
+static qv_status refuse_scripts(const char *path, qv_err *err) {
+    AVIOContext *pb = NULL;
+    const AVInputFormat *f = NULL;
+    if (avio_open(&pb, path, AVIO_FLAG_READ) < 0) return QV_OK;   /* the real open reports it */
+    int r = av_probe_input_buffer2(pb, &f, path, NULL, 0, 0);
+    avio_closep(&pb);
+    if (r >= 0 && f && strcmp(f->name, "concat") == 0)
+        return qv_errf(err, QV_ERR_UNSUPPORTED, "%s: concat scripts are not accepted (give the media file)", path);
+    return QV_OK;
+}
+
 static qv_status open_av(qv_media *m, qv_err *err) {
     /* local files only: a path must not make the library open network or concat/subfile protocols */
     AVDictionary *opt = NULL;
@@ -259,7 +272,7 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
         st = qv_errf(&e, QV_ERR_IO, "%s: not a regular file", path);
         goto fail;
     }
-    if ((st = open_av(m, &e))) goto fail;
+    if ((st = refuse_scripts(path, &e)) || (st = open_av(m, &e))) goto fail;
     mi->container = m->fmt->iformat->name;
     mi->codec = m->dec->codec->name;
     mi->src_w = m->dec->width;

@@ -267,6 +267,15 @@ int main(void) {
         qv_media_opts o = qv_media_default_opts();
         CHECK(qv_media_open(&m, "/dev/zero", &o, &err) != QV_OK && m == NULL && strstr(err.msg, "regular"));
         CHECK(qv_media_open(&m, clips, &o, &err) != QV_OK && m == NULL);
+        /* a concat script naming itself: refused, not opened recursively */
+        char self[700];
+        snprintf(self, sizeof self, "%s/self.mp4", clips);
+        FILE *f = fopen(self, "w");
+        if (f) {
+            fputs("ffconcat version 1.0\nfile self.mp4\n", f);
+            fclose(f);
+        }
+        CHECK(qv_media_open(&m, self, &o, &err) != QV_OK && m == NULL && strstr(err.msg, "concat"));
     }
     return test_done();
 }
