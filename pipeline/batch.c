@@ -356,6 +356,32 @@ static qv_status load_done(const char *dir, idset *done, qv_err *err) {
     return st;
 }
 
+/* Removes temp files ("ID.EXT.tmp.PID") that a killed run left behind for jobs of this shard. Only this
+ * shard writes those jobs (and it holds the status file's lock), so none of them can be in flight. */
+static void remove_stale_temps(const char *dir, const qv_joblist *jl, int si, int sn) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (!t) continue;
+        const char *dot = NULL; /* the "." before EXT */
+        for (const char *q = de->d_name; q < t; q++)
+            if (*q == '.') dot = q;
+        if (!dot) continue;
+        size_t idn = (size_t)(dot - de->d_name);
+        for (int i = 0; i < jl->n; i++) {
+            const qv_job *j = &jl->jobs[i];
+            if (j->line % sn != si || strlen(j->file_id) != idn || strncmp(j->file_id, de->d_name, idn)) continue;
+            char *path = qv_path_join(dir, de->d_name);
+            if (path) unlink(path);
+            free(path);
+            break;
+        }
+    }
+    closedir(d);
+}
+
 qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_stats *stats, qv_err *err) {
     qv_batch_stats st0 = {0};
     if (!stats) stats = &st0;
@@ -386,6 +412,7 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
     }
     rc = load_done(p->out_dir, &done, err);
     if (rc) goto out;
+    remove_stale_temps(p->out_dir, jl, si, sn);
     for (int i = 0; i < jl->n; i++)
         if (jl->jobs[i].line % sn == si) n_sel++;
     stats->n_selected = n_sel;

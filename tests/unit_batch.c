@@ -198,6 +198,19 @@ static void test_shards(void) {
     qv_batch_params bp = {.out_dir = dir, .shard_n = 1, .run = fake_run, .user = &f};
     qv_batch_stats st;
     CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_OK && f.calls == 0 && st.n_skipped == 7);
+    /* temp files a killed run left behind: this shard's are removed, another shard's are not touched */
+    char *t0 = qv_path_join(dir, "j0.txt.tmp.4242"), *t1 = qv_path_join(dir, "j1.txt.tmp.4242");
+    fclose(fopen(t0, "w"));
+    fclose(fopen(t1, "w"));
+    bp.shard_i = 0; /* lines 3 and 6 (j2, j5) */
+    bp.shard_n = 3;
+    CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_OK);
+    CHECK(qv_file_exists(t0) && qv_file_exists(t1));
+    bp.shard_i = 1; /* lines 1, 4, 7 (j0, j3, j6) */
+    CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_OK);
+    CHECK(!qv_file_exists(t0) && qv_file_exists(t1));
+    free(t0);
+    free(t1);
     /* a second writer of the same status file is refused (the lock of a running batch) */
     char *s0 = qv_path_join(dir, "results.0-of-3.jsonl");
     int lfd = open(s0, O_RDWR | O_APPEND);
