@@ -29,7 +29,7 @@
 #include "pipeline/sampler.h"
 #include "vision/preprocess.h"
 
-#define SEEK_MARGIN  32        /* auto mode seeks only when it skips more frames than this */
+#define SEEK_MARGIN  8         /* auto mode seeks only when it skips more frames than this */
 #define MAX_PACKETS  (1 << 26) /* refuse absurd packet counts (hostile files) */
 #define MAX_PIXELS   (1 << 27) /* refuse frames above 134 M pixels (16K x 8K) */
 
