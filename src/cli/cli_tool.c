@@ -75,6 +75,22 @@ int tool_pick_format(const tool_opts *t, const char *cmd, int def) {
     return def;
 }
 
+int tool_check_output(const tool_opts *t) {
+    if (!t->output) return 0;
+    char *dir = strdup(t->output);
+    if (!dir) return cli_fail("out of memory");
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash) {
+        slash[slash == dir ? 1 : 0] = 0;
+        d = dir;
+    }
+    int ok = access(d, W_OK | X_OK) == 0;
+    int rc = ok ? 0 : cli_fail("cannot write %s: the folder %s is missing or not writable", t->output, d);
+    free(dir);
+    return rc;
+}
+
 int tool_write(const tool_opts *t, const char *doc) {
     if (!t->output) {
         fputs(doc, stdout);

@@ -22,6 +22,8 @@ extern const char tool_opts_help[];
  * -1 when --format and the extension disagree or the extension is unknown. */
 int tool_pick_format(const tool_opts *t, const char *cmd, int def);
 
+/* Before a long run: 0 when t->output's folder is writable (or no output), else prints why and returns 1. */
+int tool_check_output(const tool_opts *t);
 /* Writes doc to t->output atomically (or stdout when NULL). 0 or the exit code after printing the error. */
 int tool_write(const tool_opts *t, const char *doc);
 

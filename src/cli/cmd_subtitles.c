@@ -48,6 +48,7 @@ int qv_cmd_subtitles(int argc, char **argv) {
     int fmt = tool_pick_format(&t, cmd, QV_FMT_SRT);
     if (fmt < 0) return 2;
 
+    if (tool_check_output(&t)) return 1;
     qv_engine *e;
     int rc = cli_engine_open(&o, cmd, &e);
     if (rc) return rc;

@@ -48,6 +48,7 @@ int qv_cmd_summarize(int argc, char **argv) {
     if ((fmt == QV_FMT_SRT || fmt == QV_FMT_VTT) && !t.detail)
         return cli_usage(cmd, "SRT and WebVTT hold the timestamped outline: add --detail");
 
+    if (tool_check_output(&t)) return 1;
     qv_engine *e;
     int rc = cli_engine_open(&o, cmd, &e);
     if (rc) return rc;
