@@ -94,10 +94,43 @@ static qv_status span_of(const char *video, const qv_media_opts *mo, qv_task_res
     return QV_OK;
 }
 
+/* Stop ids for a one-line answer: the engine's default stops plus the tokens that are a line break
+ * (alone or after '.', '!', '?'), so a caption ends at its end of line instead of running on to
+ * max_tokens (a base model goes on with "Question: ..."). n_break: how many of them are breaks (last).
+ * Returns 0 (go unchanged) when the caller chose its own stop ids or disabled stops. */
+static int add_line_stops(const qv_engine *e, qv_gen_opts *go, int *n_break) {
+    *n_break = 0;
+    if (go->n_stop > 0 || !go->use_stop) return 0;
+    const qv_model_config *mc = qv_engine_config(e);
+    const qv_tokenizer *tok = qv_engine_tokenizer(e);
+    int n = 0;
+    for (int i = 0; i < mc->gen.n_eos && n < 8; i++) go->stop_ids[n++] = mc->gen.eos_ids[i];
+    static const char *const specials[] = {"<|endoftext|>", "<|im_end|>"}; /* as the engine's defaults */
+    for (int i = 0; i < (qv_engine_is_chat(e) ? 2 : 1); i++) {
+        int id = qv_tok_id(tok, specials[i], strlen(specials[i]));
+        if (id >= 0) go->stop_ids[n++] = id;
+    }
+    int n_fixed = n;
+    static const char *const breaks[] = {"\n", "\n\n", ".\n", ".\n\n", "\n\n\n", " \n", "!\n", "?\n"};
+    for (size_t i = 0; i < sizeof breaks / sizeof *breaks && n < 16; i++) {
+        int32_t *ids = NULL;
+        size_t k = 0;
+        if (qv_tok_encode(tok, breaks[i], strlen(breaks[i]), &ids, &k, NULL) == QV_OK && k == 1) {
+            int dup = 0;
+            for (int j = 0; j < n; j++) dup |= go->stop_ids[j] == ids[0];
+            if (!dup) go->stop_ids[n++] = ids[0];
+        }
+        free(ids);
+    }
+    go->n_stop = n;
+    *n_break = n - n_fixed;
+    return 1;
+}
+
 /* one engine run: question about the video (win: only [win[0], win[1]] seconds) or the image; *text =
  * the cleaned answer */
 static qv_status run_one(qv_engine *e, const char *path, int is_image, const char *question, const qv_media_opts *mo,
-                         const double *win, const qv_gen_opts *go, const qv_task_opts *to, int first_line,
+                         const double *win, const qv_gen_opts *go_in, const qv_task_opts *to, int first_line,
                          char **text, long *n_gen, qv_err *err) {
     const char *const paths[1] = {path};
     char *prompt = NULL;
@@ -109,15 +142,41 @@ static qv_status run_one(qv_engine *e, const char *path, int is_image, const cha
         m.start_s = win[0];
         m.end_s = win[1];
     }
-    qv_result res = {0};
-    st = qv_engine_run_raw(e, prompt, &m, go, &res, err);
-    free(prompt);
-    if (st == QV_OK) {
-        *text = clean_answer(res.text, first_line);
-        if (!*text) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
-        *n_gen += res.n_gen;
+    qv_gen_opts go = *go_in;
+    int n_break = 0;
+    int line_stops = first_line && add_line_stops(e, &go, &n_break) && n_break > 0;
+    *text = NULL;
+    for (int attempt = 0; attempt < 2 && !st && !*text; attempt++) {
+        qv_result res = {0};
+        st = qv_engine_run_raw(e, prompt, &m, attempt ? go_in : &go, &res, err);
+        if (st == QV_OK) {
+            /* stopped at a line break: keep what the break token held before its newline (".\n" -> ".") */
+            char tail[64] = "";
+            int32_t last = res.n_gen > 0 ? res.gen_ids[res.n_gen - 1] : -1;
+            int at_break = 0;
+            for (int j = go.n_stop - n_break; line_stops && !attempt && res.stopped && j < go.n_stop; j++)
+                at_break |= go.stop_ids[j] == last;
+            if (at_break) {
+                qv_tok_decode(qv_engine_tokenizer(e), &last, 1, 1, tail, sizeof tail);
+                tail[strcspn(tail, "\n")] = 0;
+            }
+            size_t tl = strlen(res.text) + strlen(tail) + 1;
+            char *full = malloc(tl);
+            if (full) snprintf(full, tl, "%s%s", res.text, tail);
+            *text = full ? clean_answer(full, first_line) : NULL;
+            free(full);
+            if (!*text) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+            else if (at_break && !**text) { /* the answer began with a line break: once more, no line stops */
+                free(*text);
+                *text = NULL;
+            }
+            *n_gen += res.n_gen;
+        }
+        qv_result_free(&res);
+        if (!line_stops) break;
     }
-    qv_result_free(&res);
+    if (!st && !*text && !(*text = strdup(""))) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    free(prompt);
     return st;
 }
 

@@ -3,11 +3,14 @@
  * the whole vocabulary), written as SRT, WebVTT and JSON. The SRT and VTT must pass the strict checker
  * (monotonic, non-overlapping, inside the clip), the JSON must parse and agree with them, and the
  * windows must tile the clip. Also --start/--end and a bad input's error. */
+#include "genweights.h"
+#include "pipeline/demo.h"
 #include "test.h"
 #include "unit_output_subcheck.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char *slurp(const char *path) {
@@ -123,6 +126,58 @@ int main(void) {
     char *st = slurp(path);
     CHECK(st && strstr(st, "\n\n[00:00:00.000 --> 00:00:10.000] ") && strstr(st, "[00:00:50.000 --> 00:01:00.000] "));
     free(st);
+    /* captions stop at the first line break (extra stop ids) and must equal the first line of the answer
+     * generated without those stops, same seed: checked on the demo model (byte-level vocabulary, so
+     * random weights emit line breaks often), sampling at a high temperature */
+    char *demo = test_tmp("subs/demo"), *demo_src = test_tmp("subs/demo-src"), *demo_cfg = test_tmp("subs/demo-src/config.json");
+    qv_demo_tok tk;
+    qv_err err = {0};
+    mkdir(demo_src, 0755);
+    CHECK(qv_demo_tokenizer_build(&tk, 100, &err) == QV_OK);
+    CHECK(qv_demo_write_configs(&tk, demo_src, &err) == QV_OK);
+    qv_genweights_params gp = qv_genweights_default_params();
+    gp.config_path = demo_cfg;
+    gp.out_dir = demo;
+    CHECK_MSG(qv_genweights_write(&gp, &err) == QV_OK, "%s", err.msg);
+    CHECK(qv_demo_write_tokenizer(&tk, demo, &err) == QV_OK);
+    qv_demo_tokenizer_free(&tk);
+    int breaks_seen = 0, compared = 0;
+    for (int seed = 1; seed <= 4; seed++) {
+        char *js[2] = {0};
+        for (int full = 0; full < 2; full++) {
+            snprintf(path, sizeof path, "%s/stop%d.json", dir, full);
+            snprintf(cmd, sizeof cmd,
+                     "'%s' subtitles --model '%s' '%s' --end 10 --window 2.5 --temperature 5 --seed %d %s %s --max-tokens 120 "
+                     "-o '%s'", qv, demo, clip, seed, full ? "--full-answer" : "", common, path);
+            /* common's --max-tokens 8 comes first; the later --max-tokens 120 wins */
+            CHECK_MSG(run(cmd) == 0, "%s", cmd);
+            js[full] = slurp(path);
+        }
+        cJSON *c = js[0] ? cJSON_Parse(js[0]) : NULL, *f = js[1] ? cJSON_Parse(js[1]) : NULL;
+        cJSON *cs = cJSON_GetObjectItem(c, "segments"), *fs = cJSON_GetObjectItem(f, "segments");
+        CHECK(cJSON_GetArraySize(cs) == 4 && cJSON_GetArraySize(fs) == 4);
+        for (int i = 0; i < cJSON_GetArraySize(cs) && i < cJSON_GetArraySize(fs); i++) {
+            const char *cap = cJSON_GetObjectItem(cJSON_GetArrayItem(cs, i), "text")->valuestring;
+            const char *ans = cJSON_GetObjectItem(cJSON_GetArrayItem(fs, i), "text")->valuestring;
+            /* the first line: skip leading spaces/tabs/line breaks, stop at CR or LF, drop trailing blanks */
+            while (*ans == ' ' || *ans == '\t' || *ans == '\n' || *ans == '\r') ans++;
+            size_t n = strcspn(ans, "\r\n");
+            breaks_seen += ans[n] != 0;
+            while (n && (ans[n - 1] == ' ' || ans[n - 1] == '\t')) n--;
+            CHECK_MSG(strlen(cap) == n && strncmp(cap, ans, n) == 0, "seed %d window %d: caption '%s' vs answer '%.*s'",
+                      seed, i, cap, (int)n, ans);
+            compared++;
+        }
+        cJSON_Delete(c);
+        cJSON_Delete(f);
+        free(js[0]);
+        free(js[1]);
+    }
+    CHECK(compared == 16);
+    CHECK_MSG(breaks_seen >= 2, "only %d answers had a line break: the stop was not exercised", breaks_seen);
+    free(demo);
+    free(demo_src);
+    free(demo_cfg);
     /* no temp files left behind by the atomic writes */
     DIR *dd = opendir(dir);
     struct dirent *de;
