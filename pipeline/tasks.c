@@ -23,6 +23,11 @@ void qv_task_result_free(qv_task_result *r) {
     memset(r, 0, sizeof *r);
 }
 
+double qv_task_auto_window(double span_s) {
+    double w = ceil(span_s / 12.0 / 5.0) * 5.0;
+    return w > 10.0 ? w : 10.0;
+}
+
 int qv_task_windows(double t0, double t1, double window_s, double (*w)[2], int cap) {
     if (!(t1 > t0) || !(window_s > 0)) return 0;
     double span = t1 - t0;
@@ -190,15 +195,17 @@ static void short_time(char *out, size_t cap, double s) {
 
 static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go_in,
                           const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err) {
-    int n = qv_task_windows(out->t0, out->t1, to->window_s, NULL, 0);
-    if (n <= 0) return qv_errf(err, QV_ERR_INVALID, "window length must be positive (got %g s)", to->window_s);
+    double win = to->window_s;
+    if (win <= 0) win = qv_task_auto_window(out->t1 - out->t0);
+    int n = qv_task_windows(out->t0, out->t1, win, NULL, 0);
+    if (n <= 0) return qv_errf(err, QV_ERR_INVALID, "window length must be positive (got %g s)", win);
     double (*w)[2] = malloc(sizeof(double[2]) * (size_t)n);
     out->segs = calloc((size_t)n, sizeof(qv_segment));
     if (!w || !out->segs) {
         free(w);
         return qv_errf(err, QV_ERR_NOMEM, "out of memory for %d windows", n);
     }
-    qv_task_windows(out->t0, out->t1, to->window_s, w, n);
+    qv_task_windows(out->t0, out->t1, win, w, n);
     qv_gen_opts go = *go_in;
     if (go.max_tokens <= 0) go.max_tokens = to->caption_tokens > 0 ? to->caption_tokens : 48;
     const char *q = to->prompt && *to->prompt ? to->prompt : QV_DEFAULT_CAPTION_PROMPT;

@@ -29,7 +29,7 @@
 #define QV_DEFAULT_SUMMARY_PROMPT "Summarize what happens in this video in a few sentences."
 
 typedef struct {
-    double window_s;          /* window length in seconds (default 10) */
+    double window_s;          /* window length in seconds (default 10; <= 0: qv_task_auto_window) */
     const char *prompt;       /* per-window question (NULL = QV_DEFAULT_CAPTION_PROMPT) */
     const char *summary_prompt; /* whole-video question (NULL = QV_DEFAULT_SUMMARY_PROMPT) */
     const char *framing;      /* base-form framing (NULL = the engine's default "Question: {question} Answer:") */
@@ -68,6 +68,9 @@ qv_status qv_task_ask(qv_engine *e, const char *path, int is_image, const char *
  * or answer come from r. malloc'd; NULL on OOM. */
 char *qv_task_render(qv_out_format fmt, const qv_task_result *r, const qv_out_meta *meta);
 
+/* A window length giving about a dozen windows: span/12 rounded up to 5 s, at least 10 s (the outline of
+ * `summarize --detail` when no window is given: 10 s windows for a minute, 5 minutes for an hour). */
+double qv_task_auto_window(double span_s);
 /* Splits [t0, t1] into windows (see the top): writes up to cap bounds pairs into w ([cap][2]) and returns
  * the count (which may exceed cap: call again with more room); 0 when t1 <= t0 or window_s <= 0. */
 int qv_task_windows(double t0, double t1, double window_s, double (*w)[2], int cap);

@@ -186,6 +186,9 @@ static void test_windows(void) {
     CHECK(qv_task_windows(5, 5, 10, w, 16) == 0);
     CHECK(qv_task_windows(0, 10, 0, w, 16) == 0);
     CHECK(qv_task_windows(0, NAN, 10, w, 16) == 0);
+    /* automatic outline windows: about a dozen, multiples of 5 s, at least 10 s */
+    CHECK(qv_task_auto_window(3.2) == 10 && qv_task_auto_window(60) == 10 && qv_task_auto_window(3600) == 300);
+    CHECK(qv_task_auto_window(1000) == 85 && qv_task_windows(0, 1000, 85, NULL, 0) == 12);
 }
 
 int main(void) {

@@ -10,7 +10,8 @@
 
 const char tool_opts_help[] =
     "task:\n"
-    "  --window S               window length in seconds for per-window captions (default 10)\n"
+    "  --window S               window length in seconds for per-window captions (default 10; summarize\n"
+    "                           --detail: about a dozen windows, at least 10 s)\n"
     "  --prompt TEXT            the question asked about each window\n"
     "                           (default \"" QV_DEFAULT_CAPTION_PROMPT "\")\n"
     "  --summary-prompt TEXT    the question for the whole-video summary\n"
@@ -48,6 +49,7 @@ int tool_opts_parse(tool_opts *t, const char *cmd, int argc, char **argv, int *i
         if (!(v = cli_opt_value(cmd, "--window", argc, argv, i))) return -1;
         if (!cli_parse_double(cmd, "--window", v, 0.1, 1e6, &d)) return -1;
         t->task.window_s = d;
+        t->window_given = 1;
         return 1;
     }
     static const char *const texts[] = {"--prompt", "--summary-prompt", "--framing"};

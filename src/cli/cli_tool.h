@@ -11,6 +11,7 @@ typedef struct {
     const char *output;      /* -o / --output PATH (NULL = stdout) */
     int format;              /* --format NAME; -1 = from the output's extension, else the command's default */
     int detail;              /* --detail (summarize) */
+    int window_given;        /* --window was given (summarize picks its own otherwise) */
 } tool_opts;
 
 void tool_opts_init(tool_opts *t);

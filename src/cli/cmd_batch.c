@@ -58,6 +58,7 @@ static qv_status run_job(void *user, const qv_job *job, char **doc, const char *
         if (r <= 0) return qv_errf(err, QV_ERR_INVALID, "line %d: %s", job->line, why);
     }
     int is_sub = !strcmp(job->task, "subtitles"), is_sum = !strcmp(job->task, "summarize");
+    if (is_sum && !t.window_given) t.task.window_s = 0; /* as qv summarize: about a dozen windows */
     int fmt = is_sub ? QV_FMT_SRT : QV_FMT_TEXT;
     if (job->format) {
         fmt = qv_format_from_name(job->format);

@@ -10,8 +10,8 @@
 static void help(void) {
     printf("usage: qv summarize [options] VIDEO [-o OUT.txt|OUT.json]\n\n"
            "Asks the model for one summary of the whole video and prints it (or writes it with -o). With\n"
-           "--detail the video is also cut into windows (--window seconds) and each gets a caption from its\n"
-           "own frames: a timestamped outline after the summary.\n\n"
+           "--detail the video is also cut into windows (--window seconds; by default about a dozen, at least\n"
+           "10 s each) and each gets a caption from its own frames: a timestamped outline after the summary.\n\n"
            "output:\n"
            "  --detail                 add the timestamped outline\n"
            "  -o, --output FILE        where to write (.txt .json; .srt/.vtt hold only the outline)\n"
@@ -48,6 +48,7 @@ int qv_cmd_summarize(int argc, char **argv) {
     if ((fmt == QV_FMT_SRT || fmt == QV_FMT_VTT) && !t.detail)
         return cli_usage(cmd, "SRT and WebVTT hold the timestamped outline: add --detail");
 
+    if (!t.window_given) t.task.window_s = 0; /* the outline: about a dozen windows */
     if (tool_check_output(&t)) return 1;
     qv_engine *e;
     int rc = cli_engine_open(&o, cmd, &e);
