@@ -47,12 +47,14 @@ const qv_text_hparams *qv_lm_hparams(const qv_lm *m);
 
 typedef struct {
     int n_ctx;           /* tokens the KV cache holds: prompt + generation budget (required, > 0) */
-    int chunk;           /* most tokens per forward pass; scratch memory scales with it (default 256) */
+    int chunk;           /* most tokens per forward pass; scratch memory scales with it, never with n_ctx
+                            (default 256; 7B: ~55 MiB) */
     qv_precision prec;   /* QV_PREC_REF (default) or QV_PREC_FAST */
     qv_pool *pool;       /* threads for the whole forward pass; borrowed; NULL = caller only */
     qv_dtype kv_dtype;   /* QV_F32 or QV_BF16; QV_DTYPE_COUNT (default) = F32 for REF, BF16 for FAST */
     int check_memory;    /* 1 (default): refuse (QV_ERR_NOMEM, numbers in the message) when the cache and
-                            scratch would not fit in MemAvailable */
+                            scratch would not fit in MemAvailable, or together with the decoder's weights
+                            (which must stay resident) not in MemTotal */
 } qv_lm_ctx_params;
 
 qv_lm_ctx_params qv_lm_ctx_default_params(void);
