@@ -10,6 +10,7 @@
 #include "tensor.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,7 +186,17 @@ typedef struct {
     size_t xelt;         /* bytes per prepared element */
     const uint16_t *W, *b;
     int m, n, k;
+    int chunk;           /* output columns per work item */
+    atomic_int next;     /* next work item: threads take items until none is left, so a thread the OS
+                            preempts (shared machine) holds back only its current item */
 } lin_ctx;
+
+/* work items of about n / (8 nth) columns, multiples of 32 (whole GEMM panels) */
+static int chunk_of(int n, int nth) {
+    int c = (n + 8 * nth - 1) / (8 * nth);
+    c = (c + 31) / 32 * 32;
+    return c < 32 ? 32 : c;
+}
 
 static void xprep_task(void *ctx, int ith, int nth) {
     lin_ctx *a = ctx;
@@ -217,12 +228,9 @@ static void add_bias(float *Y, int ldy, const uint16_t *b, int m, int n) {
         for (int j = 0; j < n; j++) Y[(size_t)i * ldy + j] += qv_bf16_to_f32(b[j]);
 }
 
-/* large m: widen a panel of W rows to f32 and let OpenBLAS (single-threaded, one call per thread) do it */
-static void blas_task(void *ctx, int ith, int nth) {
-    lin_ctx *a = ctx;
-    int64_t lo, hi;
-    qv_split(a->n, ith, nth, 16, &lo, &hi);
-    if (hi <= lo) return;
+/* large m, columns [lo, hi): the ISA's GEMM, or widen panels of W rows to f32 for OpenBLAS
+ * (single-threaded, one call per thread) */
+static void gemm_range(lin_ctx *a, int64_t lo, int64_t hi) {
     if (a->t->gemm[a->prec]) {
         void *s = scratch(1, a->t->gemm_scratch);
         if (s) {
@@ -262,13 +270,11 @@ static void blas_task(void *ctx, int ith, int nth) {
     }
 }
 
-static void linear_task(void *ctx, int ith, int nth) {
-    lin_ctx *a = ctx;
+/* small m, columns [lo, hi): decode gemv or register tiles */
+static void tile_range(lin_ctx *a, int64_t lo, int64_t hi) {
     const qv_ktable *t = a->t;
     qv_tile_fn tile = t->tile[a->prec];
     const int mr = t->mr, nr = t->nr;
-    int64_t lo, hi;
-    qv_split(a->n, ith, nth, 16, &lo, &hi);
     /* decode-sized X (a few rows) stays in L1/L2 whole: stream each W row once, no k blocking */
     const int kc = a->m <= mr ? a->k : t->kc;
     float bias[NR_MAX];
@@ -302,6 +308,24 @@ static void linear_task(void *ctx, int ith, int nth) {
     }
 }
 
+static void gemm_task(void *ctx, int ith, int nth) {
+    lin_ctx *a = ctx;
+    for (;;) {
+        int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
+        if (lo >= a->n) return;
+        gemm_range(a, lo, lo + a->chunk < a->n ? lo + a->chunk : a->n);
+    }
+}
+
+static void tile_task(void *ctx, int ith, int nth) {
+    lin_ctx *a = ctx;
+    for (;;) {
+        int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
+        if (lo >= a->n) return;
+        tile_range(a, lo, lo + a->chunk < a->n ? lo + a->chunk : a->n);
+    }
+}
+
 static void linear_fallback(const lin_ctx *a) {   /* no memory for the scratch: scalar, in place */
     for (int i = 0; i < a->m; i++)
         for (int j = 0; j < a->n; j++) {
@@ -326,6 +350,8 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
         return;
     }
     lin_ctx a = {.t = t, .prec = prec, .Y = Y, .ldy = ldy, .X = X, .W = W, .b = b, .m = m, .n = n, .k = k};
+    a.chunk = chunk_of(n, qv_pool_size(pool));
+    atomic_init(&a.next, 0);
     const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
     if (t->blas_min_m[prec] && m >= t->blas_min_m[prec]) {
         a.kp = k;
@@ -340,7 +366,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
             if (big) qv_pool_run(pool, xround_task, &a);
             else xround_task(&a, 0, 1);
         }
-        qv_pool_run(pool, blas_task, &a);
+        qv_pool_run(pool, gemm_task, &a);
         return;
     }
     a.kp = (k + t->kblock - 1) / t->kblock * t->kblock;
@@ -349,5 +375,5 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
     if (!a.xp) { linear_fallback(&a); return; }
     if (big) qv_pool_run(pool, xprep_task, &a);
     else xprep_task(&a, 0, 1);
-    qv_pool_run(pool, linear_task, &a);
+    qv_pool_run(pool, tile_task, &a);
 }
