@@ -389,8 +389,7 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
     double t_start = qv_now();
     int sn = p->shard_n > 1 ? p->shard_n : 1, si = p->shard_n > 1 ? p->shard_i : 0;
     if (si < 0 || si >= sn) return qv_errf(err, QV_ERR_INVALID, "shard %d/%d: I must be from 0 to N-1", si, sn);
-    if (mkdir(p->out_dir, 0755) != 0 && errno != EEXIST)
-        return qv_errf(err, QV_ERR_IO, "%s: cannot create the output folder: %s", p->out_dir, strerror(errno));
+    if (qv_mkdir_p(p->out_dir, err) != QV_OK) return qv_err_prefix(err, "cannot create the output folder");
     int lock_fd = -1;
     char *sname = qv_batch_status_name(si, sn);
     char *spath = sname ? qv_path_join(p->out_dir, sname) : NULL;

@@ -64,7 +64,7 @@ void qv_jobs_free(qv_joblist *jl);   /* NULL-safe */
 typedef qv_status (*qv_batch_job_fn)(void *user, const qv_job *job, char **doc, const char **ext, qv_err *err);
 
 typedef struct {
-    const char *out_dir;   /* created if missing (one level) */
+    const char *out_dir;   /* created if missing (with its parents) */
     int shard_i, shard_n;  /* shard_n <= 1: the whole file */
     qv_batch_job_fn run;
     void *user;
