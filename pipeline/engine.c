@@ -78,6 +78,7 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
         goto fail;
     }
     if ((st = qv_ckpt_open(&e->ck, e->model_dir, err))) goto fail;
+    qv_st_prefetch(e->ck->st); /* page the weights in while the media are decoded and encoded */
     if ((st = qv_tok_load(&e->tok, e->model_dir, err))) goto fail;
     if ((st = qv_vision_create(&e->vis, e->ck, err))) goto fail;
     if ((st = qv_lm_create(&e->lm, e->ck, err))) goto fail;

@@ -331,6 +331,11 @@ int qv_st_n_shards(const qv_st *st) { return st->n_shards; }
 const char *qv_st_shard_path(const qv_st *st, int i) { return st->shards[i].path; }
 int qv_st_shard_of(const qv_st *st, const qv_tensor *t) { return ((const entry *)(const void *)t)->shard; }
 
+void qv_st_prefetch(const qv_st *st) {
+    for (int i = 0; i < st->n_shards; i++)
+        if (st->shards[i].map) (void)madvise(st->shards[i].map, st->shards[i].size, MADV_WILLNEED);
+}
+
 const char *qv_st_meta(const qv_st *st, int shard_i, const char *key) {
     if (shard_i < 0 || shard_i >= st->n_shards || !st->shards[shard_i].meta) return NULL;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(st->shards[shard_i].meta, key);

@@ -29,6 +29,10 @@ int qv_st_n_shards(const qv_st *st);
 const char *qv_st_shard_path(const qv_st *st, int i);
 /* which shard a tensor lives in (index into shard paths) */
 int qv_st_shard_of(const qv_st *st, const qv_tensor *t);
+/* Asks the kernel to start reading every shard in the background (madvise WILLNEED), so that the
+ * first pass over the weights does not wait on page faults one page at a time. For inference only:
+ * `qv info` and tests should not pull 16 GB into the page cache. */
+void qv_st_prefetch(const qv_st *st);
 /* the __metadata__ value for key, or NULL */
 const char *qv_st_meta(const qv_st *st, int shard, const char *key);
 
