@@ -412,6 +412,22 @@ static float exp_sub_sum(float *s, int n, float m) {
     return t;
 }
 
+/* max(m, s[0..n)) on 4 lanes */
+static float row_max(const float *s, int n, float m) {
+    v4f vm = {m, m, m, m};
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        v4f v;
+        memcpy(&v, s + j, sizeof v);
+        v4i gt = v > vm;
+        vm = (v4f)(((v4i)v & gt) | ((v4i)vm & ~gt));
+    }
+    float r = vm[0];
+    for (int k = 1; k < 4; k++) r = vm[k] > r ? vm[k] : r;
+    for (; j < n; j++) r = s[j] > r ? s[j] : r;
+    return r;
+}
+
 typedef struct {
     qv_lm_ctx *c;
     int layer, m;
@@ -438,9 +454,11 @@ static void attn_task(void *ctx, int ith, int nth) {
     for (int t = ith; t < ntask; t += nth) {
         const int g = t % KV, i0 = (t / KV) * ATTN_QB;
         const int qn = a->m - i0 < ATTN_QB ? a->m - i0 : ATTN_QB, R = qn * rep;
-        for (int i = 0; i < qn; i++)   /* rows (i, r): the rep heads of g are contiguous in q */
-            memcpy(Q + (size_t)i * rep * hd, c->q + (size_t)(i0 + i) * Hd + (size_t)g * rep * hd,
-                   (size_t)rep * hd * sizeof *Q);
+        for (int i = 0; i < qn; i++) { /* rows (i, r): the rep heads of g are contiguous in q; pre-scaled */
+            const float *src = c->q + (size_t)(i0 + i) * Hd + (size_t)g * rep * hd;
+            float *dst = Q + (size_t)i * rep * hd;
+            for (int e = 0; e < rep * hd; e++) dst[e] = src[e] * scale;
+        }
         memset(O, 0, (size_t)R * hd * sizeof *O);
         for (int r = 0; r < R; r++) { mx[r] = -INFINITY; sum[r] = 0; }
         const int nk = c->n_past + i0 + qn;          /* keys the last query of the block sees */
@@ -467,8 +485,7 @@ static void attn_task(void *ctx, int ith, int nth) {
                     const int row = i * rep + r;
                     float *s = S + (size_t)row * ATTN_T;
                     if (valid <= 0) { memset(s, 0, (size_t)(small ? ATTN_T : tn) * sizeof *s); continue; }
-                    float m = mx[row];
-                    for (int j = 0; j < valid; j++) { s[j] *= scale; m = s[j] > m ? s[j] : m; }
+                    float m = row_max(s, valid, mx[row]);
                     float corr = expf(mx[row] - m);           /* 0 on the first tile (-inf) */
                     if (corr != 1.0f) {
                         float *o = O + (size_t)row * hd;
