@@ -28,6 +28,8 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 /* True when argv[i] is -h or --help. */
 int cli_is_help(const char *a);
+/* All of stdin into a malloc'd buffer (NUL bytes kept, up to 2 GiB); NULL on read error or OOM. */
+char *cli_read_stdin(size_t *len);
 /* --model default: QV_MODEL from the environment, else NULL */
 const char *cli_default_model(void);
 

@@ -136,3 +136,63 @@ int tool_apply_kv(cli_opts *o, tool_opts *t, const char *key, const char *value,
     else if (r == 0) snprintf(why, cap, "unknown option \"%s\"", key);
     return r;
 }
+
+int tool_parse_video_cmd(const char *cmd, int argc, char **argv, cli_opts *o, tool_opts *t, const char **video,
+                         void (*help)(void)) {
+    cli_opts_init(o);
+    tool_opts_init(t);
+    *video = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) return help(), 0;
+        int r = cli_opts_parse(o, cmd, argc, argv, &i);
+        if (r == 0) r = tool_opts_parse(t, cmd, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (a[0] == '-' && a[1] != 0) return cli_usage(cmd, "unknown option '%s'", a);
+        if (*video) return cli_usage(cmd, "one video at a time (got '%s' and '%s')", *video, a);
+        *video = a;
+    }
+    if (!*video) return cli_usage(cmd, "no video given");
+    return -1;
+}
+
+int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const char *video, int fmt, int summarize) {
+    if (tool_check_output(t)) return 1;
+    qv_engine *e;
+    int rc = cli_engine_open(o, cmd, &e);
+    if (rc) return rc;
+    qv_gen_opts go;
+    cli_gen_opts(o, e, &go, 0); /* 0: the task's own default per window / summary */
+    qv_progress *pg = cli_progress_open(o);
+    go.on_progress = qv_progress_cb;
+    go.user = pg;
+    o->media.pool = qv_engine_pool(e);
+
+    qv_task_result res = {0};
+    qv_err err = {0};
+    qv_status st = summarize ? qv_task_summarize(e, video, &o->media, &go, &t->task, t->detail, pg, &res, &err)
+                             : qv_task_subtitles(e, video, &o->media, &go, &t->task, pg, &res, &err);
+    qv_progress_clear(pg);
+    if (st == QV_OK) {
+        const char *prompt = summarize ? (t->task.summary_prompt ? t->task.summary_prompt : QV_DEFAULT_SUMMARY_PROMPT)
+                                       : (t->task.prompt ? t->task.prompt : QV_DEFAULT_CAPTION_PROMPT);
+        qv_out_meta meta = {.video = video, .model = o->model, .task = cmd, .prompt = prompt};
+        char *doc = qv_task_render((qv_out_format)fmt, &res, &meta);
+        if (!doc) rc = cli_fail("out of memory");
+        else rc = tool_write(t, doc);
+        if (!rc && t->output) {
+            if (summarize) qv_progress_log(pg, "wrote %s (%.1f s)", t->output, res.seconds);
+            else
+                qv_progress_log(pg, "wrote %d captions to %s (%.1f s, %ld tokens generated)", res.n_segs, t->output,
+                                res.seconds, res.n_gen_tokens);
+        }
+        free(doc);
+    } else {
+        rc = st == QV_ERR_CANCELLED ? (cli_fail("stopped by Ctrl-C; nothing written"), 130) : cli_fail("%s", err.msg);
+    }
+    qv_task_result_free(&res);
+    qv_progress_free(pg);
+    qv_engine_free(e);
+    return rc;
+}

@@ -32,4 +32,12 @@ int tool_write(const tool_opts *t, const char *doc);
  * flag sets it, "false" leaves it. Returns 1 ok, 0 unknown key, -1 bad value (why filled). */
 int tool_apply_kv(cli_opts *o, tool_opts *t, const char *key, const char *value, char *why, size_t cap);
 
+/* "qv CMD [options] VIDEO" for subtitles and summarize: parses the shared and tool options and the one
+ * video. Returns -1 to go on (*video set), else the exit code (0 after printing help, 2 usage error). */
+int tool_parse_video_cmd(const char *cmd, int argc, char **argv, cli_opts *o, tool_opts *t, const char **video,
+                         void (*help)(void));
+/* Loads the model, runs the subtitles task (summarize = 0) or the summary (summarize = 1) on video with
+ * progress, renders format fmt and writes it; returns the exit code (130 after Ctrl-C). */
+int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const char *video, int fmt, int summarize);
+
 #endif

@@ -59,3 +59,24 @@ const char *cli_default_model(void) {
     const char *m = getenv("QV_MODEL");
     return m && *m ? m : NULL;
 }
+
+char *cli_read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *nb = cap > ((size_t)1 << 31) ? NULL : realloc(buf, cap * 2);
+            if (!nb) break;
+            buf = nb, cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) {
+            if (ferror(stdin)) break;
+            *len = n;
+            return buf;
+        }
+    }
+    free(buf);
+    return NULL;
+}

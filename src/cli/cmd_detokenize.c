@@ -22,27 +22,6 @@ static void usage(FILE *f) {
             "  echo '[151644,872,198]' | qv detokenize --model ~/Qwen2-VL-7B --skip-special  # user + newline\n");
 }
 
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *nb = cap > ((size_t)1 << 31) ? NULL : realloc(buf, cap * 2);
-            if (!nb) break;
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0) {
-            if (ferror(stdin)) break;
-            *len = n;
-            return buf;
-        }
-    }
-    free(buf);
-    return NULL;
-}
-
 int qv_cmd_detokenize(int argc, char **argv) {
     const char *model = NULL, *tokfile = NULL;
     int skip = 0;
@@ -66,7 +45,7 @@ int qv_cmd_detokenize(int argc, char **argv) {
     if (!path) return cli_usage("detokenize", "no tokenizer: give --model DIR, --tokenizer FILE or set QV_MODEL");
 
     size_t len = 0;
-    char *text = read_stdin(&len);
+    char *text = cli_read_stdin(&len);
     if (!text) return cli_fail("detokenize: cannot read stdin");
     cJSON *arr = cJSON_ParseWithLength(text, len);
     free(text);

@@ -25,27 +25,6 @@ static void usage(FILE *f) {
             "  qv tokenize --tokenizer tokenizer.json < prompt.txt | qv detokenize --tokenizer tokenizer.json\n");
 }
 
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *nb = cap > ((size_t)1 << 31) ? NULL : realloc(buf, cap * 2);
-            if (!nb) break;
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0) {
-            if (ferror(stdin)) break;
-            *len = n;
-            return buf;
-        }
-    }
-    free(buf);
-    return NULL;
-}
-
 /* a JSON string of s[0..n) (valid UTF-8 passes through; control characters and quotes escaped) */
 static void put_json_string(const char *s, size_t n) {
     putchar('"');
@@ -87,7 +66,7 @@ int qv_cmd_tokenize(int argc, char **argv) {
     qv_tokenizer *tok = NULL;
     if (qv_tok_load(&tok, path, &err) != QV_OK) return cli_fail("%s", err.msg);
     size_t len = 0;
-    char *text = read_stdin(&len);
+    char *text = cli_read_stdin(&len);
     if (!text) {
         qv_tok_free(tok);
         return cli_fail("tokenize: cannot read stdin");
