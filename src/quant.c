@@ -1,0 +1,282 @@
+/* quant.c — 8-bit weights (quant.h): the format, the scalar reference kernels (the spec quant_avx2.c is
+ * tested against), the choice of implementation and the qv_linear_q8 driver (threads over output
+ * columns from an atomic counter, L2-sized panels of weight rows, per-thread scratch for the quantized X).
+ * Follows llama.cpp's Q8_0 (blocks of 32, symmetric, scale = maxabs / 127), with f32 scales kept apart
+ * from the int8 values so every weight row is contiguous and 32-byte aligned. */
+#include "quant.h"
+#include "kernels.h"
+#include "tensor.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- scalar reference ---- */
+
+static int8_t q_of(float v) {   /* v = x / d, |v| <= 127 up to rounding; NaN -> 127 (no UB) */
+    v = fmaxf(-127.0f, fminf(127.0f, v));
+    return (int8_t)(int)nearbyintf(v);
+}
+
+static void ref_quant_f32(int8_t *q, float *d, const float *x, int k) {
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
+        const float *xb = x + b * QV_Q8_BLOCK;
+        float amax = 0.0f;
+        for (int t = 0; t < QV_Q8_BLOCK; t++) {
+            float a = fabsf(xb[t]);
+            amax = a > amax ? a : amax;
+        }
+        float s = amax / 127.0f, id = s != 0.0f ? 1.0f / s : 0.0f;
+        d[b] = s;
+        for (int t = 0; t < QV_Q8_BLOCK; t++) q[b * QV_Q8_BLOCK + t] = q_of(xb[t] * id);
+    }
+}
+
+static int ref_quant_bf16(int8_t *q, float *d, const uint16_t *w, int k) {
+    float buf[QV_Q8_BLOCK];
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
+        for (int t = 0; t < QV_Q8_BLOCK; t++) {
+            uint16_t h = w[b * QV_Q8_BLOCK + t];
+            if ((h & 0x7f80) == 0x7f80) return 0;   /* inf or NaN */
+            buf[t] = qv_bf16_to_f32(h);
+        }
+        ref_quant_f32(q + b * QV_Q8_BLOCK, d + b, buf, QV_Q8_BLOCK);
+    }
+    return 1;
+}
+
+static float ref_dot(const int8_t *xq, const float *xd, const int8_t *wq, const float *wd, int k) {
+    float acc = 0.0f;
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
+        int32_t s = 0;
+        for (int t = 0; t < QV_Q8_BLOCK; t++) s += (int32_t)xq[b * QV_Q8_BLOCK + t] * wq[b * QV_Q8_BLOCK + t];
+        acc += (xd[b] * wd[b]) * (float)s;
+    }
+    return acc;
+}
+
+static void ref_tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq,
+                     const float *wd, int nr, int k, const float *bias) {
+    const int nb = k / QV_Q8_BLOCK;
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float s = ref_dot(xq + (size_t)i * k, xd + (size_t)i * nb, wq + (size_t)j * k, wd + (size_t)j * nb, k);
+            Y[(size_t)i * ldy + j] = (bias ? bias[j] : 0.0f) + s;
+        }
+}
+
+static const qv_q8_table q_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile};
+
+/* ---- choice of implementation ---- */
+
+static const qv_q8_table *g_tab;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static const qv_q8_table *avx2_if_supported(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return qv_q8_table_avx2();
+#endif
+    return NULL;
+}
+
+static void pick(void) {
+    const qv_q8_table *t = strcmp(qv_kernels_name(), "scalar") ? avx2_if_supported() : NULL;
+    g_tab = t ? t : &q_scalar;
+}
+
+static const qv_q8_table *tab(void) {
+    pthread_once(&g_once, pick);
+    return g_tab;
+}
+
+const char *qv_q8_kernels_name(void) { return tab()->name; }
+
+int qv_q8_force(const char *name) {
+    tab();
+    const qv_q8_table *t = !name ? NULL : !strcmp(name, "scalar") ? &q_scalar
+                         : !strcmp(name, "avx2") ? avx2_if_supported() : NULL;
+    if (!t) return 0;
+    g_tab = t;
+    return 1;
+}
+
+/* ---- format ---- */
+
+static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+size_t qv_q8_bytes(int64_t n, int64_t k) {
+    if (n <= 0 || k <= 0 || k % QV_Q8_BLOCK || n > INT32_MAX || k > INT32_MAX) return 0;
+    if ((uint64_t)n > (SIZE_MAX / 2) / (uint64_t)k) return 0;
+    return al64((size_t)n * (size_t)k) + al64((size_t)n * (size_t)(k / QV_Q8_BLOCK) * sizeof(float));
+}
+
+void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k) { tab()->quant_f32(q, d, w, k); }
+
+void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j) {
+    const int8_t *q = W->q + (size_t)j * W->k;
+    const float *d = W->d + (size_t)j * (W->k / QV_Q8_BLOCK);
+    for (int t = 0; t < W->k; t++) dst[t] = d[t / QV_Q8_BLOCK] * (float)q[t];
+}
+
+typedef struct {
+    const qv_q8_table *t;
+    int8_t *q;
+    float *d;
+    const uint16_t *W;
+    int n, k;
+    atomic_int bad;   /* first row + 1 with a non-finite weight */
+} qw_ctx;
+
+static void quant_task(void *ctx, int ith, int nth) {
+    qw_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split(a->n, ith, nth, 16, &lo, &hi);
+    const int nb = a->k / QV_Q8_BLOCK;
+    for (int64_t j = lo; j < hi; j++)
+        if (!a->t->quant_bf16(a->q + (size_t)j * a->k, a->d + (size_t)j * nb, a->W + (size_t)j * a->k, a->k)) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&a->bad, &zero, (int)j + 1);
+            return;
+        }
+}
+
+qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
+                              const char *name, qv_err *err) {
+    if (!name) name = "weight";
+    if (k % QV_Q8_BLOCK)
+        return qv_errf(err, QV_ERR_UNSUPPORTED, "q8: %s has rows of %d values, not a multiple of %d: "
+                       "8-bit weights are not possible for this model (run without --q8)", name, k, QV_Q8_BLOCK);
+    if (!qv_q8_bytes(n, k) || !mem || !W) return qv_errf(err, QV_ERR_INVALID, "q8: %s: bad size [%d, %d]", name, n, k);
+    qw_ctx a = {.t = tab(), .q = mem, .d = (float *)((char *)mem + al64((size_t)n * k)), .W = W, .n = n, .k = k};
+    atomic_init(&a.bad, 0);
+    qv_pool_run(pool, quant_task, &a);
+    int bad = atomic_load(&a.bad);
+    if (bad) return qv_errf(err, QV_ERR_FORMAT, "q8: %s row %d holds an infinite or NaN weight", name, bad - 1);
+    out->q = a.q;
+    out->d = a.d;
+    out->n = n;
+    out->k = k;
+    return QV_OK;
+}
+
+/* ---- per-thread scratch for the quantized X (caller's thread only) ---- */
+
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct { void *p; size_t n; } t_scr;
+
+static void scr_free(void *p) { free(p); }
+static void key_init(void) { pthread_key_create(&g_key, scr_free); }
+
+static void *scratch(size_t bytes) {
+    if (t_scr.n >= bytes) return t_scr.p;
+    pthread_once(&g_key_once, key_init);
+    size_t n = bytes + bytes / 4 + 4096;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n) != 0) return NULL;
+    free(t_scr.p);
+    t_scr.p = p;
+    t_scr.n = n;
+    pthread_setspecific(g_key, p);
+    return p;
+}
+
+/* ---- qv_linear_q8 driver ---- */
+
+enum { MR = 4, NR = 4, PANEL_L2 = 192 << 10 };
+
+typedef struct {
+    const qv_q8_table *t;
+    float *Y;
+    int ldy;
+    const float *X;
+    int8_t *xq;          /* [m][k] */
+    float *xd;           /* [m][k/32] */
+    const qv_q8_mat *W;
+    const uint16_t *b;
+    int m, n, k;
+    int chunk;           /* output columns per work item */
+    int panel;           /* W rows whose blocks stay in L2 while every row of X passes */
+    atomic_int next;
+} q8_ctx;
+
+static void xquant_task(void *ctx, int ith, int nth) {
+    q8_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split(a->m, ith, nth, 1, &lo, &hi);
+    const int nb = a->k / QV_Q8_BLOCK;
+    for (int64_t i = lo; i < hi; i++)
+        a->t->quant_f32(a->xq + (size_t)i * a->k, a->xd + (size_t)i * nb, a->X + (size_t)i * a->k, a->k);
+}
+
+static void range(q8_ctx *a, int64_t lo, int64_t hi) {
+    const int k = a->k, nb = k / QV_Q8_BLOCK;
+    float bias[NR];
+    for (int64_t p0 = lo; p0 < hi; p0 += a->panel) {
+        int64_t p1 = p0 + a->panel < hi ? p0 + a->panel : hi;
+        for (int i0 = 0; i0 < a->m; i0 += MR) {
+            int mi = a->m - i0 < MR ? a->m - i0 : MR;
+            for (int64_t j = p0; j < p1; j += NR) {
+                int nj = p1 - j < NR ? (int)(p1 - j) : NR;
+                const float *bp = NULL;
+                if (a->b) {
+                    for (int q = 0; q < nj; q++) bias[q] = qv_bf16_to_f32(a->b[j + q]);
+                    bp = bias;
+                }
+                a->t->tile(a->Y + (size_t)i0 * a->ldy + j, a->ldy, a->xq + (size_t)i0 * k, a->xd + (size_t)i0 * nb, mi,
+                           a->W->q + (size_t)j * k, a->W->d + (size_t)j * nb, nj, k, bp);
+            }
+        }
+    }
+}
+
+static void run_task(void *ctx, int ith, int nth) {
+    (void)ith; (void)nth;
+    q8_ctx *a = ctx;
+    for (;;) {
+        int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
+        if (lo >= a->n) return;
+        range(a, lo, lo + a->chunk < a->n ? lo + a->chunk : a->n);
+    }
+}
+
+void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_mat *W, const uint16_t *b,
+                  int m, int n, int k) {
+    if (m <= 0 || n <= 0) return;
+    const qv_q8_table *t = tab();
+    const int nb = k / QV_Q8_BLOCK;
+    size_t qbytes = al64((size_t)m * (size_t)k);
+    void *s = scratch(qbytes + (size_t)m * nb * sizeof(float));
+    q8_ctx a = {.t = s ? t : &q_scalar, .Y = Y, .ldy = ldy, .X = X, .W = W, .b = b, .m = m, .n = n, .k = k};
+    int8_t one_q[QV_Q8_BLOCK];
+    float one_d;
+    if (!s) {   /* no memory for the scratch: scalar, one row and block at a time (slow but right) */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float acc = 0.0f;
+                for (int bk = 0; bk < nb; bk++) {
+                    ref_quant_f32(one_q, &one_d, X + (size_t)i * k + bk * QV_Q8_BLOCK, QV_Q8_BLOCK);
+                    acc += ref_dot(one_q, &one_d, W->q + (size_t)j * k + bk * QV_Q8_BLOCK,
+                                   W->d + (size_t)j * nb + bk, QV_Q8_BLOCK);
+                }
+                Y[(size_t)i * ldy + j] = (b ? qv_bf16_to_f32(b[j]) : 0.0f) + acc;
+            }
+        return;
+    }
+    a.xq = s;
+    a.xd = (float *)((char *)s + qbytes);
+    int nth = qv_pool_size(pool);
+    if ((size_t)m * k >= ((size_t)1 << 16)) qv_pool_run(pool, xquant_task, &a);
+    else xquant_task(&a, 0, 1);
+    int c = (n + 8 * nth - 1) / (8 * nth);
+    c = (c + 15) / 16 * 16;
+    a.chunk = c < 16 ? 16 : c;
+    int pr = (int)(PANEL_L2 / ((size_t)k + (size_t)nb * 4));
+    pr = pr / NR * NR;
+    a.panel = pr < NR ? NR : pr;
+    atomic_init(&a.next, 0);
+    qv_pool_run(pool, run_task, &a);
+}

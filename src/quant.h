@@ -1,0 +1,76 @@
+/* quant.h — 8-bit weights for the language model (opt-in fast path; llama.cpp Q8_0 style).
+ *
+ * Format (qv_q8_mat): a weight matrix W [n][k] with k % 32 == 0, per row blocks of 32 weights:
+ *   q [n][k]     int8, symmetric, q = nearbyint(w / d) clamped to [-127, 127]
+ *   d [n][k/32]  float32 block scale, d = maxabs(block) / 127 (0 for an all-zero block)
+ * so w ~= d * q with |w - d q| <= d / 2. Quantized once from the bf16 mapping at model load.
+ *
+ * qv_linear_q8: Y[m][ldy] (first n columns) = X[m][k] . W^T + b (b bf16, may be NULL). Each row of X is
+ * quantized the same way (blocks of 32, per-block scale), then per block an exact integer dot product
+ * isum = sum qx qw (|isum| <= 32*127*127 < 2^24, exact in f32) and
+ *   y = bias + sum_blocks (dx * dw) * isum          (f32 accumulation)
+ * The scalar reference (quant.c) accumulates the blocks in order; AVX2 (quant_avx2.c, the llama.cpp sign
+ * trick: sign_epi8 / maddubs_epi16 / madd_epi16 / cvt / fma) does the same integer math with 8 partial
+ * float sums, so both agree to f32 rounding of the final accumulation. Relative to the bf16 REF product
+ * the error is ~1e-2 (int8 rounding of weights and activations): answers may differ from the reference.
+ * Threads split the n output columns (work items taken from an atomic counter, like qv_linear); m == 1
+ * streams each weight row once; larger m register-blocks 4 rows of X against 2 rows of W over an L2-sized
+ * panel of W rows, so each loaded weight block serves 4 rows of X. Scratch: the caller's thread keeps the
+ * quantized X (m*k + m*k/32*4 bytes), grown once and kept for the thread's life; no malloc per call. */
+#ifndef QV_QUANT_H
+#define QV_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "threads.h"
+
+typedef enum { QV_QUANT_NONE = 0, QV_QUANT_Q8 = 1 } qv_quant;
+
+enum { QV_Q8_BLOCK = 32 };
+
+typedef struct {
+    const int8_t *q;   /* [n][k] */
+    const float *d;    /* [n][k/32] */
+    int n, k;
+} qv_q8_mat;
+
+/* Bytes a quantized [n][k] matrix takes (q then d, 64-byte aligned parts); 0 when k % 32 != 0, a size is
+ * not positive or the product overflows. */
+size_t qv_q8_bytes(int64_t n, int64_t k);
+
+/* Quantizes W [n][k] bf16 into mem (qv_q8_bytes(n, k) bytes, 64-byte aligned), threaded over rows;
+ * fills *out to point into mem. QV_ERR_UNSUPPORTED when k % 32 != 0; QV_ERR_FORMAT when a weight is
+ * not finite (the name is used in messages). */
+qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
+                              const char *name, qv_err *err);
+
+/* One row: w [k] (f32) -> q [k], d [k/32] (the same math as the weights; the activations use it too). */
+void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k);
+/* Row j of W back to f32 (tests). */
+void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j);
+
+void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_mat *W, const uint16_t *b,
+                  int m, int n, int k);
+
+/* Which implementation is used ("scalar", "avx2"): avx2 when the CPU has AVX2+FMA and the kernel table
+ * (qv_kernels_name) is not forced to scalar; qv_q8_force("scalar"|"avx2") picks one (tests; 1 if done). */
+const char *qv_q8_kernels_name(void);
+int qv_q8_force(const char *name);
+
+/* ---- internal: what an ISA file provides (quant.c scalar, quant_avx2.c) ---- */
+typedef struct {
+    const char *name;
+    /* w [k] bf16 -> q, d (k % 32 == 0); returns 0 if a weight is not finite */
+    int (*quant_bf16)(int8_t *q, float *d, const uint16_t *w, int k);
+    void (*quant_f32)(int8_t *q, float *d, const float *x, int k);
+    /* Y[i][j] = bias[j] + dot(x_i, w_j) for i < mr <= 4, j < nr <= 4; x rows at xq + i*k, xd + i*k/32;
+     * w rows at wq + j*k, wd + j*k/32; bias may be NULL (f32, already widened) */
+    void (*tile)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq,
+                 const float *wd, int nr, int k, const float *bias);
+} qv_q8_table;
+
+const qv_q8_table *qv_q8_table_avx2(void);   /* NULL when built without AVX2 */
+
+#endif

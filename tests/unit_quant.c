@@ -1,0 +1,178 @@
+/* unit_quant.c — 8-bit weights (src/quant.h): quantize/dequantize bounds, AVX2 vs the scalar reference
+ * (quantization bit-identical, products equal up to f32 rounding of the block sums), and qv_linear_q8
+ * against a float64 product of the dequantized weights with the float X, within the bound the int8
+ * rounding of the activations allows. Awkward sizes, bias or not, ldy > n, pools of 1 and 3. */
+#include "kernels.h"
+#include "quant.h"
+#include "tensor.h"
+#include "test.h"
+
+#include <stdint.h>
+
+static uint64_t rs = 88172645463325252ull;
+static double urand(void) {   /* [0, 1) */
+    rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
+    return (double)(rs >> 11) / 9007199254740992.0;
+}
+
+static void *amalloc(size_t n) {
+    void *p = NULL;
+    return posix_memalign(&p, 64, n ? n : 64) ? NULL : p;
+}
+
+static void test_roundtrip(void) {
+    enum { K = 256 };
+    float w[K], back[K];
+    uint16_t wb[K];
+    for (int t = 0; t < K; t++) {
+        double v = (urand() * 2 - 1) * (t < 32 ? 1e-3 : t < 64 ? 0 : t < 96 ? 100.0 : 1.0);
+        if (t == 100) v = -7.5;   /* a block whose maxabs is negative */
+        wb[t] = qv_f32_to_bf16((float)v);
+        w[t] = qv_bf16_to_f32(wb[t]);
+    }
+    void *mem = amalloc(qv_q8_bytes(1, K));
+    qv_q8_mat W;
+    qv_err err = {0};
+    CHECK(qv_q8_quantize_bf16(&W, mem, wb, 1, K, NULL, "w", &err) == QV_OK);
+    qv_q8_dequantize_row(back, &W, 0);
+    int ok = 1, extreme = 1;
+    for (int b = 0; b < K / 32; b++) {
+        float amax = 0, d = W.d[b];
+        int has127 = 0;
+        for (int t = b * 32; t < b * 32 + 32; t++) {
+            amax = fmaxf(amax, fabsf(w[t]));
+            if (fabsf(back[t] - w[t]) > d * 0.5f * (1 + 1e-5f) + 1e-30f) ok = 0;
+            if (W.q[t] == 127 || W.q[t] == -127) has127 = 1;
+            if (W.q[t] < -127) ok = 0;
+        }
+        if (fabsf(d - amax / 127.0f) > 1e-7f * amax) ok = 0;
+        if (amax > 0 && !has127) extreme = 0;
+        if (amax == 0 && d != 0) ok = 0;
+    }
+    CHECK_MSG(ok, "|w - d q| <= d/2 and d = maxabs/127 per block");
+    CHECK_MSG(extreme, "the largest |w| of each block quantizes to +-127");
+    /* a non-finite weight is refused, naming the tensor */
+    wb[77] = 0x7f80;
+    CHECK(qv_q8_quantize_bf16(&W, mem, wb, 1, K, NULL, "w", &err) == QV_ERR_FORMAT);
+    CHECK(qv_q8_quantize_bf16(&W, mem, wb, 1, 48, NULL, "w", &err) == QV_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "multiple of 32") != NULL);
+    CHECK(qv_q8_bytes(3, 40) == 0 && qv_q8_bytes(0, 32) == 0 && qv_q8_bytes(-1, 32) == 0);
+    CHECK(qv_q8_bytes((int64_t)1 << 40, 32) == 0);
+    free(mem);
+}
+
+/* quantization of the same rows by scalar and AVX2: identical bytes and scales */
+static void test_quant_identical(void) {
+    if (!qv_q8_force("avx2")) { printf("no AVX2: scalar only\n"); return; }
+    enum { K = 3584 };
+    static float x[K];
+    static uint16_t wb[K];
+    static int8_t q1[K], q2[K];
+    static float d1[K / 32], d2[K / 32];
+    for (int t = 0; t < K; t++) {
+        x[t] = (float)((urand() * 2 - 1) * (1 + 10 * (t % 97 == 0)));
+        if (t % 33 == 5) x[t] = 0.5f * (float)(t % 7);   /* exact .5 ties in x*id are possible */
+        wb[t] = qv_f32_to_bf16(x[t] * 0.01f);
+    }
+    for (int t = 320; t < 352; t++) x[t] = 0;   /* an all-zero block */
+    qv_q8_force("scalar");
+    qv_q8_quantize_row(q1, d1, x, K);
+    qv_q8_force("avx2");
+    qv_q8_quantize_row(q2, d2, x, K);
+    CHECK(memcmp(q1, q2, K) == 0 && memcmp(d1, d2, sizeof d1) == 0);
+    void *m1 = amalloc(qv_q8_bytes(1, K)), *m2 = amalloc(qv_q8_bytes(1, K));
+    qv_q8_mat W1, W2;
+    qv_err err = {0};
+    qv_q8_force("scalar");
+    CHECK(qv_q8_quantize_bf16(&W1, m1, wb, 1, K, NULL, "w", &err) == QV_OK);
+    qv_q8_force("avx2");
+    CHECK(qv_q8_quantize_bf16(&W2, m2, wb, 1, K, NULL, "w", &err) == QV_OK);
+    CHECK(memcmp(W1.q, W2.q, K) == 0 && memcmp(W1.d, W2.d, K / 32 * sizeof(float)) == 0);
+    free(m1);
+    free(m2);
+}
+
+static double max_ad = 0, max_rel64 = 0;
+
+static void one_case(int m, int n, int k, int with_bias, int ldy, qv_pool *pool, int have_avx2) {
+    float *X = malloc(sizeof(float) * m * k), *Ys = malloc(sizeof(float) * m * ldy), *Ya = malloc(sizeof(float) * m * ldy);
+    uint16_t *Wb = malloc(2 * (size_t)n * k), *b = malloc(2 * (size_t)n);
+    for (int i = 0; i < m * k; i++) X[i] = (float)((urand() * 2 - 1) * (i % 13 == 0 ? 4 : 1));
+    for (int i = 0; i < n * k; i++) Wb[i] = qv_f32_to_bf16((float)((urand() * 2 - 1) * 0.05));
+    for (int j = 0; j < n; j++) b[j] = qv_f32_to_bf16((float)(urand() - 0.5));
+    void *mem = amalloc(qv_q8_bytes(n, k));
+    qv_q8_mat W;
+    qv_err err = {0};
+    CHECK(qv_q8_quantize_bf16(&W, mem, Wb, n, k, pool, "w", &err) == QV_OK);
+    for (int i = 0; i < m * ldy; i++) Ys[i] = Ya[i] = -12345.0f;
+    const uint16_t *bp = with_bias ? b : NULL;
+    qv_q8_force("scalar");
+    qv_linear_q8(pool, Ys, ldy, X, &W, bp, m, n, k);
+    if (have_avx2) {
+        qv_q8_force("avx2");
+        qv_linear_q8(pool, Ya, ldy, X, &W, bp, m, n, k);
+    }
+    int untouched = 1, avx_ok = 1, ref_ok = 1;
+    int8_t *xq = malloc((size_t)k);
+    float *xd = malloc(sizeof(float) * (k / 32)), *wr = malloc(sizeof(float) * k);
+    for (int i = 0; i < m; i++) {
+        qv_q8_quantize_row(xq, xd, X + (size_t)i * k, k);
+        for (int j = ldy > n ? n : ldy; j < ldy; j++)
+            if (Ys[(size_t)i * ldy + j] != -12345.0f || Ya[(size_t)i * ldy + j] != -12345.0f) untouched = 0;
+        for (int j = 0; j < n; j++) {
+            qv_q8_dequantize_row(wr, &W, j);
+            /* bound for the two f32 accumulation orders: sum over blocks of |dx dw| sum |qx qw| */
+            double sabs = 0, exact = 0, bound_x = 0, sxw = 0;
+            for (int bk = 0; bk < k / 32; bk++) {
+                int32_t s = 0;   /* sum |qx qw|: lanes may cancel, so the bound is on the absolute products */
+                for (int t = bk * 32; t < bk * 32 + 32; t++) {
+                    s += abs(xq[t] * W.q[(size_t)j * k + t]);
+                    bound_x += 0.5 * xd[bk] * fabs(wr[t]);   /* |x - dx qx| <= dx/2 */
+                    sxw += fabs((double)X[(size_t)i * k + t] * wr[t]);
+                }
+                sabs += fabs((double)xd[bk] * W.d[(size_t)j * (k / 32) + bk] * s);
+            }
+            for (int t = 0; t < k; t++) exact += (double)X[(size_t)i * k + t] * wr[t];
+            double bias = with_bias ? qv_bf16_to_f32(b[j]) : 0.0;
+            double ys = Ys[(size_t)i * ldy + j], ya = Ya[(size_t)i * ldy + j];
+            double tol = (k / 32 + 2) * 1.2e-7 * (sabs + fabs(bias)) + 1e-30;
+            if (have_avx2 && fabs(ya - ys) > tol) {
+                if (avx_ok) fprintf(stderr, "  m%d n%d k%d [%d][%d]: avx2 %.9g scalar %.9g tol %g\n", m, n, k, i, j, ya, ys, tol);
+                avx_ok = 0;
+            }
+            if (have_avx2 && fabs(ya - ys) / (sabs + 1e-30) > max_ad) max_ad = fabs(ya - ys) / (sabs + 1e-30);
+            double e = fabs(ys - (bias + exact));
+            if (e > bound_x * 1.001 + tol) {
+                if (ref_ok) fprintf(stderr, "  m%d n%d k%d [%d][%d]: %.9g vs f64 %.9g (bound %g)\n", m, n, k, i, j, ys, bias + exact, bound_x);
+                ref_ok = 0;
+            }
+            if (e / (sxw + 1e-30) > max_rel64) max_rel64 = e / (sxw + 1e-30);
+        }
+    }
+    CHECK_MSG(untouched, "m%d n%d k%d ldy%d: columns past n untouched", m, n, k, ldy);
+    CHECK_MSG(avx_ok, "m%d n%d k%d bias%d pool%d: avx2 == scalar to f32 rounding", m, n, k, with_bias, qv_pool_size(pool));
+    CHECK_MSG(ref_ok, "m%d n%d k%d: within the int8 activation rounding of the f64 product", m, n, k);
+    free(X); free(Ys); free(Ya); free(Wb); free(b); free(mem); free(xq); free(xd); free(wr);
+}
+
+int main(void) {
+    test_roundtrip();
+    test_quant_identical();
+    int have_avx2 = qv_q8_force("avx2");
+    qv_pool *p1 = qv_pool_create(1), *p3 = qv_pool_create(3);
+    static const int ms[] = {1, 2, 3, 5, 16, 17, 33}, ns[] = {1, 7, 31, 33, 100}, ks[] = {32, 64, 96, 3584};
+    int c = 0;
+    for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (size_t bb = 0; bb < sizeof ns / sizeof *ns; bb++)
+            for (size_t q = 0; q < sizeof ks / sizeof *ks; q++, c++) {
+                if (ks[q] == 3584 && ms[a] > 5 && ns[bb] > 33) continue;   /* keep the run short */
+                one_case(ms[a], ns[bb], ks[q], c % 2, ns[bb] + (c % 3 == 0 ? 5 : 0), c % 2 ? p3 : p1, have_avx2);
+            }
+    one_case(64, 300, 512, 1, 301, p3, have_avx2);   /* several panels and work items */
+    one_case(1, 1000, 3584, 0, 1000, p3, have_avx2);
+    printf("q8: avx2 vs scalar max |diff| / sum|dx dw qx qw| = %.3g; vs f64 max |err| / sum|x w| = %.3g (%s)\n",
+           max_ad, max_rel64, have_avx2 ? "avx2" : "scalar only");
+    qv_pool_free(p1);
+    qv_pool_free(p3);
+    return test_done();
+}
