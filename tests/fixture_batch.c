@@ -19,24 +19,6 @@ static char g_dir[1024];
 
 #define N_GOOD 8
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
-static int sh(const char *cmd) {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 255;
-}
-
 /* starts qv batch JOBS -o OUT [shard] in the background; stderr to OUT.log */
 static pid_t start_batch(const char *out, const char *shard) {
     pid_t pid = fork();
@@ -66,7 +48,7 @@ static int wait_rc(pid_t pid) {
 
 /* lines in a file (0 when missing) */
 static int count_lines(const char *path) {
-    char *s = slurp(path);
+    char *s = test_slurp(path);
     if (!s) return 0;
     int n = 0;
     for (char *p = s; *p; p++) n += *p == '\n';
@@ -92,7 +74,7 @@ static int read_status(const char *out, const char *const *files, int n_files, s
     for (int f = 0; f < n_files; f++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", out, files[f]);
-        char *s = slurp(path);
+        char *s = test_slurp(path);
         if (!s) continue;
         for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
             cJSON *o = cJSON_Parse(line);
@@ -143,7 +125,7 @@ static void check_complete(const char *out, const char *const *files, int n_file
         char a[1200], b[1200];
         snprintf(a, sizeof a, "%s/%s", out, s->output);
         snprintf(b, sizeof b, "%s/%s", ref, s->output);
-        char *x = slurp(a), *y = slurp(b);
+        char *x = test_slurp(a), *y = test_slurp(b);
         CHECK_MSG(x && y && !strcmp(x, y), "%s: %s differs from the uninterrupted run", what, s->output);
         free(x);
         free(y);
@@ -161,11 +143,11 @@ int main(void) {
     free(dir);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", g_dir, g_dir);
-    CHECK(sh(cmd) == 0);
+    CHECK(test_sh(cmd) == 0);
     char *sample = test_fixture("media/sample_a.mp4");
     /* a truncated copy of a real clip: the container cannot be read */
     snprintf(cmd, sizeof cmd, "cp '%s' '%s/a.mp4' && head -c 3000 '%s' > '%s/corrupt.mp4'", sample, g_dir, sample, g_dir);
-    CHECK(sh(cmd) == 0);
+    CHECK(test_sh(cmd) == 0);
     free(sample);
 
     /* the job file: 8 good jobs of each kind, a corrupt video, a missing video, a bad line */
@@ -270,6 +252,6 @@ int main(void) {
     }
     fprintf(stderr, "reference batch: %.0f s for %d jobs\n", t_ref, N_GOOD + 3);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (t_fail == 0) sh(cmd);
+    if (t_fail == 0) test_sh(cmd);
     return test_done();
 }

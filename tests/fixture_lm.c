@@ -30,17 +30,6 @@ static void on_dump(void *u, const char *name, const float *d, int64_t rows, int
     *at += rows;
 }
 
-/* a golden tensor converted to a malloc'd f32 array (NULL when absent) */
-static float *gold_f32(const qv_st *st, const char *name, int64_t *numel) {
-    const qv_tensor *t = qv_st_get(st, name);
-    if (!t) return NULL;
-    int64_t n = qv_tensor_numel(t);
-    float *f = malloc((size_t)n * sizeof *f);
-    if (!qv_convert_to_f32(f, t->data, t->dtype, n)) { free(f); return NULL; }
-    if (numel) *numel = n;
-    return f;
-}
-
 static int64_t *gold_i64(const qv_st *st, const char *name, int64_t *numel) {
     const qv_tensor *t = qv_st_get(st, name);
     if (!t || t->dtype != QV_I64) return NULL;
@@ -113,7 +102,7 @@ static int load_case(gcase *c, const char *label, int D) {
     free(path);
     if (!ok) { fprintf(stderr, "%s: %s\n", label, err.msg); return 0; }
     int64_t nv = 0;
-    c->vis = gold_f32(c->st, "vision_embeds", &nv);
+    c->vis = test_gold_f32(c->st, "vision_embeds", &nv);
     c->n_vis = (int)(nv / D);
     int64_t np = 0;
     c->pos = gold_i64(c->st, "position_ids", &np);
@@ -162,7 +151,7 @@ static int run_case(const qv_lm *m, const qv_ckpt *ck, gcase *c, qv_precision pr
         for (int l = 0; l < L && l < 8; l++) {
             snprintf(name, sizeof name, "lm.layer.%d", l);
             int64_t ne = 0;
-            float *g = gold_f32(c->st, name, &ne);
+            float *g = test_gold_f32(c->st, name, &ne);
             CHECK_MSG(g && ne == (int64_t)n * D && du.rows_layer[l] == n, "%s %s missing or wrong rows", c->label, name);
             if (g && ne == (int64_t)n * D && du.rows_layer[l] == n) {
                 double e = test_rel_l2(du.layer[l], g, ne);
@@ -172,7 +161,7 @@ static int run_case(const qv_lm *m, const qv_ckpt *ck, gcase *c, qv_precision pr
             free(g);
         }
         int64_t ne = 0;
-        float *g = gold_f32(c->st, "lm.norm", &ne);
+        float *g = test_gold_f32(c->st, "lm.norm", &ne);
         CHECK(g && ne == (int64_t)n * D && du.rows_norm == n);
         if (g && ne == (int64_t)n * D && du.rows_norm == n) {
             double e = test_rel_l2(du.norm, g, ne), tol = prec == QV_PREC_REF ? 1e-4 : 3e-2;
@@ -180,7 +169,7 @@ static int run_case(const qv_lm *m, const qv_ckpt *ck, gcase *c, qv_precision pr
             CHECK_MSG(e < tol, "%s %s lm.norm rel L2 %g", c->label, pn, e);
         }
         free(g);
-        g = gold_f32(c->st, "logits_last", &ne);
+        g = test_gold_f32(c->st, "logits_last", &ne);
         CHECK(g && ne == V);
         if (g && ne == V) {
             double e = test_rel_l2(logits, g, V), tol = prec == QV_PREC_REF ? 1e-4 : 3e-2;
@@ -190,7 +179,7 @@ static int run_case(const qv_lm *m, const qv_ckpt *ck, gcase *c, qv_precision pr
         free(g);
         /* top-5 of every prompt position, from our lm.norm rows through the (tied) lm_head */
         int64_t *t5 = gold_i64(c->st, "top5_ids", NULL);
-        float *t5l = gold_f32(c->st, "top5_logits", NULL);
+        float *t5l = test_gold_f32(c->st, "top5_logits", NULL);
         const qv_tensor *head = qv_ckpt_get(ck, hp->tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
         if (t5 && t5l && head && prec == QV_PREC_REF) {
             float *row = malloc((size_t)V * sizeof *row);

@@ -13,24 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
-static int run(const char *cmd) {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 255;
-}
-
 int main(void) {
     const char *qv = getenv("QV_BIN");
     if (!qv) qv = "build/qv";
@@ -38,13 +20,13 @@ int main(void) {
     char *dir = test_tmp("subs");
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    CHECK(run(cmd) == 0);
+    CHECK(test_sh(cmd) == 0);
     char *clip = test_tmp("subs/clip60.mp4");
     snprintf(cmd, sizeof cmd,
              "ffmpeg -v error -y -f lavfi -i testsrc2=size=160x120:rate=25:duration=60 -pix_fmt yuv420p -c:v libx264 "
              "'%s' 2>/dev/null || ffmpeg -v error -y -f lavfi -i testsrc2=size=160x120:rate=25:duration=60 -c:v mpeg4 '%s'",
              clip, clip);
-    if (run(cmd) != 0) {
+    if (test_sh(cmd) != 0) {
         fprintf(stderr, "ffmpeg could not make the clip\n");
         CHECK(0);
         return test_done();
@@ -56,8 +38,8 @@ int main(void) {
         char out[1024];
         snprintf(out, sizeof out, "%s/clip.%s", dir, ext[k]);
         snprintf(cmd, sizeof cmd, "'%s' subtitles --model '%s' '%s' -o '%s' %s", qv, model, clip, out, common);
-        CHECK_MSG(run(cmd) == 0, "%s", cmd);
-        docs[k] = slurp(out);
+        CHECK_MSG(test_sh(cmd) == 0, "%s", cmd);
+        docs[k] = test_slurp(out);
         CHECK_MSG(docs[k] != NULL, "no %s written", out);
     }
     char why[512] = "";
@@ -97,10 +79,10 @@ int main(void) {
     /* a part of the clip, window 7 s: [12, 30] -> 7 + 7 + 4 */
     snprintf(cmd, sizeof cmd, "'%s' subtitles --model '%s' '%s' --start 12 --end 30 --window 7 --format vtt %s > '%s/part.vtt'",
              qv, model, clip, common, dir);
-    CHECK(run(cmd) == 0);
+    CHECK(test_sh(cmd) == 0);
     char path[1024];
     snprintf(path, sizeof path, "%s/part.vtt", dir);
-    char *part = slurp(path);
+    char *part = test_slurp(path);
     if (part) {
         int n = subcheck_vtt(part, 30000, why, sizeof why);
         CHECK_MSG(n == 3, "part: %d (%s)\n%s", n, why, part);
@@ -109,9 +91,9 @@ int main(void) {
     }
     /* summarize --detail: JSON with the summary and the same 6 windows; text: summary, blank line, outline */
     snprintf(cmd, sizeof cmd, "'%s' summarize --model '%s' '%s' --detail -o '%s/sum.json' %s", qv, model, clip, dir, common);
-    CHECK(run(cmd) == 0);
+    CHECK(test_sh(cmd) == 0);
     snprintf(path, sizeof path, "%s/sum.json", dir);
-    char *sj = slurp(path);
+    char *sj = test_slurp(path);
     cJSON *sroot = sj ? cJSON_Parse(sj) : NULL;
     CHECK_MSG(sroot != NULL, "summary JSON does not parse");
     if (sroot) {
@@ -121,9 +103,9 @@ int main(void) {
     }
     free(sj);
     snprintf(cmd, sizeof cmd, "'%s' summarize --model '%s' '%s' --detail %s > '%s/sum.txt'", qv, model, clip, common, dir);
-    CHECK(run(cmd) == 0);
+    CHECK(test_sh(cmd) == 0);
     snprintf(path, sizeof path, "%s/sum.txt", dir);
-    char *st = slurp(path);
+    char *st = test_slurp(path);
     CHECK(st && strstr(st, "\n\n[00:00:00.000 --> 00:00:10.000] ") && strstr(st, "[00:00:50.000 --> 00:01:00.000] "));
     free(st);
     /* captions stop at the first line break (extra stop ids) and must equal the first line of the answer
@@ -150,8 +132,8 @@ int main(void) {
                      "'%s' subtitles --model '%s' '%s' --end 10 --window 2.5 --temperature 5 --seed %d %s %s --max-tokens 120 "
                      "-o '%s'", qv, demo, clip, seed, full ? "--full-answer" : "", common, path);
             /* common's --max-tokens 8 comes first; the later --max-tokens 120 wins */
-            CHECK_MSG(run(cmd) == 0, "%s", cmd);
-            js[full] = slurp(path);
+            CHECK_MSG(test_sh(cmd) == 0, "%s", cmd);
+            js[full] = test_slurp(path);
         }
         cJSON *c = js[0] ? cJSON_Parse(js[0]) : NULL, *f = js[1] ? cJSON_Parse(js[1]) : NULL;
         cJSON *cs = cJSON_GetObjectItem(c, "segments"), *fs = cJSON_GetObjectItem(f, "segments");
@@ -188,21 +170,21 @@ int main(void) {
     /* a bad input fails with a message and writes nothing */
     snprintf(cmd, sizeof cmd, "echo garbage > '%s/bad.mp4'; '%s' subtitles --model '%s' '%s/bad.mp4' -o '%s/bad.srt' %s 2>'%s/err.txt'",
              dir, qv, model, dir, dir, common, dir);
-    CHECK(run(cmd) == 1);
+    CHECK(test_sh(cmd) == 1);
     snprintf(path, sizeof path, "%s/bad.srt", dir);
     CHECK(access(path, F_OK) != 0);
     snprintf(path, sizeof path, "%s/err.txt", dir);
-    char *e = slurp(path);
+    char *e = test_slurp(path);
     CHECK(e && strstr(e, "bad.mp4"));
     free(e);
     /* usage errors */
     snprintf(cmd, sizeof cmd, "'%s' subtitles --model '%s' '%s' -o '%s/x.mkv' 2>/dev/null", qv, model, clip, dir);
-    CHECK(run(cmd) == 2);
+    CHECK(test_sh(cmd) == 2);
     snprintf(cmd, sizeof cmd, "'%s' subtitles --help > /dev/null", qv);
-    CHECK(run(cmd) == 0);
+    CHECK(test_sh(cmd) == 0);
     for (int k = 0; k < 3; k++) free(docs[k]);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    run(cmd);
+    test_sh(cmd);
     free(clip);
     free(dir);
     free(model);

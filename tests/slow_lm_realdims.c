@@ -38,16 +38,6 @@ static void on_dump(void *u, const char *name, const float *d, int64_t rows, int
     }
 }
 
-static float *gold_f32(const qv_st *st, const char *name, int64_t *numel) {
-    const qv_tensor *t = qv_st_get(st, name);
-    if (!t) return NULL;
-    int64_t n = qv_tensor_numel(t);
-    float *f = malloc((size_t)n * sizeof *f);
-    if (!qv_convert_to_f32(f, t->data, t->dtype, n)) { free(f); return NULL; }
-    if (numel) *numel = n;
-    return f;
-}
-
 static int argmax(const float *x, int n) {
     int b = 0;
     for (int i = 1; i < n; i++)
@@ -115,9 +105,9 @@ int main(void) {
     free(sp);
     if (!st || n == 0) return test_done();
     int64_t nv = 0, nn = 0, nl = 0;
-    float *vis = gold_f32(st, "vision_embeds", &nv);
-    float *gnorm = gold_f32(st, "lm.norm.last16", &nn);
-    float *glog = gold_f32(st, "logits_last", &nl);
+    float *vis = test_gold_f32(st, "vision_embeds", &nv);
+    float *gnorm = test_gold_f32(st, "lm.norm.last16", &nn);
+    float *glog = test_gold_f32(st, "logits_last", &nl);
     const qv_tensor *gp = qv_st_get(st, "position_ids");
     CHECK(vis && gnorm && glog && gp && nn == 16 * (int64_t)D && nl == V);
 

@@ -7,6 +7,9 @@
 #define QV_TEST_H
 
 #include <math.h>
+#include <sys/wait.h>
+
+#include "safetensors.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +62,37 @@ static inline double test_rel_l2(const float *a, const float *b, long n) {
         den += (double)b[i] * (double)b[i];
     }
     return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* whole file as a NUL-terminated malloc'd string (NULL when unreadable) */
+static inline char *test_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    size_t got = s ? fread(s, 1, (size_t)n, f) : 0;
+    if (s) s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+/* runs a shell command; its exit status (255 when it did not exit normally) */
+static inline int test_sh(const char *cmd) {
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 255;
+}
+
+/* a golden tensor converted to a malloc'd f32 array (NULL when absent or not a float dtype) */
+static inline float *test_gold_f32(const qv_st *st, const char *name, int64_t *numel) {
+    const qv_tensor *t = qv_st_get(st, name);
+    if (!t) return NULL;
+    int64_t n = qv_tensor_numel(t);
+    float *f = malloc((size_t)n * sizeof *f);
+    if (!f || !qv_convert_to_f32(f, t->data, t->dtype, n)) { free(f); return NULL; }
+    if (numel) *numel = n;
+    return f;
 }
 
 #endif
