@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 typedef struct {
     const uint16_t *in_norm, *post_norm;          /* [D] */
@@ -44,6 +46,9 @@ struct qv_lm {
     float *inv_freq;                              /* [hd/2], float32 as the reference computes it */
     int8_t *freq_row;                             /* [hd/2]: 0 = t, 1 = h, 2 = w (mrope_section) */
     uint64_t weight_bytes;                        /* bytes of every decoder tensor (for memory planning) */
+    qv_q8_mat *q8;                                /* NULL, or 8-bit copies (qv_lm_set_quant): [l*7 + 0..6] =
+                                                     q k v o gate up down of layer l, [n_layers*7] = lm_head */
+    void *q8_mem;                                 /* one allocation holding every q8 matrix */
 };
 
 struct qv_lm_ctx {
@@ -154,6 +159,8 @@ fail:
 
 void qv_lm_free(qv_lm *m) {
     if (!m) return;
+    free(m->q8);
+    free(m->q8_mem);
     free(m->layers);
     free(m->inv_freq);
     free(m->freq_row);
@@ -161,6 +168,81 @@ void qv_lm_free(qv_lm *m) {
 }
 
 const qv_text_hparams *qv_lm_hparams(const qv_lm *m) { return &m->hp; }
+
+/* the matrices qv_lm_set_quant converts, in q8[] order */
+static int q8_list(const qv_lm *m, int i, const uint16_t **w, int *n, int *k) {
+    const qv_text_hparams *hp = &m->hp;
+    int D = hp->hidden, Hd = hp->n_heads * hp->head_dim, KVd = hp->n_kv_heads * hp->head_dim, F = hp->ffn;
+    if (i == hp->n_layers * 7) return *w = m->lm_head, *n = hp->vocab, *k = D, 1;
+    const lm_layer *L = &m->layers[i / 7];
+    switch (i % 7) {
+    case 0: return *w = L->wq, *n = Hd, *k = D, 1;
+    case 1: return *w = L->wk, *n = KVd, *k = D, 1;
+    case 2: return *w = L->wv, *n = KVd, *k = D, 1;
+    case 3: return *w = L->wo, *n = D, *k = Hd, 1;
+    case 4: return *w = L->wg, *n = F, *k = D, 1;
+    case 5: return *w = L->wu, *n = F, *k = D, 1;
+    default: return *w = L->wd, *n = D, *k = F, 1;
+    }
+}
+
+qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) {
+    const int cnt = m->hp.n_layers * 7 + 1;
+    const uint16_t *w;
+    int n, k;
+    if (m->q8) {   /* back to bf16 */
+        for (int i = 0; i < cnt; i++)
+            if (q8_list(m, i, &w, &n, &k) && !(i == cnt - 1 && m->lm_head == m->embed))
+                m->weight_bytes += (uint64_t)n * k * 2 - qv_q8_bytes(n, k);
+        free(m->q8);
+        free(m->q8_mem);
+        m->q8 = NULL;
+        m->q8_mem = NULL;
+    }
+    if (quant == QV_QUANT_NONE) return QV_OK;
+    if (quant != QV_QUANT_Q8) return qv_errf(err, QV_ERR_INVALID, "lm: unknown weight format %d", (int)quant);
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        q8_list(m, i, &w, &n, &k);
+        if (k % QV_Q8_BLOCK)
+            return qv_errf(err, QV_ERR_UNSUPPORTED, "lm: 8-bit weights need rows that are a multiple of %d values; "
+                           "matrix %d of the decoder has %d (run without --q8)", QV_Q8_BLOCK, i, k);
+        total += qv_q8_bytes(n, k);
+    }
+    m->q8 = calloc((size_t)cnt, sizeof *m->q8);
+    if (!m->q8 || posix_memalign(&m->q8_mem, 64, total)) {
+        free(m->q8);
+        m->q8 = NULL;
+        m->q8_mem = NULL;
+        return qv_errf(err, QV_ERR_NOMEM, "lm: no memory for the 8-bit weights (%.2f GiB)", total / 1073741824.0);
+    }
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t off = 0;
+    for (int i = 0; i < cnt; i++) {
+        q8_list(m, i, &w, &n, &k);
+        char name[48];
+        snprintf(name, sizeof name, i == cnt - 1 ? "lm_head" : "layer %d matrix %d", i / 7, i % 7);
+        qv_status st = qv_q8_quantize_bf16(&m->q8[i], (char *)m->q8_mem + off, w, n, k, pool, name, err);
+        if (st) {
+            free(m->q8);
+            free(m->q8_mem);
+            m->q8 = NULL;
+            m->q8_mem = NULL;
+            return st;
+        }
+        off += qv_q8_bytes(n, k);
+    }
+    for (int i = 0; i < cnt; i++) {
+        q8_list(m, i, &w, &n, &k);
+        if (i == cnt - 1 && m->lm_head == m->embed) continue;   /* tied: the bf16 rows still serve lookups */
+        m->weight_bytes -= (uint64_t)n * k * 2 - qv_q8_bytes(n, k);
+        /* the bf16 pages are read-only file pages: drop them so RSS does not hold both copies */
+        uintptr_t a = ((uintptr_t)w + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+        uintptr_t e = ((uintptr_t)w + (size_t)n * k * 2) / (uintptr_t)pg * (uintptr_t)pg;
+        if (pg > 0 && e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+    }
+    return QV_OK;
+}
 
 /* ---------------------------------------------------------------- contexts */
 
@@ -570,6 +652,9 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     qv_pool *pool = c->p.pool;
     qv_precision pr = c->p.prec;
     qv_lm_stats *S = &c->st;
+    /* the big products: 8-bit weights when the model has them (qv_lm_set_quant), else bf16 */
+#define LIN(Y, ldy, X, W, Q, b, rows, n, k) \
+    (M->q8 ? qv_linear_q8(pool, Y, ldy, X, &M->q8[Q], b, rows, n, k) : qv_linear(pool, pr, Y, ldy, X, W, b, rows, n, k))
     double t0 = qv_now(), t1;
 #define LAP(field) (t1 = qv_now(), S->field += t1 - t0, t0 = t1)
     rope_tables(c, pos, stride, m);
@@ -578,9 +663,9 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
         const lm_layer *L = &M->layers[l];
         rmsnorm(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
         LAP(other_s);
-        qv_linear(pool, pr, c->q, Hd, c->xn, L->wq, L->bq, m, Hd, D);
-        qv_linear(pool, pr, c->k, KVd, c->xn, L->wk, L->bk, m, KVd, D);
-        qv_linear(pool, pr, c->v, KVd, c->xn, L->wv, L->bv, m, KVd, D);
+        LIN(c->q, Hd, c->xn, L->wq, l * 7 + 0, L->bq, m, Hd, D);
+        LIN(c->k, KVd, c->xn, L->wk, l * 7 + 1, L->bk, m, KVd, D);
+        LIN(c->v, KVd, c->xn, L->wv, l * 7 + 2, L->bv, m, KVd, D);
         LAP(linear_s);
         rope_apply(c, c->q, m, H, (size_t)Hd);
         rope_apply(c, c->k, m, KV, (size_t)KVd);
@@ -588,18 +673,18 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
         attn_args aa = {c, l, m};
         qv_pool_run(pool, attn_task, &aa);
         LAP(attention_s);
-        qv_linear(pool, pr, c->xn, D, c->att, L->wo, NULL, m, D, Hd);
+        LIN(c->xn, D, c->att, L->wo, l * 7 + 3, NULL, m, D, Hd);
         LAP(linear_s);
         for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
         rmsnorm(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
         LAP(other_s);
-        qv_linear(pool, pr, c->g, F, c->xn, L->wg, NULL, m, F, D);
-        qv_linear(pool, pr, c->u, F, c->xn, L->wu, NULL, m, F, D);
+        LIN(c->g, F, c->xn, L->wg, l * 7 + 4, NULL, m, F, D);
+        LIN(c->u, F, c->xn, L->wu, l * 7 + 5, NULL, m, F, D);
         LAP(linear_s);
         silu_args sa = {c->g, c->u, (size_t)m * F};
         qv_pool_run(pool, silu_task, &sa);
         LAP(other_s);
-        qv_linear(pool, pr, c->xn, D, c->g, L->wd, NULL, m, D, F);
+        LIN(c->xn, D, c->g, L->wd, l * 7 + 6, NULL, m, D, F);
         LAP(linear_s);
         for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
         LAP(other_s);
@@ -619,9 +704,10 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     rmsnorm(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
     if (dump) dump(du, "lm.norm", c->xn, m, D);
     LAP(other_s);
-    if (logits) qv_linear(pool, pr, logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, NULL, 1, hp->vocab, D);
+    if (logits) LIN(logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, hp->n_layers * 7, NULL, 1, hp->vocab, D);
     LAP(linear_s);
 #undef LAP
+#undef LIN
 }
 
 /* ---------------------------------------------------------------- prefill / decode */
