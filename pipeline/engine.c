@@ -87,6 +87,7 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
         st = qv_errf(err, QV_ERR_NOMEM, "cannot start the thread pool");
         goto fail;
     }
+    if (p->quant != QV_QUANT_NONE && (st = qv_lm_set_quant(e->lm, p->quant, e->pool, err))) goto fail;
     const qv_text_hparams *hp = &e->ck->cfg.text;
     e->vids = (qv_vision_ids){hp->vision_start_id, hp->vision_end_id, hp->image_token_id, hp->video_token_id};
     struct { const char *s; int32_t id; } want[] = {

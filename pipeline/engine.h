@@ -54,6 +54,9 @@ typedef struct {
     int chat;                /* prompt form of qv_engine_build_prompt: -1 (default) = from the checkpoint's
                                 chat template (<|im_start|> -> chat), 0 = base form, 1 = chat form */
     int check_memory;        /* 1 (default): refuse a KV cache that would not fit in MemAvailable */
+    qv_quant quant;          /* QV_QUANT_NONE (default): bf16 weights; QV_QUANT_Q8: 8-bit language-model
+                                weights made at load (qv_lm_set_quant): ~2x faster decode, answers may
+                                differ from the reference */
 } qv_engine_params;
 
 qv_engine_params qv_engine_default_params(void);

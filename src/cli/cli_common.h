@@ -28,6 +28,7 @@ typedef struct {
     const char *model;       /* --model DIR (default $QV_MODEL) */
     int n_threads;           /* --threads N (0 = all CPUs) */
     int prec;                /* --fast / --ref; -1 = default (fast) */
+    int quant;               /* --q8: QV_QUANT_Q8 (8-bit language-model weights); 0 = bf16 */
     int chunk;               /* --chunk N prefill tokens per pass (0 = engine default) */
     int chat;                /* --chat / --base prompt form; -1 = from the checkpoint */
     int n_ctx_max;           /* --ctx-max N (0 = memory decides) */

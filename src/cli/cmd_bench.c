@@ -27,9 +27,17 @@ static double cpu_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double rss_now_gb(void) {   /* resident pages now (/proc/self/statm), 0 when unknown */
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+    int ok = f && fscanf(f, "%llu %llu", &size, &res) == 2;
+    if (f) fclose(f);
+    return ok ? (double)res * 4096 / 1e9 : 0;
+}
+
 static void help(void) {
     puts("usage: qv bench kernels [--threads N] [--quick]\n"
-         "       qv bench model --model DIR [--prompt-tokens N] [--gen N] [--threads N] [--fast|--ref]\n"
+         "       qv bench model --model DIR [--prompt-tokens N] [--gen N] [--threads N] [--fast|--ref] [--q8]\n"
          "                      [--no-vision] [--no-warm] [--clip-frames N]\n\n"
          "kernels: GFLOP/s of the linear layer at the 7B prefill shapes (m=512, k=3584, n=3584 and 18944) and\n"
          "  GB/s of bf16 weights read at the decode shapes (m=1, n=18944 and 152064), REF and FAST paths, with\n"
@@ -37,8 +45,9 @@ static void help(void) {
          "model: opens the checkpoint and reports load time, prefill tokens/s for an N-token text prompt\n"
          "  (default 512), decode tokens/s over --gen tokens (default 32), vision encoding time for one\n"
          "  448x448 image (grid 1x32x32) and a 16-frame 448x448 clip (grid 8x32x32), and the peak RSS.\n"
-         "  --fast (default) or --ref picks the numeric path. Inputs are random: speed only. Every weight page\n"
-         "  is read once after loading (reported as page-in) unless --no-warm.\n\n"
+         "  --fast (default) or --ref picks the numeric path; --q8 quantizes the language model's\n"
+         "  weights to 8 bits at load (page-in and quantization timed, RSS after). Inputs are random: speed\n"
+         "  only. Every weight page is read once after loading (reported as page-in) unless --no-warm.\n\n"
          "examples:\n"
          "  qv bench kernels --quick\n"
          "  qv gen-weights --config ../shared/fixtures/models/qwen2vl-7b/config.json --out /tmp/qv7b\n"
@@ -114,6 +123,7 @@ typedef struct {
     const char *model;
     int prompt_tokens, gen, n_threads, vision, clip_frames, warm;
     qv_precision prec;
+    qv_quant quant;      /* --q8 */
 } model_opts;
 
 /* reads one byte per page of every tensor, so that the timings below do not include the first page-in
@@ -178,6 +188,17 @@ static int bench_model(const model_opts *o) {
     double t_load = qv_now() - t0;
     pool = qv_pool_create(o->n_threads);
     if (!pool) { st = qv_errf(&err, QV_ERR_NOMEM, "cannot start the thread pool"); goto done; }
+    double t_q8 = 0, t_q8_page = 0, c_q8 = 0;
+    if (o->quant == QV_QUANT_Q8) {   /* page-in first (timed apart), then quantize from the page cache */
+        double tq = qv_now();
+        if (o->warm) (void)touch_weights(ck);
+        t_q8_page = qv_now() - tq;
+        tq = qv_now();
+        c_q8 = cpu_now();
+        if ((st = qv_lm_set_quant(lm, QV_QUANT_Q8, pool, &err))) goto done;
+        t_q8 = qv_now() - tq;
+        c_q8 = cpu_now() - c_q8;
+    }
 
     const qv_text_hparams *hp = qv_lm_hparams(lm);
     const int n = o->prompt_tokens;
@@ -196,11 +217,15 @@ static int bench_model(const model_opts *o) {
         if (ids[i] >= hp->vocab) ids[i] %= hp->vocab;
         pos[i] = pos[n + i] = pos[2 * (size_t)n + i] = i;
     }
-    printf("model: %s (%s path, %d threads, kernels %s)\n", o->model, o->prec == QV_PREC_FAST ? "fast" : "ref",
-           qv_pool_size(pool), qv_kernels_name());
+    printf("model: %s (%s path, %d threads, kernels %s%s%s)\n", o->model, o->prec == QV_PREC_FAST ? "fast" : "ref",
+           qv_pool_size(pool), qv_kernels_name(), o->quant == QV_QUANT_Q8 ? ", q8 weights " : "",
+           o->quant == QV_QUANT_Q8 ? qv_q8_kernels_name() : "");
     printf("load:    %.2f s (checkpoint mapped, weight tables built)\n", t_load);
+    if (o->quant == QV_QUANT_Q8)
+        printf("q8:      page-in %.2f s, quantize %.2f s (cpu %.1f s); load + page-in + quantize %.2f s; RSS now %.2f GB\n",
+               t_q8_page, t_q8, c_q8, t_load + t_q8_page + t_q8, rss_now_gb());
     fflush(stdout);
-    if (o->warm) {
+    if (o->warm && o->quant != QV_QUANT_Q8) {
         double tw = qv_now();
         (void)touch_weights(ck);
         printf("page-in: %.2f s (every weight page read once; --no-warm leaves it to the prefill)\n", qv_now() - tw);
@@ -268,7 +293,7 @@ int qv_cmd_bench(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *what = argv[1];
-    model_opts o = {cli_default_model(), 512, 32, 0, 1, 16, 1, QV_PREC_FAST};
+    model_opts o = {cli_default_model(), 512, 32, 0, 1, 16, 1, QV_PREC_FAST, QV_QUANT_NONE};
     int quick = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -281,6 +306,7 @@ int qv_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--clip-frames")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 4096, &v)) return 2; o.clip_frames = (int)v; }
         else if (!strcmp(a, "--fast")) o.prec = QV_PREC_FAST;
         else if (!strcmp(a, "--ref")) o.prec = QV_PREC_REF;
+        else if (!strcmp(a, "--q8")) o.quant = QV_QUANT_Q8;
         else if (!strcmp(a, "--no-vision")) o.vision = 0;
         else if (!strcmp(a, "--no-warm")) o.warm = 0;
         else if (!strcmp(a, "--quick")) quick = 1;
