@@ -67,7 +67,11 @@ static void ref_tile(float *Y, int ldy, const int8_t *xq, const float *xd, int m
         }
 }
 
-static const qv_q8_table q_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile};
+static void ref_dequant(float *dst, const int8_t *q, const float *d, int k) {
+    for (int t = 0; t < k; t++) dst[t] = d[t / QV_Q8_BLOCK] * (float)q[t];
+}
+
+static const qv_q8_table q_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile, ref_dequant, NULL, 0};
 
 /* ---- choice of implementation ---- */
 
@@ -117,8 +121,7 @@ void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k) { tab()->qua
 
 void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j) {
     const int8_t *q = W->q + (size_t)j * W->k;
-    const float *d = W->d + (size_t)j * (W->k / QV_Q8_BLOCK);
-    for (int t = 0; t < W->k; t++) dst[t] = d[t / QV_Q8_BLOCK] * (float)q[t];
+    ref_dequant(dst, q, W->d + (size_t)j * (W->k / QV_Q8_BLOCK), W->k);
 }
 
 typedef struct {
@@ -164,29 +167,32 @@ qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int 
 
 /* ---- per-thread scratch for the quantized X (caller's thread only) ---- */
 
-static pthread_key_t g_key;
+enum { N_SLOTS = 2 };   /* 0: quantized X (caller's thread), 1: dequantized W panel (every thread, m >= 32) */
+static pthread_key_t g_key[N_SLOTS];
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct { void *p; size_t n; } t_scr;
+static _Thread_local struct { void *p; size_t n; } t_scr[N_SLOTS];
 
 static void scr_free(void *p) { free(p); }
-static void key_init(void) { pthread_key_create(&g_key, scr_free); }
+static void key_init(void) {
+    for (int i = 0; i < N_SLOTS; i++) pthread_key_create(&g_key[i], scr_free);
+}
 
-static void *scratch(size_t bytes) {
-    if (t_scr.n >= bytes) return t_scr.p;
+static void *scratch(int slot, size_t bytes) {
+    if (t_scr[slot].n >= bytes) return t_scr[slot].p;
     pthread_once(&g_key_once, key_init);
     size_t n = bytes + bytes / 4 + 4096;
     void *p = NULL;
     if (posix_memalign(&p, 64, n) != 0) return NULL;
-    free(t_scr.p);
-    t_scr.p = p;
-    t_scr.n = n;
-    pthread_setspecific(g_key, p);
+    free(t_scr[slot].p);
+    t_scr[slot].p = p;
+    t_scr[slot].n = n;
+    pthread_setspecific(g_key[slot], p);
     return p;
 }
 
 /* ---- qv_linear_q8 driver ---- */
 
-enum { MR = 4, NR = 4, PANEL_L2 = 192 << 10 };
+enum { MR = 4, NR = 4, PANEL_L2 = 192 << 10, BLAS_M = 64, PANEL_BYTES = 8 << 20 };
 
 typedef struct {
     const qv_q8_table *t;
@@ -195,6 +201,7 @@ typedef struct {
     const float *X;
     int8_t *xq;          /* [m][k] */
     float *xd;           /* [m][k/32] */
+    float *xf;           /* [m][k] dequantized X (sgemm path), else NULL */
     const qv_q8_mat *W;
     const uint16_t *b;
     int m, n, k;
@@ -208,8 +215,39 @@ static void xquant_task(void *ctx, int ith, int nth) {
     int64_t lo, hi;
     qv_split(a->m, ith, nth, 1, &lo, &hi);
     const int nb = a->k / QV_Q8_BLOCK;
-    for (int64_t i = lo; i < hi; i++)
+    for (int64_t i = lo; i < hi; i++) {
         a->t->quant_f32(a->xq + (size_t)i * a->k, a->xd + (size_t)i * nb, a->X + (size_t)i * a->k, a->k);
+        if (a->xf) a->t->dequant(a->xf + (size_t)i * a->k, a->xq + (size_t)i * a->k, a->xd + (size_t)i * nb, a->k);
+    }
+}
+
+/* columns [lo, hi) on the sgemm path: panels of W rows dequantized to f32, OpenBLAS on this thread */
+static int range_blas(q8_ctx *a, int64_t lo, int64_t hi) {
+    const int k = a->k, nb = k / QV_Q8_BLOCK;
+    if (a->t->gemm) {
+        void *s = scratch(1, a->t->gemm_scratch);
+        if (!s) return 0;
+        a->t->gemm(a->Y + lo, a->ldy, a->xf, a->m, a->W->q + (size_t)lo * k, a->W->d + (size_t)lo * nb, (int)(hi - lo), k, s);
+        if (a->b)
+            for (int i = 0; i < a->m; i++)
+                for (int64_t j = lo; j < hi; j++) a->Y[(size_t)i * a->ldy + j] += qv_bf16_to_f32(a->b[j]);
+        return 1;
+    }
+    int64_t pr = PANEL_BYTES / ((int64_t)k * 4);
+    pr = pr < 16 ? 16 : pr / 16 * 16;
+    if (pr > hi - lo) pr = hi - lo;
+    float *wf = scratch(1, (size_t)pr * k * sizeof(float));
+    if (!wf) return 0;
+    for (int64_t j0 = lo; j0 < hi; j0 += pr) {
+        int nj = (int)(hi - j0 < pr ? hi - j0 : pr);
+        for (int j = 0; j < nj; j++)
+            a->t->dequant(wf + (size_t)j * k, a->W->q + (size_t)(j0 + j) * k, a->W->d + (size_t)(j0 + j) * nb, k);
+        qv_sgemm(0, 1, a->m, nj, k, 1.0f, a->xf, k, wf, k, 0.0f, a->Y + j0, a->ldy);
+        if (a->b)
+            for (int i = 0; i < a->m; i++)
+                for (int j = 0; j < nj; j++) a->Y[(size_t)i * a->ldy + j0 + j] += qv_bf16_to_f32(a->b[j0 + j]);
+    }
+    return 1;
 }
 
 static void range(q8_ctx *a, int64_t lo, int64_t hi) {
@@ -239,7 +277,8 @@ static void run_task(void *ctx, int ith, int nth) {
     for (;;) {
         int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
         if (lo >= a->n) return;
-        range(a, lo, lo + a->chunk < a->n ? lo + a->chunk : a->n);
+        int64_t hi = lo + a->chunk < a->n ? lo + a->chunk : a->n;
+        if (!a->xf || !range_blas(a, lo, hi)) range(a, lo, hi);
     }
 }
 
@@ -248,8 +287,9 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     if (m <= 0 || n <= 0) return;
     const qv_q8_table *t = tab();
     const int nb = k / QV_Q8_BLOCK;
-    size_t qbytes = al64((size_t)m * (size_t)k);
-    void *s = scratch(qbytes + (size_t)m * nb * sizeof(float));
+    size_t qbytes = al64((size_t)m * (size_t)k), dbytes = al64((size_t)m * nb * sizeof(float));
+    const int blas = t != &q_scalar && m >= BLAS_M;
+    void *s = scratch(0, qbytes + dbytes + (blas ? (size_t)m * k * sizeof(float) : 0));
     q8_ctx a = {.t = s ? t : &q_scalar, .Y = Y, .ldy = ldy, .X = X, .W = W, .b = b, .m = m, .n = n, .k = k};
     int8_t one_q[QV_Q8_BLOCK];
     float one_d;
@@ -268,6 +308,7 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     }
     a.xq = s;
     a.xd = (float *)((char *)s + qbytes);
+    a.xf = blas ? (float *)((char *)s + qbytes + dbytes) : NULL;
     int nth = qv_pool_size(pool);
     if ((size_t)m * k >= ((size_t)1 << 16)) qv_pool_run(pool, xquant_task, &a);
     else xquant_task(&a, 0, 1);

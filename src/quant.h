@@ -14,9 +14,15 @@
  * float sums, so both agree to f32 rounding of the final accumulation. Relative to the bf16 REF product
  * the error is ~1e-2 (int8 rounding of weights and activations): answers may differ from the reference.
  * Threads split the n output columns (work items taken from an atomic counter, like qv_linear); m == 1
- * streams each weight row once; larger m register-blocks 4 rows of X against 2 rows of W over an L2-sized
- * panel of W rows, so each loaded weight block serves 4 rows of X. Scratch: the caller's thread keeps the
- * quantized X (m*k + m*k/32*4 bytes), grown once and kept for the thread's life; no malloc per call. */
+ * streams each weight row once; small m register-blocks 4 rows of X against 2 rows of W over an L2-sized
+ * panel of W rows, so each loaded weight block serves 4 rows of X. From m = 64 (prefill) the SIMD path
+ * multiplies the same quantized values in f32 instead: X rows and panels of W rows dequantized (d * q, one
+ * rounding each) into a packed f32 GEMM (6 x 16 FMA micro-kernel; OpenBLAS for the scalar table). On
+ * AVX2 without VNNI the int8 maddubs/madd/cvt/fma chain per block is 10-25% slower than f32 FMA at
+ * m = 512 (measured on Zen 3; faster below m = 64), while the result is the same sum up to f32 rounding
+ * (tested against the scalar integer reference like the tiles). Scratch: the caller's thread keeps the
+ * quantized X (m*k + m*k/32*4 bytes; + m*k*4 for the dequantized X when m >= 64), each thread a 144 KiB
+ * packed W panel (m >= 64); grown once and kept for the thread's life; no malloc per call. */
 #ifndef QV_QUANT_H
 #define QV_QUANT_H
 
@@ -69,6 +75,13 @@ typedef struct {
      * w rows at wq + j*k, wd + j*k/32; bias may be NULL (f32, already widened) */
     void (*tile)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq,
                  const float *wd, int nr, int k, const float *bias);
+    /* dst [k] = d[t/32] * q[t] (f32 products, the values the integer dot multiplies) */
+    void (*dequant)(float *dst, const int8_t *q, const float *d, int k);
+    /* Y[m][ldy] (n columns) = X[m][k] . dequant(W)^T on this thread, X f32 (dequantized activations);
+     * gemm_scratch bytes of scratch; NULL: OpenBLAS on dequantized panels */
+    void (*gemm)(float *Y, int ldy, const float *X, int m, const int8_t *wq, const float *wd, int n, int k,
+                 void *scratch);
+    size_t gemm_scratch;
 } qv_q8_table;
 
 const qv_q8_table *qv_q8_table_avx2(void);   /* NULL when built without AVX2 */

@@ -83,22 +83,41 @@ AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const int8_t 
     for (int i = 0; i < M; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < N; j++) acc[i][j] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        __m256i w[4];
+    /* scale products dx * dw for 8 blocks at a time, vector multiplies into a small buffer: each block then
+     * broadcasts its scale from memory (a load, no shuffle or scalar multiply per pair) */
+    float sc[4][4][8] __attribute__((aligned(32)));
+    for (int b0 = 0; b0 < nb; b0 += 8) {
+        const int bn = nb - b0 < 8 ? nb - b0 : 8;
+        if (bn == 8) {
 #pragma GCC unroll 4
-        for (int j = 0; j < N; j++) {
-            w[j] = _mm256_loadu_si256((const __m256i *)(wq + (size_t)j * k + b * 32));
-            if (M == 1) _mm_prefetch((const char *)(wq + (size_t)j * k + b * 32) + 1024, _MM_HINT_T0);
+            for (int i = 0; i < M; i++) {
+                __m256 vx = _mm256_loadu_ps(xd + (size_t)i * nb + b0);
+#pragma GCC unroll 4
+                for (int j = 0; j < N; j++)
+                    _mm256_store_ps(sc[i][j], _mm256_mul_ps(vx, _mm256_loadu_ps(wd + (size_t)j * nb + b0)));
+            }
+        } else {
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    for (int t = 0; t < bn; t++) sc[i][j][t] = xd[(size_t)i * nb + b0 + t] * wd[(size_t)j * nb + b0 + t];
         }
-#pragma GCC unroll 4
-        for (int i = 0; i < M; i++) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(xq + (size_t)i * k + b * 32));
-            __m256i ax = _mm256_sign_epi8(x, x);
-            float dx = xd[(size_t)i * nb + b];
+        for (int t = 0; t < bn; t++) {
+            const int b = b0 + t;
+            __m256i w[4];
 #pragma GCC unroll 4
             for (int j = 0; j < N; j++) {
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w[j], x)), ones);
-                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dx * wd[(size_t)j * nb + b]), _mm256_cvtepi32_ps(p), acc[i][j]);
+                w[j] = _mm256_loadu_si256((const __m256i *)(wq + (size_t)j * k + b * 32));
+                if (M == 1) _mm_prefetch((const char *)(wq + (size_t)j * k + b * 32) + 1024, _MM_HINT_T0);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < M; i++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + (size_t)i * k + b * 32));
+                __m256i ax = _mm256_sign_epi8(x, x);
+#pragma GCC unroll 4
+                for (int j = 0; j < N; j++) {
+                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w[j], x)), ones);
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&sc[i][j][t]), _mm256_cvtepi32_ps(p), acc[i][j]);
+                }
             }
         }
     }
@@ -139,7 +158,127 @@ static void tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, c
     }
 }
 
-static const qv_q8_table q_avx2 = {"avx2", quant_bf16, quant_f32, tile};
+static void dequant(float *dst, const int8_t *q, const float *d, int k) {
+    for (int b = 0; b < k / 32; b++) {
+        const __m256 s = _mm256_set1_ps(d[b]);
+        for (int t = 0; t < 32; t += 8) {
+            __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + b * 32 + t)));
+            _mm256_storeu_ps(dst + b * 32 + t, _mm256_mul_ps(s, _mm256_cvtepi32_ps(v)));
+        }
+    }
+}
+
+/* ---- prefill: f32 GEMM on dequantized values (BLIS-style, as kernels_avx2.c does for bf16) ----
+ * W rows are dequantized and packed 16 at a time, k-major ([kc][16], rows past n zero), GB_NB rows x GB_KC
+ * columns per block (L2); 6 rows of X broadcast one k at a time against two 8-wide W vectors. */
+enum { GB_KC = 384, GB_NB = 96, GB_MR = 6 };
+
+AI void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20); r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20); r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31); r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* bp[t][16] = d * q of row r, column k0 + t (zero for rows >= rows); kc and k0 multiples of 32 */
+static void pack_q8(float *bp, const int8_t *wq, const float *wd, int k, int rows, int k0, int kc) {
+    for (int t = 0; t < kc; t += 8)
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+            for (int q = 0; q < 8; q++) {
+                int row = h * 8 + q;
+                if (row < rows) {
+                    size_t o = (size_t)row * k + k0 + t;
+                    __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(wq + o)));
+                    r[q] = _mm256_mul_ps(_mm256_set1_ps(wd[o / 32]), _mm256_cvtepi32_ps(v));
+                } else {
+                    r[q] = _mm256_setzero_ps();
+                }
+            }
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_store_ps(bp + (size_t)(t + q) * 16 + h * 8, r[q]);
+        }
+}
+
+AI void ukernel(float *Y, int ldy, const float *x, int ldx, const float *bp, int kc, const int mr, int nr, int first) {
+    __m256 c[GB_MR][2];
+    const float *xr[GB_MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+        c[i][0] = c[i][1] = _mm256_setzero_ps();
+        xr[i] = x + (size_t)i * ldx;
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < kc; t++) {
+        __m256 b0 = _mm256_load_ps(bp + t * 16), b1 = _mm256_load_ps(bp + t * 16 + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            __m256 a = _mm256_broadcast_ss(xr[i] + t);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    if (nr == 16) {
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            float *y = Y + (size_t)i * ldy;
+            __m256 y0 = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y), y1 = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + 8);
+            _mm256_storeu_ps(y, _mm256_add_ps(y0, c[i][0]));
+            _mm256_storeu_ps(y + 8, _mm256_add_ps(y1, c[i][1]));
+        }
+    } else {
+        float tmp[GB_MR][16];
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {   /* unrolled: c must stay in registers */
+            _mm256_storeu_ps(tmp[i], c[i][0]);
+            _mm256_storeu_ps(tmp[i] + 8, c[i][1]);
+        }
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) Y[(size_t)i * ldy + j] = (first ? 0.0f : Y[(size_t)i * ldy + j]) + tmp[i][j];
+    }
+}
+
+static void ukernel_any(float *Y, int ldy, const float *x, int ldx, const float *bp, int kc, int mr, int nr, int first) {
+    switch (mr) {
+    case 6: ukernel(Y, ldy, x, ldx, bp, kc, 6, nr, first); break;
+    case 5: ukernel(Y, ldy, x, ldx, bp, kc, 5, nr, first); break;
+    case 4: ukernel(Y, ldy, x, ldx, bp, kc, 4, nr, first); break;
+    case 3: ukernel(Y, ldy, x, ldx, bp, kc, 3, nr, first); break;
+    case 2: ukernel(Y, ldy, x, ldx, bp, kc, 2, nr, first); break;
+    default: ukernel(Y, ldy, x, ldx, bp, kc, 1, nr, first); break;
+    }
+}
+
+static void gemm(float *Y, int ldy, const float *X, int m, const int8_t *wq, const float *wd, int n, int k,
+                 void *scratch) {
+    float *bp = scratch;   /* [GB_NB / 16][GB_KC][16] */
+    for (int j0 = 0; j0 < n; j0 += GB_NB) {
+        int nb = n - j0 < GB_NB ? n - j0 : GB_NB;
+        for (int k0 = 0; k0 < k; k0 += GB_KC) {
+            int kc = k - k0 < GB_KC ? k - k0 : GB_KC;
+            for (int p = 0; p < nb; p += 16)
+                pack_q8(bp + (size_t)p * GB_KC, wq + (size_t)(j0 + p) * k, wd + (size_t)(j0 + p) * (k / 32), k,
+                        nb - p < 16 ? nb - p : 16, k0, kc);
+            for (int i0 = 0; i0 < m; i0 += GB_MR) {
+                int mr = m - i0 < GB_MR ? m - i0 : GB_MR;
+                for (int p = 0; p < nb; p += 16)
+                    ukernel_any(Y + (size_t)i0 * ldy + j0 + p, ldy, X + (size_t)i0 * k + k0, k, bp + (size_t)p * GB_KC,
+                                kc, mr, nb - p < 16 ? nb - p : 16, k0 == 0);
+            }
+        }
+    }
+}
+
+static const qv_q8_table q_avx2 = {"avx2", quant_bf16, quant_f32, tile, dequant, gemm,
+                                   (size_t)GB_NB * GB_KC * sizeof(float)};
 
 const qv_q8_table *qv_q8_table_avx2(void) { return &q_avx2; }
 
