@@ -231,15 +231,17 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
             return st;
         }
         off += qv_q8_bytes(n, k);
-    }
-    for (int i = 0; i < cnt; i++) {
-        q8_list(m, i, &w, &n, &k);
         if (i == cnt - 1 && m->lm_head == m->embed) continue;   /* tied: the bf16 rows still serve lookups */
-        m->weight_bytes -= (uint64_t)n * k * 2 - qv_q8_bytes(n, k);
-        /* the bf16 pages are read-only file pages: drop them so RSS does not hold both copies */
+        /* the bf16 pages are read-only file pages: drop them now, so RSS never holds both copies (a later
+         * read, e.g. after going back to bf16, faults them in again from the file) */
         uintptr_t a = ((uintptr_t)w + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
         uintptr_t e = ((uintptr_t)w + (size_t)n * k * 2) / (uintptr_t)pg * (uintptr_t)pg;
         if (pg > 0 && e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+    }
+    for (int i = 0; i < cnt; i++) {
+        q8_list(m, i, &w, &n, &k);
+        if (i == cnt - 1 && m->lm_head == m->embed) continue;
+        m->weight_bytes -= (uint64_t)n * k * 2 - qv_q8_bytes(n, k);
     }
     return QV_OK;
 }
