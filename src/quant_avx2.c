@@ -6,8 +6,8 @@
  * Per block of 32 (llama.cpp's AVX2 q8_0 dot): maddubs wants one unsigned operand, so
  *   ax = sign(x, x) = |x|,  sw = sign(w, x) = w * sgn(x),  maddubs(ax, sw) = 16 sums of 2 products x*w
  * (|x|,|w| <= 127: at most 32258, no int16 saturation), madd with ones -> 8 int32, cvt, then
- * acc += (dx * dw) * that with one FMA. Tiles: 4 rows of X x 2 rows of W (8 accumulators) for prefill,
- * 1 x 4 for decode, so each loaded weight block is used by every X row in the tile. */
+ * acc += (dx * dw) * that with one FMA. Tiles: 4 rows of X x 2 rows of W (8 accumulators) for small m, so
+ * each loaded weight block is used by every X row in the tile; decode (m = 1) streams one row at a time. */
 #include "quant.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -130,13 +130,11 @@ AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const int8_t 
 static void tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq, const float *wd,
                  int nr, int k, const float *bias) {
     const int nb = k / 32;
-    if (mr == 1) {
-        switch (nr) {
-        case 4: kern(Y, ldy, xq, xd, wq, wd, k, bias, 1, 4); return;
-        case 3: kern(Y, ldy, xq, xd, wq, wd, k, bias, 1, 3); return;
-        case 2: kern(Y, ldy, xq, xd, wq, wd, k, bias, 1, 2); return;
-        default: kern(Y, ldy, xq, xd, wq, wd, k, bias, 1, 1); return;
-        }
+    if (mr == 1) {   /* decode: one row after the other, one sequential stream (19 GB/s vs 15 with 4 rows
+                        interleaved, whose streams restart every row on the 7B's 3.5 KiB rows) */
+        for (int j = 0; j < nr; j++)
+            kern(Y + j, ldy, xq, xd, wq + (size_t)j * k, wd + (size_t)j * nb, k, bias ? bias + j : NULL, 1, 1);
+        return;
     }
     for (int j = 0; j < nr; j += 2) {
         float *y = Y + j;
