@@ -13,16 +13,13 @@
 #include <string.h>
 
 #include "tensor.h"
+#include "gemm_avx2.h"
 
 #define AI static inline __attribute__((always_inline))
 
 AI __m256 widen_even(__m256i w) { return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)); }
 AI __m256 widen_odd(__m256i w) {
     return _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000u)));
-}
-/* 8 bf16 -> 8 f32, natural order */
-AI __m256 load8_bf16(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 AI float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -250,22 +247,7 @@ static void gemv(float *y, const void *xv, const uint16_t *W, size_t ldw, int k,
  * block (GB_KC 128, the W block stays 192 KiB) is ~5-8% faster. Packing X into contiguous slivers was
  * slower (not amortized over enough columns), and so was the BLIS order (W panel in L1, X streamed from
  * L2); software prefetch of W or of the next X sliver did not help. */
-enum { GB_KC = 128, GB_NB = 384, GB_MR = 6 };
 
-AI void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20); r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20); r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31); r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /* bp[t][16] = widen(W[r][t]) for r < rows (zero for rows <= r < 16), t < kc */
 static void pack_panel(float *bp, const uint16_t *W, size_t ldw, int rows, int kc) {
@@ -284,90 +266,17 @@ static void pack_panel(float *bp, const uint16_t *W, size_t ldw, int rows, int k
         for (int r = 0; r < 16; r++) bp[t * 16 + r] = r < rows ? qv_bf16_to_f32(W[(size_t)r * ldw + t]) : 0.0f;
 }
 
-AI void ukernel(float *Y, int ldy, const float *x, int ldx, const float *bp, int kc, const int mr, int nr,
-                const uint16_t *bias, int first) {
-    __m256 c[GB_MR][2];
-    const float *xr[GB_MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < mr; i++) {
-        c[i][0] = c[i][1] = _mm256_setzero_ps();
-        xr[i] = x + (size_t)i * ldx;
-    }
-    if (!first)   /* the Y tile read at the end (rows ldy apart, not in L1 since the last k block): ~3% */
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            _mm_prefetch((const char *)(Y + (size_t)i * ldy), _MM_HINT_T0);
-            _mm_prefetch((const char *)(Y + (size_t)i * ldy + 15), _MM_HINT_T0);
-        }
-#pragma GCC unroll 4
-    for (int t = 0; t < kc; t++) {
-        __m256 b0 = _mm256_load_ps(bp + t * 16), b1 = _mm256_load_ps(bp + t * 16 + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            __m256 a = _mm256_broadcast_ss(xr[i] + t);
-            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
-            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
-        }
-    }
-    if (nr == 16) {
-        __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
-        if (first && bias) bias0 = load8_bf16(bias), bias1 = load8_bf16(bias + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            float *y = Y + (size_t)i * ldy;
-            __m256 y0 = first ? bias0 : _mm256_loadu_ps(y), y1 = first ? bias1 : _mm256_loadu_ps(y + 8);
-            _mm256_storeu_ps(y, _mm256_add_ps(y0, c[i][0]));
-            _mm256_storeu_ps(y + 8, _mm256_add_ps(y1, c[i][1]));
-        }
-    } else {
-        float tmp[GB_MR][16];
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            _mm256_storeu_ps(tmp[i], c[i][0]);
-            _mm256_storeu_ps(tmp[i] + 8, c[i][1]);
-        }
-        for (int i = 0; i < mr; i++) {
-            float *y = Y + (size_t)i * ldy;
-            for (int j = 0; j < nr; j++) {
-                float base = first ? (bias ? qv_bf16_to_f32(bias[j]) : 0.0f) : y[j];
-                y[j] = base + tmp[i][j];
-            }
-        }
-    }
-}
+typedef struct { const uint16_t *W; size_t ldw; } bf16_pack_ctx;
 
-static void ukernel_any(float *Y, int ldy, const float *x, int ldx, const float *bp, int kc, int mr, int nr,
-                        const uint16_t *bias, int first) {
-    switch (mr) {
-    case 6: ukernel(Y, ldy, x, ldx, bp, kc, 6, nr, bias, first); break;
-    case 5: ukernel(Y, ldy, x, ldx, bp, kc, 5, nr, bias, first); break;
-    case 4: ukernel(Y, ldy, x, ldx, bp, kc, 4, nr, bias, first); break;
-    case 3: ukernel(Y, ldy, x, ldx, bp, kc, 3, nr, bias, first); break;
-    case 2: ukernel(Y, ldy, x, ldx, bp, kc, 2, nr, bias, first); break;
-    default: ukernel(Y, ldy, x, ldx, bp, kc, 1, nr, bias, first); break;
-    }
+static void pack_bf16(const void *ctx, float *bp, int j, int rows, int k0, int kc) {
+    const bf16_pack_ctx *c = ctx;
+    pack_panel(bp, c->W + (size_t)j * c->ldw + k0, c->ldw, rows, kc);
 }
 
 static void gemm(float *Y, int ldy, const void *Xv, int ldx, const uint16_t *W, size_t ldw, const uint16_t *bias,
                  int m, int n, int k, void *scratch) {
-    const float *X = Xv;
-    float *bp = scratch;   /* [GB_NB / 16][GB_KC][16] */
-    for (int j0 = 0; j0 < n; j0 += GB_NB) {
-        int nb = n - j0 < GB_NB ? n - j0 : GB_NB;
-        for (int k0 = 0; k0 < k; k0 += GB_KC) {
-            int kc = k - k0 < GB_KC ? k - k0 : GB_KC;
-            for (int p = 0; p < nb; p += 16)
-                pack_panel(bp + (size_t)p * GB_KC, W + (size_t)(j0 + p) * ldw + k0, ldw, nb - p < 16 ? nb - p : 16, kc);
-            for (int i0 = 0; i0 < m; i0 += GB_MR) {
-                int mr = m - i0 < GB_MR ? m - i0 : GB_MR;
-                for (int p = 0; p < nb; p += 16) {
-                    int nr = nb - p < 16 ? nb - p : 16;
-                    ukernel_any(Y + (size_t)i0 * ldy + j0 + p, ldy, X + (size_t)i0 * ldx + k0, ldx, bp + (size_t)p * GB_KC,
-                                kc, mr, nr, bias ? bias + j0 + p : NULL, k0 == 0);
-                }
-            }
-        }
-    }
+    bf16_pack_ctx c = {W, ldw};
+    gemm_blocked(Y, ldy, Xv, ldx, pack_bf16, &c, bias, m, n, k, scratch);
 }
 
 static const qv_ktable k_avx2 = {

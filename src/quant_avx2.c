@@ -13,6 +13,8 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
+#include "gemm_avx2.h"
+
 #define AI static inline __attribute__((always_inline))
 
 AI float hsum(__m256 v) {
@@ -169,22 +171,7 @@ static void dequant(float *dst, const int8_t *q, const float *d, int k) {
 /* ---- prefill: f32 GEMM on dequantized values (BLIS-style, as kernels_avx2.c does for bf16) ----
  * W rows are dequantized and packed 16 at a time, k-major ([kc][16], rows past n zero), GB_NB rows x GB_KC
  * columns per block (L2); 6 rows of X broadcast one k at a time against two 8-wide W vectors. */
-enum { GB_KC = 384, GB_NB = 96, GB_MR = 6 };
 
-AI void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20); r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20); r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31); r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /* bp[t][16] = d * q of row r, column k0 + t (zero for rows >= rows); kc and k0 multiples of 32 */
 static void pack_q8(float *bp, const int8_t *wq, const float *wd, int k, int rows, int k0, int kc) {
@@ -206,73 +193,17 @@ static void pack_q8(float *bp, const int8_t *wq, const float *wd, int k, int row
         }
 }
 
-AI void ukernel(float *Y, int ldy, const float *x, int ldx, const float *bp, int kc, const int mr, int nr, int first) {
-    __m256 c[GB_MR][2];
-    const float *xr[GB_MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < mr; i++) {
-        c[i][0] = c[i][1] = _mm256_setzero_ps();
-        xr[i] = x + (size_t)i * ldx;
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < kc; t++) {
-        __m256 b0 = _mm256_load_ps(bp + t * 16), b1 = _mm256_load_ps(bp + t * 16 + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            __m256 a = _mm256_broadcast_ss(xr[i] + t);
-            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
-            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
-        }
-    }
-    if (nr == 16) {
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            float *y = Y + (size_t)i * ldy;
-            __m256 y0 = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y), y1 = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + 8);
-            _mm256_storeu_ps(y, _mm256_add_ps(y0, c[i][0]));
-            _mm256_storeu_ps(y + 8, _mm256_add_ps(y1, c[i][1]));
-        }
-    } else {
-        float tmp[GB_MR][16];
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {   /* unrolled: c must stay in registers */
-            _mm256_storeu_ps(tmp[i], c[i][0]);
-            _mm256_storeu_ps(tmp[i] + 8, c[i][1]);
-        }
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++) Y[(size_t)i * ldy + j] = (first ? 0.0f : Y[(size_t)i * ldy + j]) + tmp[i][j];
-    }
-}
+typedef struct { const int8_t *wq; const float *wd; int k; } q8_pack_ctx;
 
-static void ukernel_any(float *Y, int ldy, const float *x, int ldx, const float *bp, int kc, int mr, int nr, int first) {
-    switch (mr) {
-    case 6: ukernel(Y, ldy, x, ldx, bp, kc, 6, nr, first); break;
-    case 5: ukernel(Y, ldy, x, ldx, bp, kc, 5, nr, first); break;
-    case 4: ukernel(Y, ldy, x, ldx, bp, kc, 4, nr, first); break;
-    case 3: ukernel(Y, ldy, x, ldx, bp, kc, 3, nr, first); break;
-    case 2: ukernel(Y, ldy, x, ldx, bp, kc, 2, nr, first); break;
-    default: ukernel(Y, ldy, x, ldx, bp, kc, 1, nr, first); break;
-    }
+static void pack_q8_cb(const void *ctx, float *bp, int j, int rows, int k0, int kc) {
+    const q8_pack_ctx *c = ctx;
+    pack_q8(bp, c->wq + (size_t)j * c->k, c->wd + (size_t)j * (c->k / 32), c->k, rows, k0, kc);
 }
 
 static void gemm(float *Y, int ldy, const float *X, int m, const int8_t *wq, const float *wd, int n, int k,
                  void *scratch) {
-    float *bp = scratch;   /* [GB_NB / 16][GB_KC][16] */
-    for (int j0 = 0; j0 < n; j0 += GB_NB) {
-        int nb = n - j0 < GB_NB ? n - j0 : GB_NB;
-        for (int k0 = 0; k0 < k; k0 += GB_KC) {
-            int kc = k - k0 < GB_KC ? k - k0 : GB_KC;
-            for (int p = 0; p < nb; p += 16)
-                pack_q8(bp + (size_t)p * GB_KC, wq + (size_t)(j0 + p) * k, wd + (size_t)(j0 + p) * (k / 32), k,
-                        nb - p < 16 ? nb - p : 16, k0, kc);
-            for (int i0 = 0; i0 < m; i0 += GB_MR) {
-                int mr = m - i0 < GB_MR ? m - i0 : GB_MR;
-                for (int p = 0; p < nb; p += 16)
-                    ukernel_any(Y + (size_t)i0 * ldy + j0 + p, ldy, X + (size_t)i0 * k + k0, k, bp + (size_t)p * GB_KC,
-                                kc, mr, nb - p < 16 ? nb - p : 16, k0 == 0);
-            }
-        }
-    }
+    q8_pack_ctx c = {wq, wd, k};
+    gemm_blocked(Y, ldy, X, k, pack_q8_cb, &c, NULL, m, n, k, scratch);
 }
 
 static const qv_q8_table q_avx2 = {"avx2", quant_bf16, quant_f32, tile, dequant, gemm,
