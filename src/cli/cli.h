@@ -30,6 +30,10 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
 int cli_is_help(const char *a);
 /* All of stdin into a malloc'd buffer (NUL bytes kept, up to 2 GiB); NULL on read error or OOM. */
 char *cli_read_stdin(size_t *len);
+/* Arguments of tokenize/detokenize: --model DIR | --tokenizer FILE (default $QV_MODEL), -h, and one flag
+ * of the command's own (*flag_set). Returns -1 to go on (*path set), else the exit code (0 after help). */
+int cli_tokenizer_args(const char *cmd, int argc, char **argv, const char *flag, int *flag_set, const char **path,
+                       void (*usage)(FILE *));
 /* --model default: QV_MODEL from the environment, else NULL */
 const char *cli_default_model(void);
 

@@ -80,3 +80,27 @@ char *cli_read_stdin(size_t *len) {
     free(buf);
     return NULL;
 }
+
+int cli_tokenizer_args(const char *cmd, int argc, char **argv, const char *flag, int *flag_set, const char **path,
+                       void (*usage)(FILE *)) {
+    const char *model = NULL, *tokfile = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--tokenizer") == 0) {
+            if (i + 1 >= argc) return cli_usage(cmd, "%s needs a value", a);
+            if (a[2] == 'm') model = argv[++i];
+            else tokfile = argv[++i];
+        } else if (strcmp(a, flag) == 0) {
+            *flag_set = 1;
+        } else {
+            return cli_usage(cmd, "unknown argument '%s'", a);
+        }
+    }
+    if (model && tokfile) return cli_usage(cmd, "give --model or --tokenizer, not both");
+    *path = tokfile ? tokfile : model ? model : cli_default_model();
+    if (!*path) return cli_usage(cmd, "no tokenizer: give --model DIR, --tokenizer FILE or set QV_MODEL");
+    return -1;
+}

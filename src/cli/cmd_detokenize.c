@@ -23,26 +23,10 @@ static void usage(FILE *f) {
 }
 
 int qv_cmd_detokenize(int argc, char **argv) {
-    const char *model = NULL, *tokfile = NULL;
+    const char *path;
     int skip = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--tokenizer") == 0) {
-            if (i + 1 >= argc) return cli_usage("detokenize", "%s needs a value", a);
-            if (a[2] == 'm') model = argv[++i];
-            else tokfile = argv[++i];
-        } else if (strcmp(a, "--skip-special") == 0) {
-            skip = 1;
-        } else {
-            return cli_usage("detokenize", "unknown argument '%s'", a);
-        }
-    }
-    if (model && tokfile) return cli_usage("detokenize", "give --model or --tokenizer, not both");
-    const char *path = tokfile ? tokfile : model ? model : cli_default_model();
-    if (!path) return cli_usage("detokenize", "no tokenizer: give --model DIR, --tokenizer FILE or set QV_MODEL");
+    int rc = cli_tokenizer_args("detokenize", argc, argv, "--skip-special", &skip, &path, usage);
+    if (rc >= 0) return rc;
 
     size_t len = 0;
     char *text = cli_read_stdin(&len);
@@ -61,7 +45,7 @@ int qv_cmd_detokenize(int argc, char **argv) {
     }
     size_t n = (size_t)cJSON_GetArraySize(arr), k = 0;
     int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    int rc = ids ? 0 : cli_fail("detokenize: out of memory");
+    rc = ids ? 0 : cli_fail("detokenize: out of memory");
     const cJSON *v;
     cJSON_ArrayForEach(v, arr) {
         if (rc) break;

@@ -41,26 +41,10 @@ static void put_json_string(const char *s, size_t n) {
 }
 
 int qv_cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *tokfile = NULL;
+    const char *path;
     int tokens = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--tokenizer") == 0) {
-            if (i + 1 >= argc) return cli_usage("tokenize", "%s needs a value", a);
-            if (a[2] == 'm') model = argv[++i];
-            else tokfile = argv[++i];
-        } else if (strcmp(a, "--tokens") == 0) {
-            tokens = 1;
-        } else {
-            return cli_usage("tokenize", "unknown argument '%s'", a);
-        }
-    }
-    if (model && tokfile) return cli_usage("tokenize", "give --model or --tokenizer, not both");
-    const char *path = tokfile ? tokfile : model ? model : cli_default_model();
-    if (!path) return cli_usage("tokenize", "no tokenizer: give --model DIR, --tokenizer FILE or set QV_MODEL");
+    int rc = cli_tokenizer_args("tokenize", argc, argv, "--tokens", &tokens, &path, usage);
+    if (rc >= 0) return rc;
 
     qv_err err = {0};
     qv_tokenizer *tok = NULL;
