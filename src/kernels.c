@@ -9,6 +9,7 @@
 #include "kernels_isa.h"
 #include "tensor.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -126,6 +127,7 @@ static const qv_ktable *table(void) {
 }
 
 const char *qv_kernels_name(void) { return table()->name; }
+const qv_ktable *qv_kernels_table(void) { return table(); }
 
 int qv_kernels_force(const char *name) {
     table();
@@ -171,6 +173,70 @@ static void *scratch(int slot, size_t bytes) {
     return p;
 }
 
+/* ---- the 16-bit integer FAST GEMM, scalar definition (kernels_isa.h) ---- */
+
+/* scale of a block whose largest |v| has bits maxbits (f32, sign cleared); *inv = Q / max (0 if none) */
+static float i16_scale_ref(uint32_t maxbits, float q, float *inv) {
+    if (maxbits >= 0x7f800000u) { *inv = 0.0f; return NAN; }
+    float mx;
+    memcpy(&mx, &maxbits, 4);
+    if (mx == 0.0f) { *inv = 0.0f; return 0.0f; }
+    *inv = q / mx;
+    return mx / q;
+}
+
+static int16_t i16_round_ref(float v, float inv) {
+    float r = v * inv;
+    return inv == 0.0f || r != r ? 0 : (int16_t)lrintf(r);
+}
+
+int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+    int bad = 0;
+    for (int i = 0; i < m; i++) {
+        const float *x = X + (size_t)i * ldx;
+        for (int b = 0; b < nkb; b++) {
+            int k0 = b * QV_I16_KB, n = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
+            uint32_t mb = 0;
+            for (int t = 0; t < n; t++) {
+                uint32_t u;
+                memcpy(&u, x + k0 + t, 4);
+                u &= 0x7fffffffu;
+                if (u > mb) mb = u;
+            }
+            float inv, s = i16_scale_ref(mb, (float)QV_I16_QX, &inv);
+            bad |= s != s;
+            sx[(size_t)i * nkb + b] = s;
+            for (int t = 0; t < n; t++) q[(size_t)i * ldq + k0 + t] = i16_round_ref(x[k0 + t], inv);
+        }
+        for (int t = k; t < ldq; t++) q[(size_t)i * ldq + t] = 0;
+    }
+    return bad ? -1 : 0;
+}
+
+void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
+                     size_t ldw, const uint16_t *bias, int m, int n, int k) {
+    int16_t wq[QV_I16_KB];
+    for (int j = 0; j < n; j++) {
+        const uint16_t *w = W + (size_t)j * ldw;
+        for (int i = 0; i < m; i++) Y[(size_t)i * ldy + j] = bias ? qv_bf16_to_f32(bias[j]) : 0.0f;
+        for (int b = 0; b < nkb; b++) {
+            int k0 = b * QV_I16_KB, kc = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
+            uint32_t mb = 0;
+            for (int t = 0; t < kc; t++)
+                if ((uint32_t)(w[k0 + t] & 0x7fff) << 16 > mb) mb = (uint32_t)(w[k0 + t] & 0x7fff) << 16;
+            float inv, sw = i16_scale_ref(mb, (float)QV_I16_QW, &inv);
+            for (int t = 0; t < kc; t++) wq[t] = i16_round_ref(qv_bf16_to_f32(w[k0 + t]), inv);
+            for (int i = 0; i < m; i++) {
+                const int16_t *x = Xq + (size_t)i * ldq + k0;
+                int32_t c = 0;
+                for (int t = 0; t < kc; t++) c += (int32_t)x[t] * wq[t];
+                float *y = Y + (size_t)i * ldy + j;
+                *y = fmaf((float)c, sx[(size_t)i * nkb + b] * sw, *y);
+            }
+        }
+    }
+}
+
 /* ---- qv_linear driver ---- */
 
 enum { NC = 96, NR_MAX = 16, PANEL_BYTES = 8 << 20 };
@@ -187,6 +253,10 @@ typedef struct {
     const uint16_t *W, *b;
     int m, n, k;
     int chunk;           /* output columns per work item */
+    int i16;             /* FAST through the ISA's 16-bit GEMM: xp = int16 X [m][kp], sx its block scales */
+    float *sx;
+    int nkb;
+    atomic_int bad;      /* xquant found a non-finite value */
     atomic_int next;     /* next work item: threads take items until none is left, so a thread the OS
                             preempts (shared machine) holds back only its current item */
 } lin_ctx;
@@ -205,6 +275,15 @@ static void xprep_task(void *ctx, int ith, int nth) {
     if (hi > lo)
         a->t->xprep[a->prec]((char *)a->xp + (size_t)lo * a->kp * a->xelt, a->X + (size_t)lo * a->k,
                              (int)(hi - lo), a->k, a->k, a->kp);
+}
+
+static void xquant_task(void *ctx, int ith, int nth) {
+    lin_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split(a->m, ith, nth, 1, &lo, &hi);
+    if (hi > lo && a->t->xquant_i16((int16_t *)a->xp + (size_t)lo * a->kp, a->kp, a->sx + (size_t)lo * a->nkb, a->nkb,
+                                    a->X + (size_t)lo * a->k, a->k, (int)(hi - lo), a->k))
+        atomic_store(&a->bad, 1);
 }
 
 static void xround_task(void *ctx, int ith, int nth) {
@@ -231,6 +310,13 @@ static void add_bias(float *Y, int ldy, const uint16_t *b, int m, int n) {
 /* large m, columns [lo, hi): the ISA's GEMM, or widen panels of W rows to f32 for OpenBLAS
  * (single-threaded, one call per thread) */
 static void gemm_range(lin_ctx *a, int64_t lo, int64_t hi) {
+    if (a->i16) {
+        void *s = scratch(1, a->t->gemm_i16_scratch);
+        const uint16_t *W = a->W + (size_t)lo * a->k, *b = a->b ? a->b + lo : NULL;
+        if (s) a->t->gemm_i16(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, W, (size_t)a->k, b, a->m, (int)(hi - lo), a->k, s);
+        else qv_i16_gemm_ref(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, W, (size_t)a->k, b, a->m, (int)(hi - lo), a->k);
+        return;
+    }
     if (a->t->gemm[a->prec]) {
         void *s = scratch(1, a->t->gemm_scratch);
         if (s) {
@@ -339,6 +425,25 @@ static void linear_fallback(const lin_ctx *a) {   /* no memory for the scratch: 
         }
 }
 
+/* FAST with the ISA's 16-bit GEMM: 0 if it cannot run (no scratch, X not finite): take the f32 route */
+static int linear_i16(qv_pool *pool, lin_ctx *a, int big) {
+    int ldq = (a->k + 1) / 2 * 2, nkb = (a->k + QV_I16_KB - 1) / QV_I16_KB;
+    size_t qbytes = ((size_t)a->m * (size_t)ldq * sizeof(int16_t) + 63) / 64 * 64;
+    char *buf = scratch(0, qbytes + (size_t)a->m * (size_t)nkb * sizeof(float));
+    if (!buf) return 0;
+    a->xp = buf;
+    a->sx = (float *)(buf + qbytes);
+    a->kp = ldq;
+    a->nkb = nkb;
+    atomic_init(&a->bad, 0);
+    if (big) qv_pool_run(pool, xquant_task, a);
+    else xquant_task(a, 0, 1);
+    if (atomic_load(&a->bad)) return 0;
+    a->i16 = 1;
+    qv_pool_run(pool, gemm_task, a);
+    return 1;
+}
+
 void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float *X, const uint16_t *W,
                const uint16_t *b, int m, int n, int k) {
     if (m <= 0 || n <= 0) return;
@@ -354,6 +459,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
     atomic_init(&a.next, 0);
     const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
     if (t->blas_min_m[prec] && m >= t->blas_min_m[prec]) {
+        if (prec == QV_PREC_FAST && t->gemm_i16 && linear_i16(pool, &a, big)) return;
         a.kp = k;
         a.xelt = 4;
         if (prec == QV_PREC_FAST && t->gemm[prec] && t->gemm_xbf16[prec]) {

@@ -279,6 +279,17 @@ static void gemm(float *Y, int ldy, const void *Xv, int ldx, const uint16_t *W, 
     gemm_blocked(Y, ldy, Xv, ldx, pack_bf16, &c, bias, m, n, k, scratch);
 }
 
+static void pack_i16(const void *ctx, int16_t *bp, float *bs, int j, int rows, int k0, int kc) {
+    const bf16_pack_ctx *c = ctx;
+    i16_pack_bf16(bp, bs, c->W + (size_t)j * c->ldw + k0, c->ldw, rows, kc);
+}
+
+static void gemm_i16(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
+                     size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch) {
+    bf16_pack_ctx c = {W, ldw};
+    gemm_i16_blocked(Y, ldy, Xq, ldq, sx, nkb, pack_i16, &c, bias, m, n, k, scratch);
+}
+
 static const qv_ktable k_avx2 = {
     .name = "avx2",
     .kblock = 16,
@@ -292,6 +303,9 @@ static const qv_ktable k_avx2 = {
     .gemm = {gemm, gemm},
     .gemm_xbf16 = {0, 0},
     .gemm_scratch = (size_t)GB_NB * GB_KC * sizeof(float),
+    .xquant_i16 = i16_quant_x,
+    .gemm_i16 = gemm_i16,
+    .gemm_i16_scratch = (size_t)GI_NB * QV_I16_KB * sizeof(int16_t) + GI_NB * sizeof(float),
     .blas_min_m = {16, 16},
     .round_bf16 = round_bf16,
     .dot_f32_bf16 = dot_f32_bf16,

@@ -19,6 +19,10 @@
 
 #include "kernels.h"
 
+/* The 16-bit integer FAST GEMM (gemm_avx2.h): blocks of QV_I16_KB k values, X quantized to +-QV_I16_QX
+ * and W to +-QV_I16_QW per row and block; QV_I16_KB * QX * QW < 2^31, so a block's int32 sum is exact. */
+enum { QV_I16_KB = 128, QV_I16_QX = 8191, QV_I16_QW = 2047 };
+
 typedef void (*qv_xprep_fn)(void *dst, const float *X, int m, int k, int ldx, int kp);
 typedef void (*qv_tile_fn)(float *Y, int ldy, const void *x, size_t ldx, const uint16_t *W, size_t ldw,
                            int kk, int mr, int nr, const float *bias, int acc);
@@ -42,6 +46,15 @@ typedef struct {
                     int m, int n, int k, void *scratch);
     int gemm_xbf16[2];
     size_t gemm_scratch;
+    /* FAST, large m, where no bf16 dot product is faster (NULL: not offered): X quantized once per call by
+     * xquant_i16 to int16 [m][ldq] (ldq = k rounded up to even) plus block scales sx [m][nkb] (nkb = k
+     * blocks of QV_I16_KB; returns -1 when X holds a non-finite value: the caller takes the f32 route),
+     * then gemm_i16 over columns [0, n) on the calling thread with gemm_i16_scratch bytes. Same bits as
+     * the scalar qv_i16_quant_x_ref / qv_i16_gemm_ref below. */
+    int (*xquant_i16)(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k);
+    void (*gemm_i16)(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
+                     size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch);
+    size_t gemm_i16_scratch;
     int blas_min_m[2];          /* per precision: m from which W panels are widened for OpenBLAS (0: never) */
     void (*round_bf16)(float *dst, const float *src, int n);   /* dst = widen(bf16(src)), RNE */
     float (*dot_f32_bf16)(const float *x, const uint16_t *y, int n);
@@ -54,8 +67,17 @@ typedef struct {
 /* gemm.c: C[M][ldc] = A[M][K] . B[N][K]^T on the calling thread (OpenBLAS, single-threaded) */
 void qv_gemm_nt_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
+/* kernels.c: the scalar definition of the 16-bit FAST GEMM (for tests; see QV_I16_KB above): per row
+ * and block of QV_I16_KB k values, s = max|v| / Q (0 for zeros, NaN if not finite) and q = rint(v * (Q /
+ * max|v|)); a block's exact integer sum c gives Y = fma((float)c, sx * sw, Y), blocks in k order, Y
+ * starting at the bias (or 0). */
+int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k);
+void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
+                     size_t ldw, const uint16_t *bias, int m, int n, int k);
+
 /* Tests only: run everything on this table (e.g. the AVX-512 file built against emulated intrinsics). */
 void qv_kernels_set_table(const qv_ktable *t);
+const qv_ktable *qv_kernels_table(void);
 
 /* NULL when the file was built without that ISA (non-x86 targets). The caller checks the CPU. */
 const qv_ktable *qv_ktable_avx2(void);

@@ -179,12 +179,19 @@ int main(void) {
             CHECK_MSG(e < 1e-5, "%s chunk %d logits_last rel L2 %g", c.label, chunks[k], e);
             CHECK_MSG(gk == gw, "%s chunk %d greedy %d vs %d", c.label, chunks[k], gk, gw);
         }
-        /* fast path: chunks of 1 (decode-shaped attention over bf16 tiles) against the whole prompt */
-        gw = run_case(m, ck, &c, QV_PREC_FAST, c.n, 0, whole);
+        /* fast path: chunks of 1 (decode-shaped attention over bf16 tiles) and the whole prompt (where the
+         * CPU has it, the 16-bit GEMM from 16 rows on), each against the reference's whole-prompt logits and
+         * against each other. Both are bf16-level roundings of the same sums: 1e-2, a third of the fixture
+         * bound for the fast path */
+        float *fast = malloc((size_t)V * sizeof *fast);
+        int gf = run_case(m, ck, &c, QV_PREC_FAST, c.n, 0, fast);
         int g1 = run_case(m, ck, &c, QV_PREC_FAST, 1, 0, part);
-        double e1 = test_rel_l2(part, whole, V);
-        printf("%s FAST chunk 1: logits_last rel L2 vs whole %.3g, greedy %d vs %d\n", c.label, e1, g1, gw);
-        CHECK_MSG(e1 < 3e-3, "%s FAST chunk 1 logits_last rel L2 %g", c.label, e1);  /* bf16 rounding of activations may flip */
+        double e1 = test_rel_l2(part, fast, V), ew = test_rel_l2(fast, whole, V), e1r = test_rel_l2(part, whole, V);
+        printf("%s FAST chunk 1: logits_last rel L2 vs FAST whole %.3g, vs REF %.3g (FAST whole vs REF %.3g), greedy %d vs %d\n",
+               c.label, e1, e1r, ew, g1, gf);
+        CHECK_MSG(e1 < 1e-2 && e1r < 1e-2 && ew < 1e-2, "%s FAST chunk 1 / whole logits_last rel L2 %g %g %g", c.label, e1,
+                  e1r, ew);
+        free(fast);
         free(whole);
         free(part);
         free_case(&c);

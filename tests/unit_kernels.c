@@ -2,7 +2,9 @@
  * a float64 reference computed here from the same inputs, on awkward sizes:
  *   qv_linear REF:  sum of x * widen(w) in double; |err| <= 1e-5 * (sum |x w| + |b|) per element
  *   qv_linear FAST: the same with x rounded to bf16 first (round to nearest even) — also tight, since
- *                   bf16 x bf16 products are exact in f32; the REF path must NOT look like that
+ *                   bf16 x bf16 products are exact in f32; the REF path must NOT look like that. Where the
+ *                   ISA has the 16-bit GEMM (large m): bit for bit the scalar qv_i16_gemm_ref, and within
+ *                   the bound its block quantization allows of the float64 sum
  *   vector kernels: dot/axpy against double, conversions bit-exact against tensor.h's scalar ones.
  * Buffers are allocated at their exact sizes so an ASan build catches reads past a weight row. */
 #include "test.h"
@@ -32,6 +34,86 @@ static float frand(void) {   /* uniform in [-1, 1) */
 }
 static uint16_t brand(void) { return qv_f32_to_bf16(frand()); }
 
+/* does qv_linear FAST take the 16-bit GEMM for this m on the current table? */
+static int uses_i16(int m) {
+    const qv_ktable *t = qv_kernels_table();
+    return t->gemm_i16 && t->blas_min_m[QV_PREC_FAST] && m >= t->blas_min_m[QV_PREC_FAST];
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, 4) == 0 || (a != a && b != b); }
+
+/* FAST through the 16-bit GEMM: Y equals the scalar definition bit for bit, and each element is within
+ * sum_t (|x| ew + |w| ex + ex ew) of the float64 sum, ex and ew half a quantization step of x's and w's
+ * blocks (plus f32 rounding). Returns the number of bad elements. */
+static int check_i16(const float *Y, int ldy, const float *X, const uint16_t *W, const uint16_t *b, int m, int n, int k) {
+    int ldq = (k + 1) / 2 * 2, nkb = (k + QV_I16_KB - 1) / QV_I16_KB, bad = 0;
+    int16_t *q = malloc(sizeof(int16_t) * (size_t)m * ldq);
+    float *sx = malloc(sizeof(float) * (size_t)m * nkb), *R = malloc(sizeof(float) * (size_t)m * n);
+    float *sw = malloc(sizeof(float) * (size_t)nkb);
+    qv_i16_quant_x_ref(q, ldq, sx, nkb, X, k, m, k);
+    qv_i16_gemm_ref(R, n, q, ldq, sx, nkb, W, (size_t)k, b, m, n, k);
+    for (int j = 0; j < n; j++) {
+        for (int bk = 0; bk < nkb; bk++) {   /* w's block scales, as the reference computes them */
+            float mx = 0;
+            for (int t = bk * QV_I16_KB; t < k && t < (bk + 1) * QV_I16_KB; t++) mx = fmaxf(mx, fabsf(qv_bf16_to_f32(W[(size_t)j * k + t])));
+            sw[bk] = mx / QV_I16_QW;
+        }
+        for (int i = 0; i < m; i++) {
+            float y = Y[(size_t)i * ldy + j];
+            if (!same_bits(y, R[(size_t)i * n + j])) {
+                if (bad++ < 3) fprintf(stderr, "  i16 [%d][%d]: %.9g, scalar definition %.9g\n", i, j, y, R[(size_t)i * n + j]);
+                continue;
+            }
+            if (y != y) continue;   /* NaN as defined (a NaN weight): the column test checks where */
+            double s = b ? qv_bf16_to_f32(b[j]) : 0, mag = fabs(s), bound = 0;
+            for (int t = 0; t < k; t++) {
+                double x = X[(size_t)i * k + t], w = qv_bf16_to_f32(W[(size_t)j * k + t]);
+                double ex = 0.5 * sx[(size_t)i * nkb + t / QV_I16_KB] * (1 + 1e-6) + fabs(x) * 1e-6;
+                double ew = 0.5 * sw[t / QV_I16_KB] * (1 + 1e-6) + fabs(w) * 1e-6;
+                s += x * w;
+                mag += fabs(x * w);
+                bound += fabs(x) * ew + fabs(w) * ex + ex * ew;
+            }
+            if (!(fabs(y - s) <= bound + 1e-5 * mag)) {
+                if (bad++ < 3) fprintf(stderr, "  i16 [%d][%d]: %.9g vs %.9g, bound %.3g\n", i, j, y, s, bound);
+            }
+        }
+    }
+    free(q); free(sx); free(R); free(sw);
+    return bad;
+}
+
+/* the 16-bit path at its edges: saturated blocks (the largest int32 sum the constants allow), a huge
+ * dynamic range, a NaN weight (its column NaN, the rest as defined), a non-finite x (the f32 route) */
+static void check_i16_edges(qv_pool *pool) {
+    const int m = 18, n = 20, k = 3 * QV_I16_KB + 5;
+    float *X = malloc(sizeof(float) * m * k), *Y = malloc(sizeof(float) * m * n);
+    uint16_t *W = malloc(sizeof(uint16_t) * n * k);
+    for (int i = 0; i < m * k; i++) X[i] = 3.0f;
+    for (int i = 0; i < n * k; i++) W[i] = qv_f32_to_bf16(-2.0f);
+    qv_linear(pool, QV_PREC_FAST, Y, n, X, W, NULL, m, n, k);
+    int ok = 1;
+    for (int i = 0; i < m * n; i++) ok &= fabsf(Y[i] + 6.0f * k) <= 1e-5f * 6.0f * k;
+    CHECK_MSG(ok, "%s i16 saturated blocks: %g, want %g", qv_kernels_name(), Y[0], -6.0 * k);
+    for (int i = 0; i < m * k; i++) X[i] = (i % 7 == 0 ? 1e30f : 1e-30f) * (i % 2 ? 1 : -1);
+    for (int i = 0; i < n * k; i++) W[i] = brand();
+    W[3 * k + 200] = 0x7fc0;   /* NaN in row 3, second block */
+    qv_linear(pool, QV_PREC_FAST, Y, n, X, W, NULL, m, n, k);
+    CHECK_MSG(check_i16(Y, n, X, W, NULL, m, n, k) == 0, "%s i16 wide range / NaN weight", qv_kernels_name());
+    ok = 1;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) ok &= (j == 3) == (Y[i * n + j] != Y[i * n + j]);
+    CHECK_MSG(ok, "%s i16: a NaN weight must make exactly its column NaN", qv_kernels_name());
+    W[3 * k + 200] = brand();
+    X[2 * k + 7] = INFINITY;
+    qv_linear(pool, QV_PREC_FAST, Y, n, X, W, NULL, m, n, k);
+    ok = 1;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) ok &= (i == 2) == !isfinite(Y[i * n + j]);
+    CHECK_MSG(ok, "%s i16: an infinite x must make exactly its row non-finite", qv_kernels_name());
+    free(X); free(Y); free(W);
+}
+
 static int check_linear(qv_pool *pool, qv_precision prec, int m, int n, int k, int ldy, int with_bias) {
     float *X = malloc(sizeof(float) * (size_t)m * k + 1);
     uint16_t *W = malloc(sizeof(uint16_t) * (size_t)n * k + 1);
@@ -44,6 +126,16 @@ static int check_linear(qv_pool *pool, qv_precision prec, int m, int n, int k, i
     qv_linear(pool, prec, Y, ldy, X, W, b, m, n, k);
     int bad = 0;
     double worst = 0;
+    if (prec == QV_PREC_FAST && uses_i16(m)) {
+        bad = check_i16(Y, ldy, X, W, b, m, n, k) ? 1 : 0;
+        for (int i = 0; i < m && !bad; i++)
+            for (int j = n; j < ldy; j++)
+                if (Y[(size_t)i * ldy + j] != 12345.0f) bad = 2;
+        CHECK_MSG(!bad, "%s linear FAST (16-bit) m=%d n=%d k=%d ldy=%d bias=%d: %s", qv_kernels_name(), m, n, k, ldy,
+                  with_bias, bad == 2 ? "wrote past n" : "mismatch");
+        free(X); free(W); free(b); free(Y);
+        return !bad;
+    }
     for (int i = 0; i < m && !bad; i++) {
         for (int j = 0; j < n; j++) {
             double s = 0, mag = 0;
@@ -141,6 +233,7 @@ int main(void) {
         printf("testing %s\n", qv_kernels_name());
         check_vectors();
         check_ref_not_rounded(NULL);
+        if (uses_i16(16)) check_i16_edges(pool3);
         for (int p = 0; p < 2; p++) {
             qv_precision prec = p ? QV_PREC_FAST : QV_PREC_REF;
             int fails = 0;
