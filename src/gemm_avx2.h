@@ -42,6 +42,15 @@ AI void transpose8(__m256 r[8]) {
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+/* the Y tile a micro-kernel reads at its end (rows ldy apart, not in L1 since the last k block): ~3% */
+AI void prefetch_ytile(const float *Y, int ldy, const int mr) {
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(Y + (size_t)i * ldy), _MM_HINT_T0);
+        _mm_prefetch((const char *)(Y + (size_t)i * ldy + 15), _MM_HINT_T0);
+    }
+}
+
 AI void ukernel(float *Y, int ldy, const float *x, int ldx, const float *bp, int kc, const int mr, int nr,
                 const uint16_t *bias, int first) {
     __m256 c[GB_MR][2];
@@ -51,12 +60,7 @@ AI void ukernel(float *Y, int ldy, const float *x, int ldx, const float *bp, int
         c[i][0] = c[i][1] = _mm256_setzero_ps();
         xr[i] = x + (size_t)i * ldx;
     }
-    if (!first)   /* the Y tile read at the end (rows ldy apart, not in L1 since the last k block): ~3% */
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            _mm_prefetch((const char *)(Y + (size_t)i * ldy), _MM_HINT_T0);
-            _mm_prefetch((const char *)(Y + (size_t)i * ldy + 15), _MM_HINT_T0);
-        }
+    if (!first) prefetch_ytile(Y, ldy, mr);
 #pragma GCC unroll 4
     for (int t = 0; t < kc; t++) {
         __m256 b0 = _mm256_load_ps(bp + t * 16), b1 = _mm256_load_ps(bp + t * 16 + 8);
@@ -141,24 +145,6 @@ static void gemm_blocked(float *Y, int ldy, const float *X, int ldx, gemm_pack_f
 enum { GI_MR = 6 };
 #endif
 
-/* one block of n <= QV_I16_KB values -> int16 q[i] = rint(x[i] * QX / max|x|); returns the scale
- * max|x| / QX (0 for an all-zero block, NaN when the block holds an Inf or NaN: the output becomes NaN
- * as the reference's would). The scalar twin is qv_i16_quant_ref (kernels.c): same bits. */
-AI float i16_block_scale(uint32_t maxbits, float q, float *inv) {
-    if (maxbits >= 0x7f800000u) { *inv = 0.0f; return __builtin_nanf(""); }
-    float mx;
-    memcpy(&mx, &maxbits, 4);
-    if (mx == 0.0f) { *inv = 0.0f; return 0.0f; }
-    *inv = q / mx;
-    return mx / q;
-}
-
-/* one value, as qv_i16_quant_x_ref rounds it (the vector loops' tails) */
-AI int16_t i16_round1(float v, float inv) {
-    float r = v * inv;
-    return inv == 0.0f || r != r ? 0 : (int16_t)__builtin_lrintf(r);
-}
-
 /* 16 f32 (two vectors) * inv -> 16 int16 in order */
 AI __m256i i16_quant16(__m256 a, __m256 b, __m256 inv) {
     __m256i qa = _mm256_cvtps_epi32(_mm256_mul_ps(a, inv)), qb = _mm256_cvtps_epi32(_mm256_mul_ps(b, inv));
@@ -187,14 +173,14 @@ static inline int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const flo
                 u &= 0x7fffffffu;
                 mb = u > mb ? u : mb;
             }
-            float inv, s = i16_block_scale(mb, (float)QV_I16_QX, &inv);
+            float inv, s = qv_i16_scale(mb, (float)QV_I16_QX, &inv);
             bad |= s != s;
             sx[(size_t)i * nkb + b] = s;
             __m256 iv = _mm256_set1_ps(inv);
             for (t = 0; t + 16 <= n; t += 16)
                 _mm256_storeu_si256((__m256i *)(qi + k0 + t),
                                     i16_quant16(_mm256_loadu_ps(x + k0 + t), _mm256_loadu_ps(x + k0 + t + 8), iv));
-            for (; t < n; t++) qi[k0 + t] = i16_round1(x[k0 + t], inv);
+            for (; t < n; t++) qi[k0 + t] = qv_i16_round(x[k0 + t], inv);
         }
         for (int t = k; t < ldq; t++) qi[t] = 0;
     }
@@ -220,7 +206,7 @@ static inline void i16_pack_bf16(int16_t *bp, float *bs, const uint16_t *W, size
         _mm256_storeu_si256((__m256i *)lanes, mv);
         for (int l = 0; l < 16; l++) mb = lanes[l] > mb ? lanes[l] : mb;
         for (; t < kc; t++) mb = (uint16_t)(w[t] & 0x7fff) > mb ? (uint16_t)(w[t] & 0x7fff) : mb;
-        bs[r] = i16_block_scale((uint32_t)mb << 16, (float)QV_I16_QW, &inv[r]);
+        bs[r] = qv_i16_scale((uint32_t)mb << 16, (float)QV_I16_QW, &inv[r]);
     }
     int t = 0;
     for (; t + 16 <= kc; t += 16)
@@ -241,7 +227,7 @@ static inline void i16_pack_bf16(int16_t *bp, float *bs, const uint16_t *W, size
     for (; t < kc + (kc & 1); t++)
         for (int r = 0; r < 16; r++) {
             int16_t v = 0;
-            if (r < rows && t < kc) v = i16_round1(qv_bf16_to_f32(W[(size_t)r * ldw + t]), inv[r]);
+            if (r < rows && t < kc) v = qv_i16_round(qv_bf16_to_f32(W[(size_t)r * ldw + t]), inv[r]);
             bp[(size_t)(t / 2) * 32 + r * 2 + (t & 1)] = v;
         }
 }
@@ -255,12 +241,7 @@ AI void ukernel_i16(float *Y, int ldy, const int16_t *x, int ldx, const float *s
         c[i][0] = c[i][1] = _mm256_setzero_si256();
         xr[i] = x + (size_t)i * ldx;
     }
-    if (!first)
-#pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            _mm_prefetch((const char *)(Y + (size_t)i * ldy), _MM_HINT_T0);
-            _mm_prefetch((const char *)(Y + (size_t)i * ldy + 15), _MM_HINT_T0);
-        }
+    if (!first) prefetch_ytile(Y, ldy, mr);
     const int np = (kc + 1) / 2;
     int p = 0;
 #if defined(__GNUC__) && defined(__x86_64__)

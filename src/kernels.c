@@ -175,21 +175,6 @@ static void *scratch(int slot, size_t bytes) {
 
 /* ---- the 16-bit integer FAST GEMM, scalar definition (kernels_isa.h) ---- */
 
-/* scale of a block whose largest |v| has bits maxbits (f32, sign cleared); *inv = Q / max (0 if none) */
-static float i16_scale_ref(uint32_t maxbits, float q, float *inv) {
-    if (maxbits >= 0x7f800000u) { *inv = 0.0f; return NAN; }
-    float mx;
-    memcpy(&mx, &maxbits, 4);
-    if (mx == 0.0f) { *inv = 0.0f; return 0.0f; }
-    *inv = q / mx;
-    return mx / q;
-}
-
-static int16_t i16_round_ref(float v, float inv) {
-    float r = v * inv;
-    return inv == 0.0f || r != r ? 0 : (int16_t)lrintf(r);
-}
-
 int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
     int bad = 0;
     for (int i = 0; i < m; i++) {
@@ -203,10 +188,10 @@ int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, 
                 u &= 0x7fffffffu;
                 if (u > mb) mb = u;
             }
-            float inv, s = i16_scale_ref(mb, (float)QV_I16_QX, &inv);
+            float inv, s = qv_i16_scale(mb, (float)QV_I16_QX, &inv);
             bad |= s != s;
             sx[(size_t)i * nkb + b] = s;
-            for (int t = 0; t < n; t++) q[(size_t)i * ldq + k0 + t] = i16_round_ref(x[k0 + t], inv);
+            for (int t = 0; t < n; t++) q[(size_t)i * ldq + k0 + t] = qv_i16_round(x[k0 + t], inv);
         }
         for (int t = k; t < ldq; t++) q[(size_t)i * ldq + t] = 0;
     }
@@ -224,8 +209,8 @@ void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float 
             uint32_t mb = 0;
             for (int t = 0; t < kc; t++)
                 if ((uint32_t)(w[k0 + t] & 0x7fff) << 16 > mb) mb = (uint32_t)(w[k0 + t] & 0x7fff) << 16;
-            float inv, sw = i16_scale_ref(mb, (float)QV_I16_QW, &inv);
-            for (int t = 0; t < kc; t++) wq[t] = i16_round_ref(qv_bf16_to_f32(w[k0 + t]), inv);
+            float inv, sw = qv_i16_scale(mb, (float)QV_I16_QW, &inv);
+            for (int t = 0; t < kc; t++) wq[t] = qv_i16_round(qv_bf16_to_f32(w[k0 + t]), inv);
             for (int i = 0; i < m; i++) {
                 const int16_t *x = Xq + (size_t)i * ldq + k0;
                 int32_t c = 0;

@@ -16,12 +16,31 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 
 /* The 16-bit integer FAST GEMM (gemm_avx2.h): blocks of QV_I16_KB k values, X quantized to +-QV_I16_QX
  * and W to +-QV_I16_QW per row and block; QV_I16_KB * QX * QW < 2^31, so a block's int32 sum is exact. */
 enum { QV_I16_KB = 128, QV_I16_QX = 8191, QV_I16_QW = 2047 };
+
+/* the scale of a block whose largest |v| has the f32 bits maxbits (sign cleared): max / q, 0 for an
+ * all-zero block, NaN when the block holds an Inf or NaN (the output becomes NaN, as the reference's
+ * would); *inv = q / max (0 when there is none) */
+static inline float qv_i16_scale(uint32_t maxbits, float q, float *inv) {
+    if (maxbits >= 0x7f800000u) { *inv = 0.0f; return __builtin_nanf(""); }
+    float mx;
+    memcpy(&mx, &maxbits, 4);
+    if (mx == 0.0f) { *inv = 0.0f; return 0.0f; }
+    *inv = q / mx;
+    return mx / q;
+}
+
+/* one value quantized: rint(v * inv), 0 where there is no scale */
+static inline int16_t qv_i16_round(float v, float inv) {
+    float r = v * inv;
+    return inv == 0.0f || r != r ? 0 : (int16_t)__builtin_lrintf(r);
+}
 
 typedef void (*qv_xprep_fn)(void *dst, const float *X, int m, int k, int ldx, int kp);
 typedef void (*qv_tile_fn)(float *Y, int ldy, const void *x, size_t ldx, const uint16_t *W, size_t ldw,
