@@ -14,7 +14,7 @@ const char cli_opts_help[] =
     "  --threads N              worker threads (default: all CPUs)\n"
     "  --fast | --ref           numeric path: activations at bf16-level precision (default, fast) or\n"
     "                           float32 (reference: the slower, exact path)\n"
-    "  --q8                     8-bit language-model weights, made at load: ~2x faster decode, less memory;\n"
+    "  --q8                     8-bit language-model weights, made at load: ~1.5x faster decode, less memory;\n"
     "                           answers may differ from the reference\n"
     "  --chunk N                prompt tokens per prefill pass (default 256; results do not depend on it)\n"
     "  --ctx-max N              refuse prompts + --max-tokens above N tokens\n"
