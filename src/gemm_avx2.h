@@ -137,13 +137,9 @@ static void gemm_blocked(float *Y, int ldy, const float *X, int ldx, gemm_pack_f
 /* ---- 16-bit integer GEMM (the FAST path for large m on CPUs without a bf16 dot product) ----
  * X and W are quantized per row and per k block of QV_I16_KB (kernels_isa.h: X to +-QV_I16_QX, W to
  * +-QV_I16_QW, so one block's int32 sum cannot overflow); vpmaddwd multiplies pairs of k and adds them
- * into 8 int32 lanes: 16 multiply-adds per instruction against 8 for an f32 FMA, which runs ~1.5x the f32
- * micro-kernel on Zen 3. W panels are [kc/2][16][2] int16 (k pairs of 16 rows) with 16 block scales;
+ * into 8 int32 lanes: 16 multiply-adds per instruction against 8 for an f32 FMA (~1.3x the f32 micro-kernel
+ * on Zen 3, where the madd + add pairs limit the issue rate). W panels are [kc/2][16][2] int16 (k pairs of 16 rows) with 16 block scales;
  * each block's integer sums are converted and scaled into Y: Y = fma(float(c), sx[i] * sw[j], Y). */
-
-#ifndef GI_MR_SET
-enum { GI_MR = 6 };
-#endif
 
 /* 16 f32 (two vectors) * inv -> 16 int16 in order */
 AI __m256i i16_quant16(__m256 a, __m256 b, __m256 inv) {
@@ -187,11 +183,8 @@ static inline int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const flo
     return bad ? -1 : 0;
 }
 
-/* packs W rows [j, j+rows) x columns [k0, k0+kc) into bp ([kc/2 rounded up][16][2] int16) and their 16
- * block scales into bs (zeros past `rows`) */
-typedef void (*gemm_pack_i16_fn)(const void *ctx, int16_t *bp, float *bs, int j, int rows, int k0, int kc);
-
-/* bf16 rows (stride ldw) -> one int16 panel; kc <= QV_I16_KB */
+/* bf16 rows [0, rows) (stride ldw) x columns [0, kc) -> one panel bp ([kc/2 rounded up][16][2] int16)
+ * and the rows' 16 block scales bs (zeros past `rows`); kc <= QV_I16_KB */
 static inline void i16_pack_bf16(int16_t *bp, float *bs, const uint16_t *W, size_t ldw, int rows, int kc) {
     float inv[16];
     for (int r = 0; r < 16; r++) {
@@ -234,8 +227,8 @@ static inline void i16_pack_bf16(int16_t *bp, float *bs, const uint16_t *W, size
 
 AI void ukernel_i16(float *Y, int ldy, const int16_t *x, int ldx, const float *sx, int ldsx, const int16_t *bp,
                     const float *bs, int kc, const int mr, int nr, const uint16_t *bias, int first) {
-    __m256i c[GI_MR][2];
-    const int16_t *xr[GI_MR];
+    __m256i c[GB_MR][2];
+    const int16_t *xr[GB_MR];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) {
         c[i][0] = c[i][1] = _mm256_setzero_si256();
@@ -315,14 +308,14 @@ AI void ukernel_i16(float *Y, int ldy, const int16_t *x, int ldx, const float *s
             _mm256_storeu_ps(y + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(c[i][1]), _mm256_mul_ps(f, s1), y1));
         }
     } else {
-        float tmp[GI_MR][16];
+        float tmp[GB_MR][16];
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
             __m256 f = _mm256_broadcast_ss(sx + (size_t)i * ldsx);
             _mm256_storeu_ps(tmp[i], _mm256_mul_ps(f, s0));   /* scales first, then the fma per element */
             _mm256_storeu_ps(tmp[i] + 8, _mm256_mul_ps(f, s1));
         }
-        int32_t ci[GI_MR][16];
+        int32_t ci[GB_MR][16];
         for (int i = 0; i < mr; i++) {
             _mm256_storeu_si256((__m256i *)ci[i], c[i][0]);
             _mm256_storeu_si256((__m256i *)(ci[i] + 8), c[i][1]);
@@ -338,7 +331,7 @@ AI void ukernel_i16(float *Y, int ldy, const int16_t *x, int ldx, const float *s
 }
 
 static inline void ukernel_i16_any(float *Y, int ldy, const int16_t *x, int ldx, const float *sx, int ldsx,
-                            const int16_t *bp, const float *bs, int kc, int mr, int nr, const uint16_t *bias, int first) {
+                                   const int16_t *bp, const float *bs, int kc, int mr, int nr, const uint16_t *bias, int first) {
     switch (mr) {
     case 6: ukernel_i16(Y, ldy, x, ldx, sx, ldsx, bp, bs, kc, 6, nr, bias, first); break;
     case 5: ukernel_i16(Y, ldy, x, ldx, sx, ldsx, bp, bs, kc, 5, nr, bias, first); break;
@@ -352,10 +345,11 @@ static inline void ukernel_i16_any(float *Y, int ldy, const int16_t *x, int ldx,
 enum { GI_NB = 768 };   /* W rows per block: 768 x 128 int16 = 192 KiB (L2) */
 
 /* Y[m][ldy] = dequant(Xq . Wq^T) (+ bias): Xq int16 [m][ldx] with scales sx [m][nkb] (i16_quant_x), W
- * given by its packing function. scratch: GI_NB * QV_I16_KB int16 + GI_NB floats, 32-byte aligned. */
-static inline void gemm_i16_blocked(float *Y, int ldy, const int16_t *X, int ldx, const float *sx, int nkb,
-                             gemm_pack_i16_fn pack, const void *ctx, const uint16_t *bias, int m, int n, int k,
-                             void *scratch) {
+ * bf16 [n][ldw] quantized panel by panel. scratch: GI_NB * QV_I16_KB int16 + GI_NB floats, 32-byte
+ * aligned. The ktable's gemm_i16. */
+static inline void gemm_i16_bf16(float *Y, int ldy, const int16_t *X, int ldx, const float *sx, int nkb,
+                                 const uint16_t *W, size_t ldw, const uint16_t *bias, int m, int n, int k,
+                                 void *scratch) {
     int16_t *bp = scratch;
     float *bs = (float *)(bp + (size_t)GI_NB * QV_I16_KB);
     for (int j0 = 0; j0 < n; j0 += GI_NB) {
@@ -363,9 +357,10 @@ static inline void gemm_i16_blocked(float *Y, int ldy, const int16_t *X, int ldx
         for (int b = 0; b < nkb; b++) {
             int k0 = b * QV_I16_KB, kc = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
             for (int p = 0; p < nb; p += 16)
-                pack(ctx, bp + (size_t)p * QV_I16_KB, bs + p, j0 + p, nb - p < 16 ? nb - p : 16, k0, kc);
-            for (int i0 = 0; i0 < m; i0 += GI_MR) {
-                int mr = m - i0 < GI_MR ? m - i0 : GI_MR;
+                i16_pack_bf16(bp + (size_t)p * QV_I16_KB, bs + p, W + (size_t)(j0 + p) * ldw + k0, ldw,
+                              nb - p < 16 ? nb - p : 16, kc);
+            for (int i0 = 0; i0 < m; i0 += GB_MR) {
+                int mr = m - i0 < GB_MR ? m - i0 : GB_MR;
                 for (int p = 0; p < nb; p += 16) {
                     int nr = nb - p < 16 ? nb - p : 16;
                     ukernel_i16_any(Y + (size_t)i0 * ldy + j0 + p, ldy, X + (size_t)i0 * ldx + k0, ldx,

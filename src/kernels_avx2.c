@@ -198,9 +198,9 @@ static void tile(float *Y, int ldy, const void *x, size_t ldx, const uint16_t *W
 }
 
 /* decode: 4 W rows at a time, even/odd accumulators apart (8 FMA chains), prefetch ahead in each row.
- * Row r of the group is W + r * rs, its result y[r * ys]. */
+ * Row r of the group is W + r * rs, its result y[r * ys] and its bias bias[r * ys]. */
 AI void gemv_rows(float *y, size_t ys, const float *x, const uint16_t *W, size_t rs, int k, const int nr,
-                  const uint16_t *bias, size_t bs) {
+                  const uint16_t *bias) {
     __m256 c[4], d[4];
 #pragma GCC unroll 4
     for (int j = 0; j < nr; j++) c[j] = d[j] = _mm256_setzero_ps();
@@ -229,7 +229,7 @@ AI void gemv_rows(float *y, size_t ys, const float *x, const uint16_t *W, size_t
     }
 #pragma GCC unroll 4
     for (int j = 0; j < nr; j++)
-        y[j * ys] = (bias ? qv_bf16_to_f32(bias[j * bs]) : 0.0f) + hsum(_mm256_add_ps(c[j], d[j]));
+        y[j * ys] = (bias ? qv_bf16_to_f32(bias[j * ys]) : 0.0f) + hsum(_mm256_add_ps(c[j], d[j]));
 }
 
 /* The 4 rows of a group are taken a quarter of the range apart (rows j, j + q, j + 2q, j + 3q), so each
@@ -239,8 +239,8 @@ static void gemv(float *y, const void *xv, const uint16_t *W, size_t ldw, int k,
     const float *x = xv;
     int q = n / 4;
     for (int j = 0; j < q; j++)
-        gemv_rows(y + j, (size_t)q, x, W + (size_t)j * ldw, (size_t)q * ldw, k, 4, bias ? bias + j : NULL, (size_t)q);
-    for (int j = 4 * q; j < n; j++) gemv_rows(y + j, 1, x, W + (size_t)j * ldw, ldw, k, 1, bias ? bias + j : NULL, 1);
+        gemv_rows(y + j, (size_t)q, x, W + (size_t)j * ldw, (size_t)q * ldw, k, 4, bias ? bias + j : NULL);
+    for (int j = 4 * q; j < n; j++) gemv_rows(y + j, 1, x, W + (size_t)j * ldw, ldw, k, 1, bias ? bias + j : NULL);
 }
 
 /* ---- linear, large m: packed W panels, 6 x 16 outer-product micro-kernel ----
@@ -286,17 +286,6 @@ static void gemm(float *Y, int ldy, const void *Xv, int ldx, const uint16_t *W, 
     gemm_blocked(Y, ldy, Xv, ldx, pack_bf16, &c, bias, m, n, k, scratch);
 }
 
-static void pack_i16(const void *ctx, int16_t *bp, float *bs, int j, int rows, int k0, int kc) {
-    const bf16_pack_ctx *c = ctx;
-    i16_pack_bf16(bp, bs, c->W + (size_t)j * c->ldw + k0, c->ldw, rows, kc);
-}
-
-static void gemm_i16(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
-                     size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch) {
-    bf16_pack_ctx c = {W, ldw};
-    gemm_i16_blocked(Y, ldy, Xq, ldq, sx, nkb, pack_i16, &c, bias, m, n, k, scratch);
-}
-
 static const qv_ktable k_avx2 = {
     .name = "avx2",
     .kblock = 16,
@@ -311,7 +300,7 @@ static const qv_ktable k_avx2 = {
     .gemm_xbf16 = {0, 0},
     .gemm_scratch = (size_t)GB_NB * GB_KC * sizeof(float),
     .xquant_i16 = i16_quant_x,
-    .gemm_i16 = gemm_i16,
+    .gemm_i16 = gemm_i16_bf16,
     .gemm_i16_scratch = (size_t)GI_NB * QV_I16_KB * sizeof(int16_t) + GI_NB * sizeof(float),
     .blas_min_m = {16, 16},
     .round_bf16 = round_bf16,
