@@ -90,10 +90,41 @@ int qv_lm_n_ctx(const qv_lm_ctx *c);
  *   dump (may be NULL): per chunk, "lm.layer.K" after decoder layer K and "lm.norm" after the final
  *            norm, [rows of this chunk][D]; consecutive calls' rows concatenate in token order.
  * Fails with QV_ERR_NOMEM (cache full) when n_past + n > n_ctx, leaving the cache unchanged.
- * Polls qv_cancelled() between chunks (QV_ERR_CANCELLED; the tokens of finished chunks stay). */
+ * = qv_lm_prefill_seq with the default options (no cut points, no callbacks). */
 qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *embd, int n_embd,
                         const int64_t *pos, int64_t pos_stride, float *logits, qv_dump_fn dump,
                         void *dump_user, qv_err *err);
+
+/* The prompt prefill of a run: this function alone decides where chunks end. */
+typedef struct {
+    int64_t start;           /* first token of ids/pos to run (default 0); the tokens before it are already in
+                                the KV cache (a reused prefix: start == qv_lm_n_past(c) of a context that ran
+                                them with the same cut points) */
+    const int64_t *cuts;     /* [n_cuts] token indices where a chunk must end (any order; those outside
+                                (start, n) are ignored). Chunks run from start in params.chunk tokens, each
+                                also ending at the next cut, so a run with a cut at p and a later run with
+                                start = p (prefix cached) compute the same chunks from p on. */
+    int n_cuts;
+    void (*on_progress)(void *user, int64_t done, int64_t total); /* after each chunk: done = its end index, total = n */
+    int (*abort_cb)(void *user); /* polled before every chunk but the first; nonzero = stop with
+                                QV_ERR_CANCELLED (the finished chunks stay in the cache) */
+    void *user;
+    qv_dump_fn dump;         /* as qv_lm_prefill's dump */
+    void *dump_user;
+} qv_lm_prefill_opts;
+
+qv_lm_prefill_opts qv_lm_prefill_default_opts(void);  /* all zero */
+
+/* Runs tokens [o->start, n) of a sequence into the cache, after the n_past tokens already there.
+ *   ids [n], pos [3][pos_stride] (pos_stride >= n): the WHOLE sequence, indexed by token index; ids and embd
+ *            rows as in qv_lm_prefill; embd [n_embd][D] holds the rows of the embedding tokens of
+ *            [start, n) only, in order.
+ *   logits [vocab] (may be NULL): of token n-1. o may be NULL (defaults).
+ * Results (logits, cache) do not depend on the chunk size or the cut points beyond float rounding of the
+ * fast path (within the chunk tests' tolerance); with the same cuts and chunk they are bit-identical. */
+qv_status qv_lm_prefill_seq(qv_lm_ctx *c, const int32_t *ids, int64_t n, const float *embd, int64_t n_embd,
+                            const int64_t *pos, int64_t pos_stride, const qv_lm_prefill_opts *o, float *logits,
+                            qv_err *err);
 
 /* One generated token: id at position pos on all three rows (prompt_len + k + rope_delta for the k-th
  * generated token); logits [vocab] of it. No allocation. */

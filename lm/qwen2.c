@@ -714,38 +714,57 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
 
 /* ---------------------------------------------------------------- prefill / decode */
 
-qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *embd, int n_embd,
-                        const int64_t *pos, int64_t pos_stride, float *logits, qv_dump_fn dump,
-                        void *dump_user, qv_err *err) {
-    if (!c || n <= 0 || !pos || pos_stride < n || n_embd < 0 || (!ids && !embd) || (n_embd && !embd))
-        return qv_errf(err, QV_ERR_INVALID, "lm prefill: bad arguments (n %d, pos_stride %lld, n_embd %d)", n,
-                       (long long)pos_stride, n_embd);
+qv_lm_prefill_opts qv_lm_prefill_default_opts(void) {
+    qv_lm_prefill_opts o;
+    memset(&o, 0, sizeof o);
+    return o;
+}
+
+/* end of the chunk that starts at s: s + chunk, or the first cut point inside (s, that) */
+static int64_t chunk_end(int64_t s, int64_t n, int C, const qv_lm_prefill_opts *o) {
+    int64_t e = n - s < C ? n : s + C;
+    for (int i = 0; o && i < o->n_cuts; i++)
+        if (o->cuts[i] > s && o->cuts[i] < e) e = o->cuts[i];
+    return e;
+}
+
+qv_status qv_lm_prefill_seq(qv_lm_ctx *c, const int32_t *ids, int64_t n, const float *embd, int64_t n_embd,
+                            const int64_t *pos, int64_t pos_stride, const qv_lm_prefill_opts *o, float *logits,
+                            qv_err *err) {
+    int64_t start = o ? o->start : 0;
+    if (!c || n <= 0 || start < 0 || start >= n || !pos || pos_stride < n || n_embd < 0 || (!ids && !embd) ||
+        (n_embd && !embd) || (o && o->n_cuts && !o->cuts) || (o && o->n_cuts < 0))
+        return qv_errf(err, QV_ERR_INVALID, "lm prefill: bad arguments (n %lld, start %lld, pos_stride %lld, n_embd %lld)",
+                       (long long)n, (long long)start, (long long)pos_stride, (long long)n_embd);
     const qv_text_hparams *hp = &c->m->hp;
-    if (n > c->p.n_ctx - c->n_past)
-        return qv_errf(err, QV_ERR_NOMEM, "lm prefill: %d more tokens do not fit the KV cache (%d of %d used); "
-                       "create the context with a larger n_ctx", n, c->n_past, c->p.n_ctx);
+    if (n - start > c->p.n_ctx - c->n_past)
+        return qv_errf(err, QV_ERR_NOMEM, "lm prefill: %lld more tokens do not fit the KV cache (%d of %d used); "
+                       "create the context with a larger n_ctx", (long long)(n - start), c->n_past, c->p.n_ctx);
     /* validate everything before touching the cache */
-    int used = 0;
-    for (int i = 0; i < n; i++) {
+    int64_t used = 0;
+    for (int64_t i = start; i < n; i++) {
         int32_t id = ids ? ids[i] : -1;
         if (embd && (id < 0 || id == hp->image_token_id || id == hp->video_token_id)) used++;
         else if (id < 0 || id >= hp->vocab)
-            return qv_errf(err, QV_ERR_INVALID, "lm prefill: token %d has id %d outside the vocabulary (%d)", i, id,
-                           hp->vocab);
+            return qv_errf(err, QV_ERR_INVALID, "lm prefill: token %lld has id %d outside the vocabulary (%d)",
+                           (long long)i, id, hp->vocab);
         for (int r = 0; r < 3; r++) {
             int64_t p = pos[r * pos_stride + i];
             if (p < 0 || p >= (1 << 24))
-                return qv_errf(err, QV_ERR_INVALID, "lm prefill: token %d has position %lld (row %d) outside "
-                               "[0, 2^24)", i, (long long)p, r);
+                return qv_errf(err, QV_ERR_INVALID, "lm prefill: token %lld has position %lld (row %d) outside "
+                               "[0, 2^24)", (long long)i, (long long)p, r);
         }
     }
     if (used != n_embd)
-        return qv_errf(err, QV_ERR_INVALID, "lm prefill: %d tokens take embedding rows but %d rows were given", used,
-                       n_embd);
-    int D = hp->hidden, C = c->p.chunk, row = 0;
-    for (int s = 0; s < n; s += C) {
-        if (s > 0 && qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "lm prefill: cancelled");
-        int m = n - s < C ? n - s : C;
+        return qv_errf(err, QV_ERR_INVALID, "lm prefill: %lld tokens take embedding rows but %lld rows were given",
+                       (long long)used, (long long)n_embd);
+    int D = hp->hidden, C = c->p.chunk;
+    int64_t row = 0;
+    for (int64_t s = start; s < n;) {
+        if (s > start && o && o->abort_cb && o->abort_cb(o->user))
+            return qv_errf(err, QV_ERR_CANCELLED, "cancelled");
+        int64_t e = chunk_end(s, n, C, o);
+        int m = (int)(e - s);
         double t0 = qv_now();
         for (int i = 0; i < m; i++) {
             int32_t id = ids ? ids[s + i] : -1;
@@ -756,9 +775,20 @@ qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *em
                 qv_bf16_to_f32_row(xi, c->m->embed + (size_t)id * D, D);
         }
         c->st.other_s += qv_now() - t0;
-        forward_chunk(c, pos + s, pos_stride, m, s + m == n ? logits : NULL, dump, dump_user);
+        forward_chunk(c, pos + s, pos_stride, m, e == n ? logits : NULL, o ? o->dump : NULL, o ? o->dump_user : NULL);
+        s = e;
+        if (o && o->on_progress) o->on_progress(o->user, s, n);
     }
     return QV_OK;
+}
+
+qv_status qv_lm_prefill(qv_lm_ctx *c, const int32_t *ids, int n, const float *embd, int n_embd,
+                        const int64_t *pos, int64_t pos_stride, float *logits, qv_dump_fn dump,
+                        void *dump_user, qv_err *err) {
+    qv_lm_prefill_opts o = qv_lm_prefill_default_opts();
+    o.dump = dump;
+    o.dump_user = dump_user;
+    return qv_lm_prefill_seq(c, ids, n, embd, n_embd, pos, pos_stride, &o, logits, err);
 }
 
 qv_status qv_lm_decode(qv_lm_ctx *c, int32_t id, int64_t pos, float *logits, qv_err *err) {
