@@ -201,7 +201,7 @@ static qv_status count_frames(qv_media *m, int64_t *total, qv_err *err) {
             ts[n++] = t;
         }
         av_packet_unref(m->pkt);
-        if (qv_cancelled()) {
+        if (m->o.abort_cb && m->o.abort_cb(m->o.abort_user)) {
             st = qv_errf(err, QV_ERR_CANCELLED, "cancelled");
             break;
         }
@@ -575,7 +575,7 @@ qv_status qv_media_run(qv_media *m, qv_pair_fn on_pair, qv_frame_fn on_frame, vo
     const int margin = m->o.mode == QV_MEDIA_SEEK ? 0 : SEEK_MARGIN;
     int demux_eof = 0;
     while (rs.next < mi->n_frames && !st) {
-        if (qv_cancelled()) {
+        if (m->o.abort_cb && m->o.abort_cb(m->o.abort_user)) {
             st = qv_errf(&e, QV_ERR_CANCELLED, "cancelled");
             break;
         }

@@ -42,6 +42,9 @@ typedef struct qv_media_opts {
     int mode;               /* QV_MEDIA_AUTO (default) | QV_MEDIA_SEQUENTIAL | QV_MEDIA_SEEK */
     int n_threads;          /* decoder threads; 0 = all CPUs */
     qv_pool *pool;          /* resize/patchify workers; NULL = calling thread only. Not owned. */
+    int (*abort_cb)(void *user); /* polled while counting frames and between frames (may be NULL); nonzero =
+                               stop with QV_ERR_CANCELLED */
+    void *abort_user;
 } qv_media_opts;
 
 qv_media_opts qv_media_default_opts(void);

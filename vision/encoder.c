@@ -544,7 +544,6 @@ qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision pr
             snprintf(name, sizeof name, "vision.block.%d", l);
             dump(dump_user, name, c->x, n, E);
         }
-        if (qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "vision: cancelled");
     }
 
     /* merger: h = ln_q(x) (above); m*m consecutive rows as one [mE] row, Linear, GELU(erf), Linear to D */
@@ -561,7 +560,6 @@ qv_status qv_vision_encode(qv_vision_ctx *c, qv_pool *pool, qv_precision prec, c
     if (t <= 0) return qv_errf(err, QV_ERR_INVALID, "vision: grid with %d temporal pairs", t);
     const int64_t n = (int64_t)gh * gw, P = c->v->patch_dim, D = c->v->out_dim, mm = c->v->merge * c->v->merge;
     for (int p = 0; p < t; p++) {
-        if (qv_cancelled()) return qv_errf(err, QV_ERR_CANCELLED, "vision: cancelled");
         qv_status s = qv_vision_encode_pair(c, pool, prec, px + p * n * P, gh, gw, out + p * (n / mm) * D, dump,
                                             dump_user, err);
         if (s) return s;

@@ -61,7 +61,7 @@ qv_status qv_vision_encode_pair(qv_vision_ctx *c, qv_pool *pool, qv_precision pr
 
 /* Convenience: a whole grid (t pairs of gh x gw) pair by pair: px [t*gh*gw][patch_dim] ->
  * out [t*gh*gw/4][D]. dump is called once per pair per name; consecutive calls' rows concatenate.
- * Polls qv_cancelled() between pairs (QV_ERR_CANCELLED). */
+ * No cancellation inside: a caller that must stop early encodes pair by pair (the engine does). */
 qv_status qv_vision_encode(qv_vision_ctx *c, qv_pool *pool, qv_precision prec, const float *px, int t, int gh,
                            int gw, float *out, qv_dump_fn dump, void *dump_user, qv_err *err);
 
