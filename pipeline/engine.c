@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "pipeline/pixel_values.h"
 #include "pipeline/prompt.h"
 #include "safetensors.h"
 #include "vision/encoder.h"
@@ -167,122 +168,6 @@ qv_status qv_engine_build_prompt(const qv_engine *e, const char *const *videos, 
     return st;
 }
 
-/* ---- one run ---------------------------------------------------------------------------------------- */
-
-typedef struct {
-    qv_engine *e;
-    const qv_gen_opts *go;
-    qv_result *res;
-    float *embd;             /* [n_vision_tokens][D], prompt order */
-    int64_t *row_off;        /* per vision item: first row in embd */
-    int D;
-    double t_vision;
-    /* current item while streaming pairs */
-    int item;
-    qv_err *err;
-    qv_status st;
-} run_state;
-
-/* Keeps layer dumps only when asked (the golden names "vision.*", "lm.layer.*" are the layer ones). */
-static void dump_filter(void *user, const char *name, const float *data, int64_t rows, int64_t cols) {
-    const qv_gen_opts *go = user;
-    if (!go->dump_layers && (strncmp(name, "vision.", 7) == 0 || strncmp(name, "lm.layer.", 9) == 0)) return;
-    go->dump(go->dump_user, name, data, rows, cols);
-}
-
-static void progress(const qv_gen_opts *go, const char *stage, long done, long total) {
-    if (go->on_progress) go->on_progress(go->user, stage, done, total);
-}
-
-static qv_status encode_pair(run_state *rs, int k, const float *px) {
-    qv_result_vision *v = &rs->res->vision[rs->item];
-    const qv_gen_opts *go = rs->go;
-    int64_t per_pair = (int64_t)v->gh * v->gw;
-    if (go->dump) go->dump(go->dump_user, v->is_video ? "pixel_values_videos" : "pixel_values", px, per_pair, qv_vision_patch_dim(rs->e->vis));
-    double t0 = qv_now();
-    float *out = rs->embd + (size_t)(rs->row_off[rs->item] + (int64_t)k * (per_pair / 4)) * rs->D;
-    qv_status st = qv_vision_encode_pair(rs->e->vctx, rs->e->pool, rs->e->p.prec, px, v->gh, v->gw, out,
-                                         go->dump ? dump_filter : NULL, (void *)go, rs->err);
-    rs->t_vision += qv_now() - t0;
-    if (!st) progress(go, v->is_video ? "video" : "image", k + 1, v->t);
-    return st;
-}
-
-static int on_pair(void *user, int k, const float *px, const qv_media_info *info) {
-    (void)info;
-    run_state *rs = user;
-    if (qv_cancelled()) {
-        rs->st = qv_errf(rs->err, QV_ERR_CANCELLED, "cancelled");
-        return 1;
-    }
-    rs->st = encode_pair(rs, k, px);
-    return rs->st != QV_OK;
-}
-
-/* Grids and encoder input from a --pixel-values file (golden case layout). */
-typedef struct {
-    qv_st *st;
-    float *px[2];            /* [0] images, [1] videos: all rows, f32 copies */
-    int64_t n_rows[2];
-    int64_t (*grid[2])[3];
-    int n_grid[2];
-} pv_file;
-
-static void pv_free(pv_file *f) {
-    for (int k = 0; k < 2; k++) {
-        free(f->px[k]);
-        free(f->grid[k]);
-    }
-    qv_st_free(f->st);
-    memset(f, 0, sizeof *f);
-}
-
-static qv_status pv_open(pv_file *f, const char *path, int patch_dim, qv_err *err) {
-    memset(f, 0, sizeof *f);
-    qv_status st = qv_st_open(&f->st, path, err);
-    if (st) return st;
-    static const char *px_names[2] = {"pixel_values", "pixel_values_videos"};
-    static const char *grid_names[2] = {"image_grid_thw", "video_grid_thw"};
-    for (int k = 0; k < 2; k++) {
-        const qv_tensor *px = qv_st_get(f->st, px_names[k]), *g = qv_st_get(f->st, grid_names[k]);
-        if (!px && !g) continue;
-        if (!px || !g)
-            return qv_errf(err, QV_ERR_FORMAT, "%s: has %s without %s", path, px ? px_names[k] : grid_names[k],
-                           px ? grid_names[k] : px_names[k]);
-        if (g->dtype != QV_I64 || g->ndim != 2 || g->shape[1] != 3 || g->shape[0] < 1 || g->shape[0] > 1 << 20)
-            return qv_errf(err, QV_ERR_FORMAT, "%s: %s must be I64 [n, 3]", path, grid_names[k]);
-        if (px->ndim != 2 || px->shape[1] != patch_dim)
-            return qv_errf(err, QV_ERR_FORMAT, "%s: %s must be [patches, %d]", path, px_names[k], patch_dim);
-        f->n_grid[k] = (int)g->shape[0];
-        f->grid[k] = malloc((size_t)f->n_grid[k] * sizeof *f->grid[k]);
-        if (!f->grid[k]) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
-        memcpy(f->grid[k], g->data, (size_t)f->n_grid[k] * 24);
-        int64_t rows = 0;
-        for (int i = 0; i < f->n_grid[k]; i++) {
-            int64_t *gt = f->grid[k][i];
-            if (gt[0] < 1 || gt[1] < 2 || gt[2] < 2 || gt[1] % 2 || gt[2] % 2 || gt[0] > 1 << 20 || gt[1] > 1 << 14 ||
-                gt[2] > 1 << 14)
-                return qv_errf(err, QV_ERR_FORMAT, "%s: %s row %d is not a valid grid", path, grid_names[k], i);
-            rows += gt[0] * gt[1] * gt[2];
-        }
-        if (rows != px->shape[0])
-            return qv_errf(err, QV_ERR_FORMAT, "%s: %s has %lld rows, its grids imply %lld", path, px_names[k],
-                           (long long)px->shape[0], (long long)rows);
-        uint64_t n = (uint64_t)rows * (uint64_t)patch_dim;
-        f->px[k] = malloc(n * sizeof(float) + 1);
-        if (!f->px[k]) return qv_errf(err, QV_ERR_NOMEM, "out of memory for %s", px_names[k]);
-        if (!qv_convert_to_f32(f->px[k], px->data, px->dtype, (int64_t)n))
-            return qv_errf(err, QV_ERR_FORMAT, "%s: %s is not a float tensor", path, px_names[k]);
-        f->n_rows[k] = rows;
-    }
-    return QV_OK;
-}
-
-static char *resolve_path(const char *root, const char *p) {
-    if (!root || !*root || p[0] == '/') return strdup(p);
-    return qv_path_join(root, p);
-}
-
 static qv_status get_ctx(qv_engine *e, int n_ctx, qv_err *err) {
     if (e->ctx && e->ctx_n >= n_ctx) {
         qv_lm_ctx_reset(e->ctx);
@@ -311,6 +196,283 @@ static qv_status get_vctx(qv_engine *e, int max_patches, qv_err *err) {
     return st;
 }
 
+/* ---- one run ---------------------------------------------------------------------------------------- */
+
+/* One vision input of the run: where its encoder input comes from and where its embedding rows go. */
+typedef struct {
+    qv_media *media;         /* producer 1: the decoded file (NULL once run, or with --pixel-values) */
+    qv_pv_source pv;         /* producer 2: its rows of the --pixel-values file */
+    int64_t row;             /* first row of its embeddings in run.embd */
+} run_input;
+
+/* Everything one run holds between its phases; run_free releases it (res is the caller's). */
+typedef struct {
+    qv_engine *e;
+    qv_gen_opts go;
+    qv_media_opts mo;
+    qv_result *res;
+    qv_err *err;
+    int D;
+    qv_prompt_seg *segs;
+    int n_segs;
+    run_input *in;           /* [res->n_vision], prompt order */
+    qv_pv_file *pv;          /* --pixel-values file, or NULL */
+    int (*grids[2])[3];      /* per kind (0 images, 1 videos) in prompt order: (t, gh, gw) */
+    int n_kind[2];
+    float *embd;             /* [n_vision_tokens][D], prompt order; freed after prefill */
+    float *logits;           /* [vocab] of the last prefilled / decoded token */
+    int64_t prefill_start;   /* first prompt token to prefill (0; > 0 when the KV cache holds a prefix) */
+    const int64_t *cuts;     /* extra chunk ends for the prefill (qv_lm_prefill_opts.cuts) */
+    int n_cuts;
+    /* encoding one input (on_pair) */
+    int item;
+    qv_status pair_st;
+    qv_err pair_err;
+} qv_run;
+
+static void run_free(qv_run *r) {
+    for (int i = 0; r->in && i < r->res->n_vision; i++) qv_media_free(r->in[i].media);
+    free(r->in);
+    qv_pv_free(r->pv);
+    free(r->grids[0]);
+    free(r->grids[1]);
+    free(r->embd);
+    free(r->logits);
+    qv_prompt_segs_free(r->segs, r->n_segs);
+    if (!r->res->text) r->res->text = strdup("");
+}
+
+/* Keeps layer dumps only when asked (the golden names "vision.*", "lm.layer.*" are the layer ones). */
+static void dump_filter(void *user, const char *name, const float *data, int64_t rows, int64_t cols) {
+    const qv_gen_opts *go = user;
+    if (!go->dump_layers && (strncmp(name, "vision.", 7) == 0 || strncmp(name, "lm.layer.", 9) == 0)) return;
+    go->dump(go->dump_user, name, data, rows, cols);
+}
+
+static void progress(const qv_gen_opts *go, const char *stage, long done, long total) {
+    if (go->on_progress) go->on_progress(go->user, stage, done, total);
+}
+
+static int aborted(const qv_gen_opts *go) { return go->abort_cb && go->abort_cb(go->user); }
+
+static char *resolve_path(const char *root, const char *p) {
+    if (!root || !*root || p[0] == '/') return strdup(p);
+    return qv_path_join(root, p);
+}
+
+/* -- phase 1: plan the inputs: paths, producers and grids (media opened, nothing decoded yet) -- */
+
+static qv_status plan_input(qv_run *r, const qv_prompt_seg *seg, int i) {
+    qv_engine *e = r->e;
+    qv_result_vision *v = &r->res->vision[i];
+    v->is_video = seg->kind == QV_SEG_VIDEO;
+    v->path = resolve_path(r->go.media_root, seg->text);
+    r->res->n_vision = i + 1;
+    if (!v->path) return qv_errf(r->err, QV_ERR_NOMEM, "out of memory");
+    int k = v->is_video, kth = r->n_kind[k]++;
+    if (r->pv) {
+        if (kth >= qv_pv_n_grids(r->pv, k))
+            return qv_errf(r->err, QV_ERR_INVALID, "%s: the prompt has more %s than %s holds grids for",
+                           r->go.pixel_values_path, k ? "videos" : "images", k ? "video_grid_thw" : "image_grid_thw");
+        const int64_t *g = qv_pv_grid(r->pv, k, kth);
+        v->t = (int)g[0], v->gh = (int)g[1], v->gw = (int)g[2];
+        r->in[i].pv = qv_pv_source_of(r->pv, k, kth);
+    } else {
+        if (!qv_file_exists(v->path))
+            return qv_errf(r->err, QV_ERR_IO, "%s: no such file (%s in the prompt)", v->path, k ? "video" : "image");
+        qv_media_opts o = r->mo;
+        o.force_image = !v->is_video;
+        if (!o.pool) o.pool = e->pool;
+        if (!o.n_threads) o.n_threads = e->p.n_threads; /* --threads reaches the decoder too */
+        if (!o.abort_cb) o.abort_cb = r->go.abort_cb, o.abort_user = r->go.user;
+        double t0 = qv_now();
+        qv_status st = qv_media_open(&r->in[i].media, v->path, &o, r->err);
+        r->res->t_decode_media += qv_now() - t0;
+        if (st) {
+            if (r->err && !strstr(r->err->msg, v->path)) qv_err_prefix(r->err, "%s", v->path);
+            return st;
+        }
+        const qv_media_info *mi = qv_media_get_info(r->in[i].media);
+        v->t = mi->t, v->gh = mi->gh, v->gw = mi->gw;
+        v->n_frames = mi->n_frames;
+        v->duration_s = mi->duration_s;
+        if (mi->n_frames > 0 && mi->pts_ms) v->first_ms = mi->pts_ms[0], v->last_ms = mi->pts_ms[mi->n_frames - 1];
+    }
+    const int merge = e->ck->cfg.vision.spatial_merge_size > 0 ? e->ck->cfg.vision.spatial_merge_size : 2;
+    if (v->t < 1 || v->gh < merge || v->gw < merge || v->gh % merge || v->gw % merge)
+        return qv_errf(r->err, QV_ERR_FORMAT, "%s: unusable grid %dx%dx%d", v->path, v->t, v->gh, v->gw);
+    int *g = r->grids[k][kth];
+    g[0] = v->t, g[1] = v->gh, g[2] = v->gw;
+    v->n_tokens = (int64_t)v->t * (v->gh / merge) * (v->gw / merge);
+    return QV_OK;
+}
+
+static qv_status plan_inputs(qv_run *r, const char *prompt_raw) {
+    qv_status st = qv_prompt_parse(prompt_raw, &r->segs, &r->n_segs, r->err);
+    if (st) return st;
+    int nv = 0;
+    for (int s = 0; s < r->n_segs; s++) nv += r->segs[s].kind != QV_SEG_TEXT;
+    r->res->vision = calloc((size_t)nv + 1, sizeof *r->res->vision);
+    r->in = calloc((size_t)nv + 1, sizeof *r->in);
+    r->grids[0] = calloc((size_t)nv + 1, sizeof *r->grids[0]);
+    r->grids[1] = calloc((size_t)nv + 1, sizeof *r->grids[1]);
+    if (!r->res->vision || !r->in || !r->grids[0] || !r->grids[1]) return qv_errf(r->err, QV_ERR_NOMEM, "out of memory");
+    if (r->go.pixel_values_path &&
+        (st = qv_pv_open(&r->pv, r->go.pixel_values_path, qv_vision_patch_dim(r->e->vis), r->err)))
+        return st;
+    for (int s = 0, i = 0; s < r->n_segs; s++)
+        if (r->segs[s].kind != QV_SEG_TEXT && (st = plan_input(r, &r->segs[s], i++))) return st;
+    int pv_img = qv_pv_n_grids(r->pv, 0), pv_vid = qv_pv_n_grids(r->pv, 1);
+    if (r->pv && (r->n_kind[0] != pv_img || r->n_kind[1] != pv_vid))
+        return qv_errf(r->err, QV_ERR_INVALID, "%s holds %d image and %d video grids, the prompt has %d images and %d "
+                       "videos", r->go.pixel_values_path, pv_img, pv_vid, r->n_kind[0], r->n_kind[1]);
+    return QV_OK;
+}
+
+/* -- phase 2: tokenize and place: ids with the pads expanded, M-RoPE positions for the whole prompt -- */
+
+static qv_status tokenize_and_place(qv_run *r) {
+    qv_engine *e = r->e;
+    qv_result *res = r->res;
+    qv_err *err = r->err;
+    int64_t *n_tok = calloc((size_t)res->n_vision + 1, sizeof *n_tok);
+    int64_t *pad_off = calloc((size_t)res->n_vision + 1, sizeof *pad_off);
+    qv_status st = !n_tok || !pad_off ? qv_errf(err, QV_ERR_NOMEM, "out of memory") : QV_OK;
+    for (int i = 0; !st && i < res->n_vision; i++) n_tok[i] = res->vision[i].n_tokens;
+    if (!st) st = qv_prompt_tokenize(e->tok, r->segs, r->n_segs, &e->vids, n_tok, &res->prompt_ids, &res->n_prompt,
+                                     pad_off, err);
+    for (int i = 0; !st && i < res->n_vision; i++) res->vision[i].pad_offset = pad_off[i];
+    free(pad_off);
+    free(n_tok);
+    if (st) return st;
+    const int64_t n = res->n_prompt;
+    if (n < 1) return qv_errf(err, QV_ERR_INVALID, "the prompt has no tokens");
+    if (n + r->go.max_tokens > (int64_t)1 << 30 || (e->p.n_ctx_max > 0 && n + r->go.max_tokens > e->p.n_ctx_max))
+        return qv_errf(err, QV_ERR_NOMEM, "the prompt (%lld tokens) + max_tokens (%d) exceed the context limit %d",
+                       (long long)n, r->go.max_tokens, e->p.n_ctx_max > 0 ? e->p.n_ctx_max : 1 << 30);
+    int64_t n_vis = 0;
+    for (int64_t i = 0; i < n; i++)
+        n_vis += res->prompt_ids[i] == e->vids.image_pad || res->prompt_ids[i] == e->vids.video_pad;
+    for (int i = 0; i < res->n_vision; i++) {
+        r->in[i].row = res->n_vision_tokens;
+        res->n_vision_tokens += res->vision[i].n_tokens;
+    }
+    if (n_vis != res->n_vision_tokens)
+        return qv_errf(err, QV_ERR_INVALID, "the prompt text holds <|image_pad|> or <|video_pad|> outside a "
+                                            "{{image:}}/{{video:}} marker");
+    res->position_ids = malloc((size_t)n * 3 * sizeof *res->position_ids);
+    if (!res->position_ids) return qv_errf(err, QV_ERR_NOMEM, "out of memory for %lld positions", (long long)n);
+    const int merge = e->ck->cfg.vision.spatial_merge_size > 0 ? e->ck->cfg.vision.spatial_merge_size : 2;
+    return qv_mrope_positions(res->prompt_ids, (int)n, (const int(*)[3])r->grids[0], r->n_kind[0],
+                              (const int(*)[3])r->grids[1], r->n_kind[1], qv_lm_hparams(e->lm), merge,
+                              res->position_ids, &res->rope_delta, err);
+}
+
+/* -- phase 3: encode vision: each input's pairs, from its producer, into its rows of embd -- */
+
+static int on_pair(void *user, int k, const float *px, const qv_media_info *info) {
+    (void)info;
+    qv_run *r = user;
+    qv_engine *e = r->e;
+    const qv_gen_opts *go = &r->go;
+    qv_result_vision *v = &r->res->vision[r->item];
+    if (aborted(go)) {
+        r->pair_st = qv_errf(&r->pair_err, QV_ERR_CANCELLED, "cancelled");
+        return 1;
+    }
+    int64_t per_pair = (int64_t)v->gh * v->gw;
+    if (go->dump)
+        go->dump(go->dump_user, v->is_video ? "pixel_values_videos" : "pixel_values", px, per_pair,
+                 qv_vision_patch_dim(e->vis));
+    double t0 = qv_now();
+    float *out = r->embd + (size_t)(r->in[r->item].row + (int64_t)k * (per_pair / 4)) * r->D;
+    r->pair_st = qv_vision_encode_pair(e->vctx, e->pool, e->p.prec, px, v->gh, v->gw, out,
+                                       go->dump ? dump_filter : NULL, (void *)go, &r->pair_err);
+    r->res->t_vision += qv_now() - t0;
+    if (!r->pair_st) progress(go, v->is_video ? "video" : "image", k + 1, v->t);
+    return r->pair_st != QV_OK;
+}
+
+/* Decodes (or reads) and encodes input i: its n_tokens rows of embd from in[i].row on. */
+static qv_status encode_input(qv_run *r, int i) {
+    qv_result_vision *v = &r->res->vision[i];
+    run_input *in = &r->in[i];
+    r->item = i;
+    r->pair_st = QV_OK;
+    double t0 = qv_now(), tv0 = r->res->t_vision;
+    qv_status st = in->media ? qv_media_run(in->media, on_pair, NULL, r, r->err) : qv_pv_run(&in->pv, on_pair, r, r->err);
+    r->res->t_decode_media += (qv_now() - t0) - (r->res->t_vision - tv0);
+    if (r->pair_st) { /* the encoder's error (or the abort), not "stopped by the callback" */
+        st = r->pair_st;
+        if (r->err) *r->err = r->pair_err;
+    }
+    if (st && r->err && st != QV_ERR_CANCELLED && !strstr(r->err->msg, v->path)) qv_err_prefix(r->err, "%s", v->path);
+    qv_media_free(in->media); /* memory: one input's decoder at a time */
+    in->media = NULL;
+    return st;
+}
+
+static qv_status encode_vision(qv_run *r) {
+    qv_result *res = r->res;
+    if (res->n_vision_tokens == 0) return QV_OK;
+    uint64_t bytes;
+    if (!qv_mul_ok((uint64_t)res->n_vision_tokens, (uint64_t)r->D * sizeof(float), &bytes) || bytes > SIZE_MAX ||
+        !(r->embd = malloc((size_t)bytes)))
+        return qv_errf(r->err, QV_ERR_NOMEM, "out of memory for %lld vision embeddings of %d floats",
+                       (long long)res->n_vision_tokens, r->D);
+    int maxp = 0;
+    for (int i = 0; i < res->n_vision; i++)
+        if (res->vision[i].gh * res->vision[i].gw > maxp) maxp = res->vision[i].gh * res->vision[i].gw;
+    qv_status st = get_vctx(r->e, maxp, r->err);
+    for (int pass = 0; pass < 2; pass++) /* images first, then videos: the reference's order */
+        for (int i = 0; !st && i < res->n_vision; i++)
+            if (res->vision[i].is_video == pass) st = encode_input(r, i);
+    if (st || !r->go.dump) return st;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < res->n_vision; i++)
+            if (res->vision[i].is_video == pass)
+                r->go.dump(r->go.dump_user, "vision_embeds", r->embd + (size_t)r->in[i].row * r->D,
+                           res->vision[i].n_tokens, r->D);
+    return QV_OK;
+}
+
+/* -- phase 4: prefill the prompt (from prefill_start on) into the KV cache; lm/ cuts the chunks -- */
+
+static void on_prefill(void *user, int64_t done, int64_t total) {
+    progress(&((qv_run *)user)->go, "prefill", (long)done, (long)total);
+}
+
+static int on_prefill_abort(void *user) { return aborted(&((qv_run *)user)->go); }
+
+static qv_status prefill(qv_run *r) {
+    qv_result *res = r->res;
+    const int V = qv_lm_hparams(r->e->lm)->vocab;
+    if (!(r->logits = malloc((size_t)V * sizeof *r->logits))) return qv_errf(r->err, QV_ERR_NOMEM, "out of memory");
+    int64_t skip = 0; /* embedding rows of the tokens already in the cache */
+    for (int64_t i = 0; i < r->prefill_start; i++)
+        skip += res->prompt_ids[i] == r->e->vids.image_pad || res->prompt_ids[i] == r->e->vids.video_pad;
+    qv_lm_prefill_opts po = qv_lm_prefill_default_opts();
+    po.start = r->prefill_start;
+    po.cuts = r->cuts;
+    po.n_cuts = r->n_cuts;
+    po.on_progress = on_prefill;
+    po.abort_cb = on_prefill_abort;
+    po.user = r;
+    po.dump = r->go.dump ? dump_filter : NULL;
+    po.dump_user = &r->go;
+    double t0 = qv_now();
+    qv_status st = qv_lm_prefill_seq(r->e->ctx, res->prompt_ids, res->n_prompt,
+                                     r->embd ? r->embd + (size_t)skip * r->D : NULL, res->n_vision_tokens - skip,
+                                     res->position_ids, res->n_prompt, &po, r->logits, r->err);
+    res->t_prefill = qv_now() - t0;
+    free(r->embd);
+    r->embd = NULL;
+    if (!st && r->go.dump) r->go.dump(r->go.dump_user, "logits_last", r->logits, 1, V);
+    return st;
+}
+
+/* -- phase 5: generate until a stop id, max_tokens or the abort callback -- */
+
 /* the generated text, grown as pieces arrive, each piece also streamed to on_text */
 typedef struct {
     char *p;
@@ -335,304 +497,88 @@ static qv_status text_add(text_acc *t, const char *piece, size_t len, qv_err *er
     return QV_OK;
 }
 
-static int is_stop(const qv_gen_opts *go, const int32_t *stops, int n_stops, int32_t id) {
-    if (!go->use_stop) return 0;
-    for (int i = 0; i < n_stops; i++)
-        if (stops[i] == id) return 1;
-    return 0;
+/* the stop ids of this run: the caller's, or the checkpoint's (+ <|im_end|> for a chat prompt) */
+static int stop_ids(const qv_run *r, int32_t stops[24]) {
+    const qv_engine *e = r->e;
+    int n_stops = 0;
+    if (!r->go.use_stop) return 0;
+    if (r->go.n_stop > 0) {
+        for (int i = 0; i < r->go.n_stop && i < 16; i++) stops[n_stops++] = r->go.stop_ids[i];
+        return n_stops;
+    }
+    const qv_gen_hparams *g = &e->ck->cfg.gen;
+    for (int i = 0; i < g->n_eos && i < 8; i++) stops[n_stops++] = g->eos_ids[i];
+    if (e->eot_id >= 0) stops[n_stops++] = e->eot_id;
+    int chat_prompt = 0;
+    for (int64_t i = 0; i < r->res->n_prompt && e->im_start_id >= 0; i++) chat_prompt |= r->res->prompt_ids[i] == e->im_start_id;
+    if (chat_prompt && e->im_end_id >= 0) stops[n_stops++] = e->im_end_id;
+    return n_stops;
 }
 
-qv_status qv_engine_run_raw(qv_engine *e, const char *prompt_raw, const qv_media_opts *mo_in,
-                            const qv_gen_opts *go_in, qv_result *res, qv_err *err) {
-    memset(res, 0, sizeof *res);
-    qv_gen_opts go = go_in ? *go_in : qv_engine_default_gen_opts(e);
-    qv_media_opts mo = mo_in ? *mo_in : qv_media_default_opts();
-    if (go.max_tokens < 0) return qv_errf(err, QV_ERR_INVALID, "max_tokens is negative");
-    if (!prompt_raw || !*prompt_raw) return qv_errf(err, QV_ERR_INVALID, "the prompt is empty");
-    const qv_text_hparams *hp = qv_lm_hparams(e->lm);
-    const int D = hp->hidden, V = hp->vocab, patch_dim = qv_vision_patch_dim(e->vis);
-    const int merge = e->ck->cfg.vision.spatial_merge_size > 0 ? e->ck->cfg.vision.spatial_merge_size : 2;
-
-    qv_prompt_seg *segs = NULL;
-    int n_segs = 0;
-    qv_media **media = NULL;
-    pv_file pv = {0};
-    int64_t *n_tok = NULL, *row_off = NULL;
-    int (*grids[2])[3] = {NULL, NULL};
-    float *embd = NULL, *logits = NULL;
-    int32_t *hist = NULL;
+static qv_status generate(qv_run *r) {
+    qv_result *res = r->res;
+    const qv_gen_opts *go = &r->go;
+    const int64_t n = res->n_prompt;
+    int32_t stops[24];
+    int n_stops = stop_ids(r, stops);
+    int32_t *hist = malloc((size_t)(n + go->max_tokens) * sizeof *hist);
     qv_sampler *smp = NULL;
     qv_tok_stream *ts = NULL;
-    char *text = NULL;
-    qv_status st = qv_prompt_parse(prompt_raw, &segs, &n_segs, err);
-    if (st) goto done;
-
-    /* 1. the vision inputs: grids (cheap: media opened, nothing decoded yet) */
-    int nv = 0;
-    for (int s = 0; s < n_segs; s++) nv += segs[s].kind != QV_SEG_TEXT;
-    res->vision = calloc((size_t)nv + 1, sizeof *res->vision);
-    media = calloc((size_t)nv + 1, sizeof *media);
-    n_tok = calloc((size_t)nv + 1, sizeof *n_tok);
-    row_off = calloc((size_t)nv + 1, sizeof *row_off);
-    grids[0] = calloc((size_t)nv + 1, sizeof *grids[0]);
-    grids[1] = calloc((size_t)nv + 1, sizeof *grids[1]);
-    if (!res->vision || !media || !n_tok || !row_off || !grids[0] || !grids[1]) {
-        st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (go.pixel_values_path && (st = pv_open(&pv, go.pixel_values_path, patch_dim, err))) goto done;
-    int n_kind[2] = {0, 0};
-    for (int s = 0, i = 0; s < n_segs; s++) {
-        if (segs[s].kind == QV_SEG_TEXT) continue;
-        qv_result_vision *v = &res->vision[i];
-        v->is_video = segs[s].kind == QV_SEG_VIDEO;
-        v->path = resolve_path(go.media_root, segs[s].text);
-        res->n_vision = i + 1;
-        if (!v->path) {
-            st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        int k = v->is_video, kth = n_kind[k]++;
-        if (go.pixel_values_path) {
-            if (kth >= pv.n_grid[k]) {
-                st = qv_errf(err, QV_ERR_INVALID, "%s: the prompt has more %s than %s holds grids for",
-                             go.pixel_values_path, k ? "videos" : "images", k ? "video_grid_thw" : "image_grid_thw");
-                goto done;
-            }
-            v->t = (int)pv.grid[k][kth][0];
-            v->gh = (int)pv.grid[k][kth][1];
-            v->gw = (int)pv.grid[k][kth][2];
-        } else {
-            if (!qv_file_exists(v->path)) {
-                st = qv_errf(err, QV_ERR_IO, "%s: no such file (%s in the prompt)", v->path, k ? "video" : "image");
-                goto done;
-            }
-            qv_media_opts o = mo;
-            o.force_image = !v->is_video;
-            if (!o.pool) o.pool = e->pool;
-            double t0 = qv_now();
-            st = qv_media_open(&media[i], v->path, &o, err);
-            res->t_decode_media += qv_now() - t0;
-            if (st) {
-                if (err && !strstr(err->msg, v->path)) qv_err_prefix(err, "%s", v->path);
-                goto done;
-            }
-            const qv_media_info *mi = qv_media_get_info(media[i]);
-            v->t = mi->t;
-            v->gh = mi->gh;
-            v->gw = mi->gw;
-            v->n_frames = mi->n_frames;
-            v->duration_s = mi->duration_s;
-            if (mi->n_frames > 0 && mi->pts_ms) {
-                v->first_ms = mi->pts_ms[0];
-                v->last_ms = mi->pts_ms[mi->n_frames - 1];
-            }
-        }
-        if (v->t < 1 || v->gh < merge || v->gw < merge || v->gh % merge || v->gw % merge) {
-            st = qv_errf(err, QV_ERR_FORMAT, "%s: unusable grid %dx%dx%d", v->path, v->t, v->gh, v->gw);
-            goto done;
-        }
-        int *g = grids[k][kth];
-        g[0] = v->t, g[1] = v->gh, g[2] = v->gw;
-        n_tok[i] = (int64_t)v->t * (v->gh / merge) * (v->gw / merge);
-        v->n_tokens = n_tok[i];
-        i++;
-    }
-    if (go.pixel_values_path && (n_kind[0] != pv.n_grid[0] || n_kind[1] != pv.n_grid[1])) {
-        st = qv_errf(err, QV_ERR_INVALID, "%s holds %d image and %d video grids, the prompt has %d images and %d videos",
-                     go.pixel_values_path, pv.n_grid[0], pv.n_grid[1], n_kind[0], n_kind[1]);
-        goto done;
-    }
-
-    /* 2. ids with the pads expanded, positions for the whole prompt */
-    int64_t *pad_off = calloc((size_t)nv + 1, sizeof *pad_off);
-    if (!pad_off) {
-        st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    st = qv_prompt_tokenize(e->tok, segs, n_segs, &e->vids, n_tok, &res->prompt_ids, &res->n_prompt, pad_off, err);
-    for (int i = 0; i < res->n_vision; i++) res->vision[i].pad_offset = pad_off[i];
-    free(pad_off);
-    if (st) goto done;
-    const int64_t n = res->n_prompt;
-    if (n < 1) {
-        st = qv_errf(err, QV_ERR_INVALID, "the prompt has no tokens");
-        goto done;
-    }
-    if (n + go.max_tokens > (int64_t)1 << 30 || (e->p.n_ctx_max > 0 && n + go.max_tokens > e->p.n_ctx_max)) {
-        st = qv_errf(err, QV_ERR_NOMEM, "the prompt (%lld tokens) + max_tokens (%d) exceed the context limit %d",
-                     (long long)n, go.max_tokens, e->p.n_ctx_max > 0 ? e->p.n_ctx_max : 1 << 30);
-        goto done;
-    }
-    int64_t n_vis = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int32_t id = res->prompt_ids[i];
-        n_vis += id == e->vids.image_pad || id == e->vids.video_pad;
-    }
-    for (int i = 0; i < res->n_vision; i++) {
-        row_off[i] = res->n_vision_tokens;
-        res->n_vision_tokens += n_tok[i];
-    }
-    if (n_vis != res->n_vision_tokens) {
-        st = qv_errf(err, QV_ERR_INVALID, "the prompt text holds <|image_pad|> or <|video_pad|> outside a "
-                                          "{{image:}}/{{video:}} marker");
-        goto done;
-    }
-    res->position_ids = malloc((size_t)n * 3 * sizeof *res->position_ids);
-    if (!res->position_ids) {
-        st = qv_errf(err, QV_ERR_NOMEM, "out of memory for %lld positions", (long long)n);
-        goto done;
-    }
-    st = qv_mrope_positions(res->prompt_ids, (int)n, (const int(*)[3])grids[0], n_kind[0],
-                            (const int(*)[3])grids[1], n_kind[1], hp, merge, res->position_ids, &res->rope_delta, err);
-    if (st) goto done;
-
-    /* 3. the KV cache (refused early when it would not fit), then the vision embeddings */
-    if ((st = get_ctx(e, (int)(n + go.max_tokens), err))) goto done;
-    if (res->n_vision_tokens > 0) {
-        uint64_t bytes;
-        if (!qv_mul_ok((uint64_t)res->n_vision_tokens, (uint64_t)D * sizeof(float), &bytes) || bytes > SIZE_MAX ||
-            !(embd = malloc((size_t)bytes))) {
-            st = qv_errf(err, QV_ERR_NOMEM, "out of memory for %lld vision embeddings of %d floats",
-                         (long long)res->n_vision_tokens, D);
-            goto done;
-        }
-        int maxp = 0;
-        for (int i = 0; i < res->n_vision; i++)
-            if (res->vision[i].gh * res->vision[i].gw > maxp) maxp = res->vision[i].gh * res->vision[i].gw;
-        if ((st = get_vctx(e, maxp, err))) goto done;
-        run_state rs = {e, &go, res, embd, row_off, D, 0, 0, err, QV_OK};
-        int64_t pv_row[2] = {0, 0};
-        for (int pass = 0; pass < 2; pass++) { /* images first, then videos: the reference's order */
-            for (int i = 0; i < res->n_vision; i++) {
-                qv_result_vision *v = &res->vision[i];
-                if (v->is_video != pass) continue;
-                rs.item = i;
-                int64_t per_pair = (int64_t)v->gh * v->gw;
-                if (go.pixel_values_path) {
-                    for (int k = 0; k < v->t; k++) {
-                        if (qv_cancelled()) {
-                            st = qv_errf(err, QV_ERR_CANCELLED, "cancelled");
-                            goto done;
-                        }
-                        const float *px = pv.px[pass] + (size_t)(pv_row[pass] + k * per_pair) * patch_dim;
-                        if ((st = encode_pair(&rs, k, px))) goto done;
-                    }
-                    pv_row[pass] += v->t * per_pair;
-                } else {
-                    double t0 = qv_now(), tv0 = rs.t_vision;
-                    st = qv_media_run(media[i], on_pair, NULL, &rs, err);
-                    res->t_decode_media += (qv_now() - t0) - (rs.t_vision - tv0);
-                    if (rs.st) st = rs.st; /* the encoder's error, not "stopped by callback" */
-                    if (st) {
-                        if (err && st != QV_ERR_CANCELLED && !strstr(err->msg, v->path)) qv_err_prefix(err, "%s", v->path);
-                        goto done;
-                    }
-                    qv_media_free(media[i]);
-                    media[i] = NULL;
-                }
-            }
-        }
-        res->t_vision = rs.t_vision;
-        if (go.dump)
-            for (int pass = 0; pass < 2; pass++)
-                for (int i = 0; i < res->n_vision; i++)
-                    if (res->vision[i].is_video == pass)
-                        go.dump(go.dump_user, "vision_embeds", embd + (size_t)row_off[i] * D, n_tok[i], D);
-    }
-
-    /* 4. prefill in chunks: ids, embedding rows and the three position rows sliced at the same offset */
-    logits = malloc((size_t)V * sizeof *logits);
-    hist = malloc((size_t)(n + go.max_tokens) * sizeof *hist);
-    if (!logits || !hist) {
-        st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    double t0 = qv_now();
-    int64_t used_rows = 0;
-    for (int64_t s = 0; s < n;) {
-        int64_t m = n - s < e->p.chunk ? n - s : e->p.chunk;
-        int64_t rows = 0;
-        for (int64_t i = s; i < s + m; i++) rows += res->prompt_ids[i] == e->vids.image_pad || res->prompt_ids[i] == e->vids.video_pad;
-        st = qv_lm_prefill(e->ctx, res->prompt_ids + s, (int)m, rows ? embd + (size_t)used_rows * D : NULL, (int)rows,
-                           res->position_ids + s, n, s + m == n ? logits : NULL, go.dump ? dump_filter : NULL,
-                           (void *)&go, err);
-        if (st) goto done;
-        used_rows += rows;
-        s += m;
-        progress(&go, "prefill", (long)s, (long)n);
-        if (s < n && qv_cancelled()) {
-            st = qv_errf(err, QV_ERR_CANCELLED, "cancelled");
-            goto done;
-        }
-    }
-    res->t_prefill = qv_now() - t0;
-    free(embd);
-    embd = NULL;
-    if (go.dump) go.dump(go.dump_user, "logits_last", logits, 1, V);
-
-    /* 5. generate */
-    int32_t stops[24];
-    int n_stops = 0;
-    if (go.n_stop > 0) {
-        for (int i = 0; i < go.n_stop && i < 16; i++) stops[n_stops++] = go.stop_ids[i];
-    } else {
-        const qv_gen_hparams *g = &e->ck->cfg.gen;
-        for (int i = 0; i < g->n_eos && i < 8; i++) stops[n_stops++] = g->eos_ids[i];
-        if (e->eot_id >= 0) stops[n_stops++] = e->eot_id;
-        int chat_prompt = 0;
-        for (int64_t i = 0; i < n && e->im_start_id >= 0; i++) chat_prompt |= res->prompt_ids[i] == e->im_start_id;
-        if (chat_prompt && e->im_end_id >= 0) stops[n_stops++] = e->im_end_id;
-    }
+    res->gen_ids = malloc((size_t)go->max_tokens * sizeof *res->gen_ids + 1);
+    qv_status st = !hist || !res->gen_ids ? qv_errf(r->err, QV_ERR_NOMEM, "out of memory")
+                                          : qv_sampler_create(&smp, &go->sampling, qv_lm_hparams(r->e->lm)->vocab, r->err);
+    if (!st && !(ts = qv_tok_stream_create(r->e->tok, 1))) st = qv_errf(r->err, QV_ERR_NOMEM, "out of memory");
+    if (st) goto out;
     memcpy(hist, res->prompt_ids, (size_t)n * sizeof *hist);
-    res->gen_ids = malloc((size_t)go.max_tokens * sizeof *res->gen_ids + 1);
-    if (!res->gen_ids || (st = qv_sampler_create(&smp, &go.sampling, V, err))) {
-        if (!st) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    ts = qv_tok_stream_create(e->tok, 1);
-    if (!ts) {
-        st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    t0 = qv_now();
-    text_acc ta = {NULL, 0, 0, &go};
+    double t0 = qv_now();
+    text_acc ta = {NULL, 0, 0, go};
     char piece[1100];
-    for (int k = 0; k < go.max_tokens; k++) {
-        if (qv_cancelled()) {
-            st = qv_errf(err, QV_ERR_CANCELLED, "cancelled");
+    for (int k = 0; k < go->max_tokens; k++) {
+        if (aborted(go)) {
+            st = qv_errf(r->err, QV_ERR_CANCELLED, "cancelled");
             break;
         }
-        int32_t id = qv_sample(smp, logits, hist, (int)(n + k));
+        int32_t id = qv_sample(smp, r->logits, hist, (int)(n + k));
         hist[n + k] = id;
         res->gen_ids[res->n_gen++] = id;
-        if (is_stop(&go, stops, n_stops, id)) {
+        int stop = 0;
+        for (int i = 0; i < n_stops; i++) stop |= stops[i] == id;
+        if (stop) {
             res->stopped = 1;
             break;
         }
-        if ((st = text_add(&ta, piece, qv_tok_stream_push(ts, id, piece, sizeof piece), err))) break;
-        progress(&go, "generate", k + 1, go.max_tokens);
-        if (k + 1 < go.max_tokens && (st = qv_lm_decode(e->ctx, id, n + k + res->rope_delta, logits, err))) break;
+        if ((st = text_add(&ta, piece, qv_tok_stream_push(ts, id, piece, sizeof piece), r->err))) break;
+        progress(go, "generate", k + 1, go->max_tokens);
+        if (k + 1 < go->max_tokens && (st = qv_lm_decode(r->e->ctx, id, n + k + res->rope_delta, r->logits, r->err)))
+            break;
     }
-    qv_status st2 = text_add(&ta, piece, qv_tok_stream_flush(ts, piece, sizeof piece), err);
+    qv_status st2 = text_add(&ta, piece, qv_tok_stream_flush(ts, piece, sizeof piece), r->err);
     if (!st) st = st2;
-    text = ta.p;
+    res->text = ta.p;
     res->t_generate = qv_now() - t0;
-    if (!st && res->stopped) progress(&go, "generate", res->n_gen, res->n_gen);
-done:
-    if (!res->text) res->text = text ? text : strdup("");
+    if (!st && res->stopped) progress(go, "generate", res->n_gen, res->n_gen);
+out:
     qv_tok_stream_free(ts);
     qv_sampler_free(smp);
     free(hist);
-    free(logits);
-    free(embd);
-    for (int i = 0; media && i < res->n_vision; i++) qv_media_free(media[i]);
-    free(media);
-    free(n_tok);
-    free(row_off);
-    free(grids[0]);
-    free(grids[1]);
-    pv_free(&pv);
-    qv_prompt_segs_free(segs, n_segs);
+    return st;
+}
+
+/* The phases in order (engine.h); each reads what the earlier ones left in the run. */
+qv_status qv_engine_run_raw(qv_engine *e, const char *prompt_raw, const qv_media_opts *mo, const qv_gen_opts *go,
+                            qv_result *res, qv_err *err) {
+    memset(res, 0, sizeof *res);
+    qv_run r = {.e = e, .res = res, .err = err, .D = qv_lm_hparams(e->lm)->hidden};
+    r.go = go ? *go : qv_engine_default_gen_opts(e);
+    r.mo = mo ? *mo : qv_media_default_opts();
+    if (r.go.max_tokens < 0) return qv_errf(err, QV_ERR_INVALID, "max_tokens is negative");
+    if (!prompt_raw || !*prompt_raw) return qv_errf(err, QV_ERR_INVALID, "the prompt is empty");
+    qv_status st = plan_inputs(&r, prompt_raw);
+    if (!st) st = tokenize_and_place(&r);
+    if (!st) st = get_ctx(e, (int)(res->n_prompt + r.go.max_tokens), err); /* refused before any decoding */
+    if (!st) st = encode_vision(&r);
+    if (!st) st = prefill(&r);
+    if (!st) st = generate(&r);
+    run_free(&r);
     return st;
 }

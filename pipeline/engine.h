@@ -19,16 +19,29 @@
  *
  * The raw prompt is the whole prompt verbatim (special tokens included) with {{video:PATH}} / {{image:PATH}}
  * where a vision block goes; each marker stands for the WHOLE block <|vision_start|><|video_pad|>*N
- * <|vision_end|> (the prompt_raw form of the golden files). Run order: every vision input is decoded and
- * encoded (images first, then videos, each in prompt order — the reference's order), the prompt is
- * tokenized with the pads expanded, M-RoPE positions are computed once for the whole prompt, the prompt is
- * prefilled in chunks into a KV cache sized prompt + max_tokens, then tokens are generated until a stop id
- * or max_tokens. Video frames stream pair by pair into the encoder (memory: one pair of frames); the vision
- * embeddings of the whole prompt are kept in float32 until prefilled (46k tokens of the 7B: 660 MB).
+ * <|vision_end|> (the prompt_raw form of the golden files). A run is five phases over one run struct
+ * (pipeline/engine.c, one static function each, in this order):
+ *   1. plan inputs       parse the markers; per input pick its producer of encoder input — the decoded
+ *                        file (pipeline/video.h; opened and its frames chosen, nothing decoded yet) or the
+ *                        --pixel-values file (pipeline/pixel_values.h) — and its grid;
+ *   2. tokenize, place   prompt ids with the pads expanded, M-RoPE positions computed once for the whole
+ *                        prompt; then the KV cache (prompt + max_tokens) is made, refused early when it
+ *                        would not fit;
+ *   3. encode vision     per input (images first, then videos, each in prompt order — the reference's
+ *                        order) its producer streams pairs through one qv_pair_fn into the encoder, which
+ *                        writes the input's rows of the embeddings (memory: one pair of frames; the
+ *                        embeddings of the whole prompt stay float32 until prefilled: 46k tokens of the
+ *                        7B, 660 MB);
+ *   4. prefill           lm/ (qv_lm_prefill_seq) runs the prompt from a start position (0, or the length
+ *                        of a prefix already in the KV cache) in chunks it cuts itself (params.chunk, and
+ *                        optional cut points);
+ *   5. generate          sample, stream text, decode, until a stop id, max_tokens or the abort callback.
  *
  * Threads: an engine runs one call at a time (it owns the KV cache and scratch); use one engine per
- * thread, or serialize. Cancellation: qv_cancelled() (core.h) is polled between frames, pairs, chunks
- * and tokens; a cancelled run returns QV_ERR_CANCELLED with what it produced so far in *res. */
+ * thread, or serialize. Nothing is read from process globals: cancellation is go->abort_cb (polled
+ * between frames, pairs, chunks and tokens); a cancelled run returns QV_ERR_CANCELLED with what it
+ * produced so far in *res. Progress goes to go->on_progress, text to go->on_text, warnings to the core
+ * logger (qv_log_set); the engine never writes to the terminal. */
 #ifndef QV_ENGINE_H
 #define QV_ENGINE_H
 
@@ -88,6 +101,7 @@ typedef struct {
     /* progress: stage "load" | "video" (pairs decoded+encoded, per input) | "image" | "prefill" (tokens)
      * | "generate" (tokens; total = max_tokens); done == total on the last call of a stage */
     void (*on_progress)(void *user, const char *stage, long done, long total);
+    int (*abort_cb)(void *user); /* polled between frames, pairs, chunks and tokens with go->user; nonzero = stop, the run returns QV_ERR_CANCELLED with what it produced */
     void *user;
 
     const char *media_root;  /* relative {{video:PATH}} / {{image:PATH}} are resolved against this folder
