@@ -423,13 +423,11 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
             stats->n_skipped++;
             continue;
         }
-        if (qv_cancelled()) {
+        if (p->abort_cb && p->abort_cb(p->user)) {
             rc = qv_errf(err, QV_ERR_CANCELLED, "stopped by the user");
             goto out;
         }
-        char label[200];
-        snprintf(label, sizeof label, "job %d/%d %s", k, n_sel, j->id);
-        qv_progress_set_label(p->pg, label);
+        if (p->on_job_start) p->on_job_start(p->user, k, n_sel, j);
         double t0 = qv_now();
         qv_err jerr = {0};
         char *doc = NULL, *name = NULL;
@@ -437,7 +435,7 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
         qv_status js;
         if (j->error) js = qv_errf(&jerr, QV_ERR_FORMAT, "%s", j->error);
         else js = p->run(p->user, j, &doc, &ext, &jerr);
-        if (js == QV_ERR_CANCELLED || (js && qv_cancelled())) {
+        if (js == QV_ERR_CANCELLED || (js && p->abort_cb && p->abort_cb(p->user))) {
             free(doc);
             rc = qv_errf(err, QV_ERR_CANCELLED, "stopped by the user during job %s (not recorded; a rerun redoes it)",
                          j->id);
@@ -457,19 +455,14 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
         }
         free(doc);
         double secs = qv_now() - t0;
-        qv_progress_set_label(p->pg, NULL);
         rc = qv_batch_append_status(spath, j, js == QV_OK, js ? jerr.msg : NULL, js ? NULL : name, secs, err);
         if (rc) {
             free(name);
             goto out;
         }
-        if (js) {
-            stats->n_failed++;
-            qv_progress_log(p->pg, "job %d/%d %s failed: %s", k, n_sel, j->id, jerr.msg);
-        } else {
-            stats->n_ok++;
-            qv_progress_log(p->pg, "job %d/%d %s ok (%.1f s) -> %s", k, n_sel, j->id, secs, name);
-        }
+        if (js) stats->n_failed++;
+        else stats->n_ok++;
+        if (p->on_job_done) p->on_job_done(p->user, k, n_sel, j, !js, secs, js ? jerr.msg : name);
         free(name);
     }
 out:

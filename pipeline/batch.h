@@ -32,7 +32,6 @@
 
 #include <stddef.h>
 #include "core.h"
-#include "pipeline/progress.h"
 
 typedef struct {
     int line;          /* 1-based line in the job file */
@@ -68,7 +67,12 @@ typedef struct {
     int shard_i, shard_n;  /* shard_n <= 1: the whole file */
     qv_batch_job_fn run;
     void *user;
-    qv_progress *pg;       /* may be NULL: per-job log lines and the label "job k/n id" */
+    int (*abort_cb)(void *user); /* polled before each job and after a failed one (may be NULL); nonzero =
+                              stop with QV_ERR_CANCELLED (the job in progress gets no status line) */
+    /* progress (each may be NULL; user as above): job k of n (this shard's count) starts / ended with
+     * ok = 1 (what = its output file name) or 0 (what = the error) after seconds */
+    void (*on_job_start)(void *user, int k, int n, const qv_job *job);
+    void (*on_job_done)(void *user, int k, int n, const qv_job *job, int ok, double seconds, const char *what);
 } qv_batch_params;
 
 typedef struct {
@@ -85,7 +89,7 @@ char *qv_batch_status_name(int shard_i, int shard_n);
 qv_status qv_batch_append_status(const char *status_path, const qv_job *job, int ok, const char *error,
                                  const char *output, double seconds, qv_err *err);
 /* Runs the selected jobs that are not done yet (see the top). Returns QV_OK when every job ran (some may
- * have failed: see stats), QV_ERR_CANCELLED when stopped by Ctrl-C, another error when the output folder
+ * have failed: see stats), QV_ERR_CANCELLED when stopped by abort_cb (or a job returning it), another error when the output folder
  * or status file cannot be written (the batch cannot record anything). */
 qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_stats *stats, qv_err *err);
 

@@ -194,7 +194,7 @@ static void short_time(char *out, size_t cap, double s) {
 }
 
 static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go_in,
-                          const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err) {
+                          const qv_task_opts *to, qv_task_result *out, qv_err *err) {
     double win = to->window_s;
     if (win <= 0) win = qv_task_auto_window(out->t1 - out->t0);
     int n = qv_task_windows(out->t0, out->t1, win, NULL, 0);
@@ -215,13 +215,9 @@ static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *
         char label[128], a[32], b[32];
         short_time(a, sizeof a, w[i][0]);
         short_time(b, sizeof b, w[i][1]);
-        int m = snprintf(label, sizeof label, "window %d/%d %s-%s", i + 1, n, a, b);
-        if (i > 0 && m > 0 && m < (int)sizeof label) { /* whole-task ETA from the windows so far */
-            char eta[32];
-            qv_progress_fmt_duration(eta, sizeof eta, (qv_now() - t_start) / i * (n - i));
-            snprintf(label + m, sizeof label - (size_t)m, " (all: ETA %s)", eta);
-        }
-        qv_progress_set_step(pg, label);
+        snprintf(label, sizeof label, "window %d/%d %s-%s", i + 1, n, a, b);
+        /* whole-task ETA from the windows so far */
+        if (to->on_step) to->on_step(to->user, label, i > 0 ? (qv_now() - t_start) / i * (n - i) : -1);
         char *text = NULL;
         st = run_one(e, video, 0, q, mo, w[i], &go, to, to->first_line_only, &text, &out->n_gen_tokens,
                      err);
@@ -234,46 +230,46 @@ static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *
         out->segs[i].text = text;
         out->n_segs = i + 1;
     }
-    qv_progress_set_step(pg, NULL);
+    if (to->on_step) to->on_step(to->user, NULL, -1);
     free(w);
     return st;
 }
 
 qv_status qv_task_subtitles(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go,
-                            const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err) {
+                            const qv_task_opts *to, qv_task_result *out, qv_err *err) {
     memset(out, 0, sizeof *out);
     double t = qv_now();
     qv_task_opts d = qv_task_default_opts();
     if (!to) to = &d;
     qv_status st = span_of(video, mo, out, err);
-    if (!st) st = captions(e, video, mo, go, to, pg, out, err);
+    if (!st) st = captions(e, video, mo, go, to, out, err);
     out->seconds = qv_now() - t;
     return st;
 }
 
 qv_status qv_task_summarize(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go_in,
-                            const qv_task_opts *to, int detail, qv_progress *pg, qv_task_result *out,
+                            const qv_task_opts *to, int detail, qv_task_result *out,
                             qv_err *err) {
     memset(out, 0, sizeof *out);
     double t = qv_now();
     qv_task_opts d = qv_task_default_opts();
     if (!to) to = &d;
     qv_status st = span_of(video, mo, out, err);
-    if (!st && detail) st = captions(e, video, mo, go_in, to, pg, out, err);
+    if (!st && detail) st = captions(e, video, mo, go_in, to, out, err);
     if (!st) {
         qv_gen_opts go = *go_in;
         if (go.max_tokens <= 0) go.max_tokens = 200;
-        qv_progress_set_step(pg, "summary");
+        if (to->on_step) to->on_step(to->user, "summary", -1);
         const char *q = to->summary_prompt && *to->summary_prompt ? to->summary_prompt : QV_DEFAULT_SUMMARY_PROMPT;
         st = run_one(e, video, 0, q, mo, NULL, &go, to, 0, &out->summary, &out->n_gen_tokens, err);
-        qv_progress_set_step(pg, NULL);
+        if (to->on_step) to->on_step(to->user, NULL, -1);
     }
     out->seconds = qv_now() - t;
     return st;
 }
 
 qv_status qv_task_ask(qv_engine *e, const char *path, int is_image, const char *question, const qv_media_opts *mo,
-                      const qv_gen_opts *go_in, const qv_task_opts *to, qv_progress *pg, qv_task_result *out,
+                      const qv_gen_opts *go_in, const qv_task_opts *to, qv_task_result *out,
                       qv_err *err) {
     memset(out, 0, sizeof *out);
     double t = qv_now();

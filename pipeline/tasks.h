@@ -5,7 +5,7 @@
  *
  *   qv_task_opts to = qv_task_default_opts();              // 10 s windows, default prompts
  *   qv_task_result r = {0};
- *   qv_task_subtitles(engine, "talk.mp4", &media_opts, &gen_opts, &to, progress, &r, &err);
+ *   qv_task_subtitles(engine, "talk.mp4", &media_opts, &gen_opts, &to, &r, &err);
  *   char *doc = qv_task_render(QV_FMT_SRT, &r, &meta_base);  ... qv_task_result_free(&r);
  *
  * Windows: the part of the video in use ([--start, --end], else the whole clip, as long as the media front
@@ -16,14 +16,14 @@
  * A caption is the first non-empty line of the model's answer (a base model keeps writing "Question: ..."
  * after its answer); summaries keep the whole answer up to a following "Question:" line.
  * Errors (a video that does not open or decode, a window whose frames fail) stop the task with the
- * reason; Ctrl-C returns QV_ERR_CANCELLED. */
+ * reason; go->abort_cb (passed down to every run) stops a task with QV_ERR_CANCELLED. Progress: the runs'
+ * go->on_progress, and to->on_step per window. */
 #ifndef QV_TASKS_H
 #define QV_TASKS_H
 
 #include "core.h"
 #include "pipeline/engine.h"
 #include "pipeline/output.h"
-#include "pipeline/progress.h"
 
 #define QV_DEFAULT_CAPTION_PROMPT "Describe what happens in this part of the video in one sentence."
 #define QV_DEFAULT_SUMMARY_PROMPT "Summarize what happens in this video in a few sentences."
@@ -35,6 +35,10 @@ typedef struct {
     const char *framing;      /* base-form framing (NULL = the engine's default "Question: {question} Answer:") */
     int caption_tokens;       /* max_tokens per window when the gen opts leave it at 0 or less (default 48) */
     int first_line_only;      /* 1 (default): a caption is the first non-empty line of the answer */
+    /* the step in progress (may be NULL): "window 2/6 0:10-0:20" with the whole task's ETA in seconds
+     * (< 0: not known yet), "summary", or NULL when the steps are over */
+    void (*on_step)(void *user, const char *step, double eta_s);
+    void *user;
 } qv_task_opts;
 
 qv_task_opts qv_task_default_opts(void);
@@ -53,15 +57,15 @@ void qv_task_result_free(qv_task_result *r);   /* frees the texts and arrays; NU
 
 /* Captions per window. go->max_tokens <= 0 takes to->caption_tokens. */
 qv_status qv_task_subtitles(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go,
-                            const qv_task_opts *to, qv_progress *pg, qv_task_result *out, qv_err *err);
+                            const qv_task_opts *to, qv_task_result *out, qv_err *err);
 /* One summary of the whole part in use; detail: also the per-window captions (in out->segs). */
 qv_status qv_task_summarize(qv_engine *e, const char *video, const qv_media_opts *mo, const qv_gen_opts *go,
-                            const qv_task_opts *to, int detail, qv_progress *pg, qv_task_result *out,
+                            const qv_task_opts *to, int detail, qv_task_result *out,
                             qv_err *err);
 /* One question about a video (or a still image when is_image); the answer in out->summary and as one
  * segment spanning the part in use. */
 qv_status qv_task_ask(qv_engine *e, const char *path, int is_image, const char *question, const qv_media_opts *mo,
-                      const qv_gen_opts *go, const qv_task_opts *to, qv_progress *pg, qv_task_result *out,
+                      const qv_gen_opts *go, const qv_task_opts *to, qv_task_result *out,
                       qv_err *err);
 
 /* The document for a result: meta (may be NULL) gives video/model/task/prompt; duration and the summary

@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
         qv_gen_opts gs = qv_engine_default_gen_opts(e);
         gs.max_tokens = 16;
         qv_task_result tr = {0};
-        if (qv_task_subtitles(e, argv[2], &mo, &gs, &to, NULL, &tr, &err) != QV_OK) {
+        if (qv_task_subtitles(e, argv[2], &mo, &gs, &to, &tr, &err) != QV_OK) {
             fprintf(stderr, "error: %s\n", err.msg);
             rc = 1;
         } else {

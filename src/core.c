@@ -1,4 +1,4 @@
-/* core.c — error text, logging callback, cancel flag and file helpers (see core.h). */
+/* core.c — error text, logging callback and file helpers (see core.h). */
 #define _GNU_SOURCE
 #include "core.h"
 
@@ -74,10 +74,6 @@ void qv_log(int level, const char *fmt, ...) {
     va_end(ap);
     g_log_fn(level, buf, g_log_user);
 }
-
-static volatile sig_atomic_t g_cancel;
-void qv_cancel_request(void) { g_cancel = 1; }
-int qv_cancelled(void) { return g_cancel != 0; }
 
 qv_status qv_read_file(const char *path, char **out, size_t *len, size_t max_bytes, qv_err *err) {
     *out = NULL;

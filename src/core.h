@@ -40,10 +40,6 @@ void qv_log_set(qv_log_fn fn, void *user, int max_level);
 void qv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int  qv_log_level(void);
 
-/* Cancellation flag, set by main's SIGINT handler, polled by long loops. */
-void qv_cancel_request(void);
-int  qv_cancelled(void);
-
 /* Reads a whole file into a NUL-terminated malloc'd buffer (size without the NUL in *len).
  * Refuses files larger than max_bytes (0 = 1 GiB) with QV_ERR_FORMAT. */
 qv_status qv_read_file(const char *path, char **out, size_t *len, size_t max_bytes, qv_err *err);

@@ -97,7 +97,7 @@ static void gen_task(void *ctx, int ith, int nth) {
     int t = 0;
     for (;;) {
         uint64_t b = atomic_fetch_add(&j->next_block, 1);
-        if (b >= j->total_blocks || atomic_load(&j->failed) || qv_cancelled()) break;
+        if (b >= j->total_blocks || atomic_load(&j->failed) || (j->p->abort_cb && j->p->abort_cb(j->p->user))) break;
         while (j->block_start[t + 1] <= b) t++;
         while (j->block_start[t] > b) t--;
         const gen_tensor *g = &j->ts[t];
@@ -233,7 +233,7 @@ qv_status qv_genweights_write(const qv_genweights_params *p, qv_err *err) {
         if (err) *err = job.err;
         goto out;
     }
-    if (qv_cancelled()) { rc = qv_errf(err, QV_ERR_CANCELLED, "cancelled"); goto out; }
+    if (p->abort_cb && p->abort_cb(p->user)) { rc = qv_errf(err, QV_ERR_CANCELLED, "cancelled"); goto out; }
     for (int s = 0; s < n_shards && !rc; s++) {
         rc = qv_st_writer_finish(job.writers[s], err);
         job.writers[s] = NULL;

@@ -23,6 +23,7 @@ typedef struct {
     uint64_t shard_bytes;        /* max bytes of tensor data per shard (default 4e9, as released) */
     int n_threads;               /* 0 = all cores */
     void (*on_progress)(void *user, uint64_t done_bytes, uint64_t total_bytes);
+    int (*abort_cb)(void *user);  /* polled between blocks (may be NULL); nonzero = stop, QV_ERR_CANCELLED */
     void *user;
 } qv_genweights_params;
 

@@ -46,8 +46,8 @@ static void usage(FILE *f) {
 
 static void on_sigint(int sig) {
     (void)sig;
-    if (qv_cancelled()) _exit(130); /* second Ctrl-C: leave now */
-    qv_cancel_request();
+    if (cli_interrupted()) _exit(130); /* second Ctrl-C: leave now */
+    cli_interrupt();
 }
 
 static void log_to_stderr(int level, const char *msg, void *user) {

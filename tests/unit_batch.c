@@ -66,7 +66,6 @@ static qv_status fake_run(void *user, const qv_job *job, char **doc, const char 
     f->calls++;
     if (!strncmp(job->video, "bad", 3)) return qv_errf(err, QV_ERR_FORMAT, "%s: not a video", job->video);
     if (f->cancel_after && f->calls >= f->cancel_after) {
-        qv_cancel_request();
         return qv_errf(err, QV_ERR_CANCELLED, "cancelled");
     }
     char buf[256];

@@ -34,6 +34,12 @@ char *cli_read_stdin(size_t *len);
  * of the command's own (*flag_set). Returns -1 to go on (*path set), else the exit code (0 after help). */
 int cli_tokenizer_args(const char *cmd, int argc, char **argv, const char *flag, int *flag_set, const char **path,
                        void (*usage)(FILE *));
+/* Ctrl-C: main's signal handler calls cli_interrupt; cli_abort_cb (any user pointer) is the abort callback
+ * every command passes to the library (qv_gen_opts.abort_cb, batch, gen-weights). The library reads no
+ * global flag. */
+void cli_interrupt(void);
+int cli_interrupted(void);
+int cli_abort_cb(void *user);
 /* --model default: QV_MODEL from the environment, else NULL */
 const char *cli_default_model(void);
 

@@ -184,6 +184,7 @@ int cli_engine_open(const cli_opts *o, const char *cmd, qv_engine **out) {
 
 void cli_gen_opts(const cli_opts *o, const qv_engine *e, qv_gen_opts *go, int default_max_tokens) {
     *go = qv_engine_default_gen_opts(e);
+    go->abort_cb = cli_abort_cb; /* Ctrl-C */
     go->max_tokens = o->max_tokens >= 0 ? o->max_tokens : default_max_tokens;
     qv_sampler_params *s = &go->sampling;
     int sampling = o->temperature >= 0 || o->top_k >= 0 || o->top_p >= 0;

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "pipeline/engine.h"
-#include "pipeline/progress.h"
+#include "progress.h"
 
 typedef struct {
     const char *model;       /* --model DIR (default $QV_MODEL) */

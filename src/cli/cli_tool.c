@@ -169,10 +169,13 @@ int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const 
     go.user = pg;
     o->media.pool = qv_engine_pool(e);
 
+    qv_task_opts to = t->task;
+    to.on_step = qv_progress_step_cb;
+    to.user = pg;
     qv_task_result res = {0};
     qv_err err = {0};
-    qv_status st = summarize ? qv_task_summarize(e, video, &o->media, &go, &t->task, t->detail, pg, &res, &err)
-                             : qv_task_subtitles(e, video, &o->media, &go, &t->task, pg, &res, &err);
+    qv_status st = summarize ? qv_task_summarize(e, video, &o->media, &go, &to, t->detail, &res, &err)
+                             : qv_task_subtitles(e, video, &o->media, &go, &to, &res, &err);
     qv_progress_clear(pg);
     if (st == QV_OK) {
         const char *prompt = summarize ? (t->task.summary_prompt ? t->task.summary_prompt : QV_DEFAULT_SUMMARY_PROMPT)

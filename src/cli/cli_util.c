@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -103,4 +104,12 @@ int cli_tokenizer_args(const char *cmd, int argc, char **argv, const char *flag,
     *path = tokfile ? tokfile : model ? model : cli_default_model();
     if (!*path) return cli_usage(cmd, "no tokenizer: give --model DIR, --tokenizer FILE or set QV_MODEL");
     return -1;
+}
+
+static volatile sig_atomic_t g_interrupted;
+void cli_interrupt(void) { g_interrupted = 1; }
+int cli_interrupted(void) { return g_interrupted != 0; }
+int cli_abort_cb(void *user) {
+    (void)user;
+    return g_interrupted != 0;
 }

@@ -45,6 +45,20 @@ typedef struct {
     qv_progress *pg;
 } batch_ctx;
 
+/* the batch's progress: the label "job k/n id" while a job runs, one log line when it ends */
+static void on_job_start(void *user, int k, int n, const qv_job *job) {
+    char label[200];
+    snprintf(label, sizeof label, "job %d/%d %s", k, n, job->id);
+    qv_progress_set_label(((batch_ctx *)user)->pg, label);
+}
+
+static void on_job_done(void *user, int k, int n, const qv_job *job, int ok, double seconds, const char *what) {
+    qv_progress *pg = ((batch_ctx *)user)->pg;
+    qv_progress_set_label(pg, NULL);
+    if (ok) qv_progress_log(pg, "job %d/%d %s ok (%.1f s) -> %s", k, n, job->id, seconds, what);
+    else qv_progress_log(pg, "job %d/%d %s failed: %s", k, n, job->id, what);
+}
+
 static qv_status run_job(void *user, const qv_job *job, char **doc, const char **ext, qv_err *err) {
     batch_ctx *c = user;
     cli_opts o = *c->base;
@@ -86,9 +100,11 @@ static qv_status run_job(void *user, const qv_job *job, char **doc, const char *
     go.user = c->pg;
     qv_task_result r = {0};
     qv_status st;
-    if (is_sub) st = qv_task_subtitles(c->e, path, &o.media, &go, &t.task, c->pg, &r, err);
-    else if (is_sum) st = qv_task_summarize(c->e, path, &o.media, &go, &t.task, t.detail, c->pg, &r, err);
-    else st = qv_task_ask(c->e, path, cli_is_image_path(path), job->question, &o.media, &go, &t.task, c->pg, &r, err);
+    t.task.on_step = qv_progress_step_cb;
+    t.task.user = c->pg;
+    if (is_sub) st = qv_task_subtitles(c->e, path, &o.media, &go, &t.task, &r, err);
+    else if (is_sum) st = qv_task_summarize(c->e, path, &o.media, &go, &t.task, t.detail, &r, err);
+    else st = qv_task_ask(c->e, path, cli_is_image_path(path), job->question, &o.media, &go, &t.task, &r, err);
     if (st == QV_OK) {
         const char *prompt = is_sub ? (t.task.prompt ? t.task.prompt : QV_DEFAULT_CAPTION_PROMPT)
                              : is_sum ? (t.task.summary_prompt ? t.task.summary_prompt : QV_DEFAULT_SUMMARY_PROMPT)
@@ -166,7 +182,8 @@ int qv_cmd_batch(int argc, char **argv) {
     qv_progress *pg = cli_progress_open(&o);
     batch_ctx ctx = {.e = e, .base = &o, .tbase = &t, .jobs_dir = jobs_dir, .pg = pg};
     qv_batch_params bp = {.out_dir = t.output, .shard_i = (int)shard_i, .shard_n = (int)shard_n, .run = run_job,
-                          .user = &ctx, .pg = pg};
+                          .user = &ctx, .abort_cb = cli_abort_cb, .on_job_start = on_job_start,
+                          .on_job_done = on_job_done};
     qv_batch_stats bs;
     st = qv_batch_run(&bp, &jl, &bs, &err);
     qv_progress_clear(pg);

@@ -81,6 +81,7 @@ static qv_status make_model(const char *dir, int n_threads, qv_err *err) {
             gp.config_path = cfg;
             gp.out_dir = dir;
             gp.n_threads = n_threads;
+            gp.abort_cb = cli_abort_cb;
             st = qv_genweights_write(&gp, err);
         }
         if (!st) st = qv_demo_write_tokenizer(&tk, dir, err);
@@ -242,7 +243,9 @@ int qv_cmd_demo(int argc, char **argv) {
         fflush(stdout);
         qv_gen_opts gs = go;
         gs.max_tokens = o.max_tokens >= 0 ? o.max_tokens : 12;
-        st = qv_task_subtitles(e, clip, &o.media, &gs, &t.task, pg, &tr, &err);
+        t.task.on_step = qv_progress_step_cb;
+        t.task.user = pg;
+        st = qv_task_subtitles(e, clip, &o.media, &gs, &t.task, &tr, &err);
         qv_progress_clear(pg);
         if (!st) {
             qv_out_meta meta = {.video = clip, .model = dir, .task = "subtitles", .prompt = t.task.prompt};

@@ -73,6 +73,7 @@ int qv_cmd_gen_weights(int argc, char **argv) {
     if (!p.config_path || !p.out_dir) return cli_usage("gen-weights", "--config and --out are required");
     prog pr = {isatty(2) && !quiet, -1};
     p.on_progress = on_progress;
+    p.abort_cb = cli_abort_cb;
     p.user = &pr;
     qv_err err = {0};
     double t0 = qv_now();

@@ -160,6 +160,16 @@ void qv_progress_cb(void *user, const char *stage, long done, long total) {
     qv_progress_update((qv_progress *)user, stage, done, total);
 }
 
+void qv_progress_step_cb(void *user, const char *step, double eta_s) {
+    char label[256], eta[32];
+    if (step && eta_s >= 0) {
+        qv_progress_fmt_duration(eta, sizeof eta, eta_s);
+        snprintf(label, sizeof label, "%s (all: ETA %s)", step, eta);
+        step = label;
+    }
+    qv_progress_set_step((qv_progress *)user, step);
+}
+
 void qv_progress_log(qv_progress *p, const char *fmt, ...) {
     if (!p || p->mode == QV_PROGRESS_QUIET) return;
     int had = p->line_shown;

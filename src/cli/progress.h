@@ -1,4 +1,4 @@
-/* progress.h — the progress display of the tool: one updating line on a terminal (stage, counts, rate,
+/* progress.h — the progress display of the CLI (the library reports through callbacks only): one updating line on a terminal (stage, counts, rate,
  * ETA), plain log lines otherwise, nothing with --quiet. It matches the engine's on_progress callback, so
  * a run reports straight into it.
  *
@@ -36,6 +36,9 @@ void qv_progress_set_step(qv_progress *p, const char *step);
 void qv_progress_update(qv_progress *p, const char *stage, long done, long total);
 /* The engine's on_progress signature (user = the qv_progress). */
 void qv_progress_cb(void *user, const char *stage, long done, long total);
+/* The task layer's on_step (pipeline/tasks.h; user = the qv_progress): the step, with " (all: ETA ...)"
+ * when eta_s >= 0. */
+void qv_progress_step_cb(void *user, const char *step, double eta_s);
 /* A permanent line (printf form, no newline needed); in TTY mode the status line is cleared first and
  * redrawn after. Printed in every mode except QUIET. */
 void qv_progress_log(qv_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
