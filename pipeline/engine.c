@@ -1,5 +1,8 @@
-/* engine.c — the run loop where the layers meet (engine.h): media -> vision encoder -> prompt ids with
- * vision blocks -> M-RoPE positions -> chunked prefill -> decode with streaming text.
+/* engine.c — where the layers meet (engine.h): the engine object, and one run as five phases over one run
+ * struct (qv_run): plan inputs -> tokenize and place -> encode vision -> prefill -> generate, each a static
+ * function reading what the earlier ones left. Hooks for a cache: encode_input() makes one input's rows
+ * of the embeddings (a cache hit can fill them instead), prefill() starts at run.prefill_start with the
+ * tokens before it already in the KV cache and honours run.cuts.
  * Reference: spec sections 6-8 (positions computed once for the whole prompt, chunks slice embeddings and
  * the three position rows at the same offset). The dumps follow fixtures/golden/<case>.safetensors. */
 #include "engine.h"
