@@ -58,7 +58,8 @@ static void test_parse(void) {
 /* fake jobs: video "bad*" fails; the document is "result of ID" */
 typedef struct {
     int calls;
-    int cancel_after; /* request cancel when this many calls were made (0 = never) */
+    int cancel_after; /* return QV_ERR_CANCELLED when this many calls were made (0 = never) */
+    int started, ended; /* progress callbacks seen */
 } fake;
 
 static qv_status fake_run(void *user, const qv_job *job, char **doc, const char **ext, qv_err *err) {
@@ -73,6 +74,17 @@ static qv_status fake_run(void *user, const qv_job *job, char **doc, const char 
     *doc = strdup(buf);
     *ext = "txt";
     return QV_OK;
+}
+
+/* stop once three jobs ran; count the progress callbacks */
+static int fake_abort(void *user) { return ((fake *)user)->calls >= 3; }
+static void fake_start(void *user, int k, int n, const qv_job *job) {
+    (void)k, (void)n, (void)job;
+    ((fake *)user)->started++;
+}
+static void fake_done(void *user, int k, int n, const qv_job *job, int ok, double secs, const char *what) {
+    (void)k, (void)n, (void)job, (void)ok, (void)secs;
+    ((fake *)user)->ended += what != NULL;
 }
 
 /* counts status lines per id in a results file: ok lines for id, failed lines for id */
@@ -253,6 +265,19 @@ static void test_cancel(void) {
     CHECK(ok == 0 && failed == 0);
     free(res2);
     free(dir2);
+
+    /* the abort callback: polled before each job; the jobs done before it said stop are recorded, and the
+     * progress callbacks saw each job start and end */
+    char *dir3 = test_tmp("batch_unit_abort");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir3);
+    CHECK(system(cmd) == 0);
+    fake f3 = {0};
+    qv_batch_params bp3 = {.out_dir = dir3, .shard_n = 1, .run = fake_run, .user = &f3, .abort_cb = fake_abort,
+                           .on_job_start = fake_start, .on_job_done = fake_done};
+    CHECK(qv_batch_run(&bp3, &jl, &st, &err) == QV_ERR_CANCELLED);
+    /* j0, j1 ok; j2 fails while the callback already says stop: taken as interrupted, not recorded */
+    CHECK(f3.calls == 3 && st.n_ok == 2 && st.n_failed == 0 && f3.started == 3 && f3.ended == 2);
+    free(dir3);
 
     qv_jobs_free(&jl);
     free(text);
