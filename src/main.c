@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -44,9 +45,20 @@ static void usage(FILE *f) {
             "\nThe model folder is --model DIR or $QV_MODEL (a Hugging Face Qwen2-VL checkpoint folder).\n");
 }
 
+/* First Ctrl-C: the CLI's flag, which every run polls through its abort callback. A second one at least
+ * half a second later: leave now. (`timeout -s INT` signals the child and then its whole process group,
+ * so one stop request can arrive twice within microseconds: that must not skip the clean stop.) */
 static void on_sigint(int sig) {
     (void)sig;
-    if (cli_interrupted()) _exit(130); /* second Ctrl-C: leave now */
+    static struct timespec first;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe */
+    if (cli_interrupted()) {
+        double dt = (double)(now.tv_sec - first.tv_sec) + (now.tv_nsec - first.tv_nsec) * 1e-9;
+        if (dt >= 0.5) _exit(130);
+        return;
+    }
+    first = now;
     cli_interrupt();
 }
 
