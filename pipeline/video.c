@@ -1,5 +1,6 @@
 /* video.c — decode a video or still image with FFmpeg and stream the encoder input as temporal pairs.
- * The only file of the project that includes FFmpeg headers. See video.h for the contract.
+ * With pipeline/image.c (photos; FFmpeg's PNG decoder) the only files that include FFmpeg headers. See video.h
+ * for the contract.
  *
  * Reference: ../shared/spec/qwen2vl-reference.md sections 1-4 (sampling, sizes: pipeline/sampler.c; resize
  * and patches: vision/preprocess.c), FFmpeg's doc/examples/decode_video.c (send/receive/drain loop).
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/image.h"
 #include "pipeline/sampler.h"
 #include "vision/preprocess.h"
 
@@ -59,6 +61,7 @@ struct qv_media {
     int rgb_stride;
     uint8_t *rgb_packed;     /* [src_h][src_w*3] for on_frame when rgb_stride differs */
     uint8_t *res[2];         /* [resized_h][resized_w][3] frames 2k and 2k+1 */
+    uint8_t *still;          /* [src_h][src_w][3] a photo decoded by pipeline/image.c (no FFmpeg state) */
     float *px;               /* [gh*gw][1176] */
     qv_resizer *rz;
 };
@@ -272,17 +275,26 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
         st = qv_errf(&e, QV_ERR_IO, "%s: not a regular file", path);
         goto fail;
     }
-    if ((st = refuse_scripts(path, &e)) || (st = open_av(m, &e))) goto fail;
-    mi->container = m->fmt->iformat->name;
-    mi->codec = m->dec->codec->name;
-    mi->src_w = m->dec->width;
-    mi->src_h = m->dec->height;
+    if (qv_image_sniff(path) != QV_IMAGE_NONE) {   /* a photo: decoded as the reference's PIL decodes it */
+        qv_image_info ii;
+        if ((st = qv_image_decode(path, m->o.autorotate, &m->still, &mi->src_w, &mi->src_h, &ii, &e))) goto fail;
+        mi->container = ii.format;
+        mi->codec = ii.decoder;
+        mi->orientation = ii.orientation;
+        mi->rotated = ii.rotated;
+    } else {
+        if ((st = refuse_scripts(path, &e)) || (st = open_av(m, &e))) goto fail;
+        mi->container = m->fmt->iformat->name;
+        mi->codec = m->dec->codec->name;
+        mi->src_w = m->dec->width;
+        mi->src_h = m->dec->height;
+    }
     if (mi->src_w < 1 || mi->src_h < 1 || mi->src_w > 32768 || mi->src_h > 32768 ||
         (int64_t)mi->src_w * mi->src_h > MAX_PIXELS) {
         st = qv_errf(&e, QV_ERR_FORMAT, "%s: bad frame size %dx%d", path, mi->src_w, mi->src_h);
         goto fail;
     }
-    mi->is_image = m->o.force_image || is_image_format(m->fmt);
+    mi->is_image = m->still || m->o.force_image || is_image_format(m->fmt);
 
     static int64_t zero = 0;
     int64_t *idx = NULL;
@@ -395,6 +407,7 @@ void qv_media_free(qv_media *m) {
     free(m->rgb_packed);
     free(m->res[0]);
     free(m->res[1]);
+    free(m->still);
     free(m->px);
     qv_resizer_free(m->rz);
     free(m->pts);
@@ -448,10 +461,10 @@ static qv_status to_rgb(qv_media *m, const AVFrame *f, qv_err *err) {
 static qv_status produce(qv_media *m, run_state *rs, const AVFrame *f, int64_t idx, qv_err *err) {
     qv_media_info *mi = &m->info;
     int j = rs->next;
-    qv_status st = to_rgb(m, f, err);
+    qv_status st = f ? to_rgb(m, f, err) : QV_OK;   /* f NULL: a photo, already in m->rgb */
     if (st) return st;
     mi->indices[j] = idx;
-    int64_t p = f->pts != AV_NOPTS_VALUE ? f->pts : f->best_effort_timestamp;
+    int64_t p = !f ? AV_NOPTS_VALUE : f->pts != AV_NOPTS_VALUE ? f->pts : f->best_effort_timestamp;
     if (m->pts && p != AV_NOPTS_VALUE) mi->pts_ms[j] = pts_to_ms(m, p);
     else if (!mi->is_image) mi->pts_ms[j] = (double)idx / mi->stream_fps * 1000.0;
     uint8_t *res = m->res[j & 1];
@@ -574,6 +587,12 @@ qv_status qv_media_run(qv_media *m, qv_pair_fn on_pair, qv_frame_fn on_frame, vo
     run_state rs = {on_pair, on_frame, user, 0, 0, -1, 0, -1, 0};
     const int margin = m->o.mode == QV_MEDIA_SEEK ? 0 : SEEK_MARGIN;
     int demux_eof = 0;
+    if (m->still) {   /* a photo decoded at open: one frame */
+        size_t row = (size_t)mi->src_w * 3;
+        for (int y = 0; y < mi->src_h; y++) memcpy(m->rgb + (size_t)y * m->rgb_stride, m->still + y * row, row);
+        while (!st && rs.next < mi->n_frames) st = produce(m, &rs, NULL, 0, &e);
+        goto done;
+    }
     while (rs.next < mi->n_frames && !st) {
         if (m->o.abort_cb && m->o.abort_cb(m->o.abort_user)) {
             st = qv_errf(&e, QV_ERR_CANCELLED, "cancelled");

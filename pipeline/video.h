@@ -9,6 +9,8 @@
  *
  *   // short clips, all at once:  float *px; qv_media_load(&m, &px, path, &o, &err); ... free(px);
  *
+ * Photos (JPEG, PNG, WebP, recognized by their first bytes) are decoded by pipeline/image.c exactly as the
+ * reference's PIL decodes them; every other file (videos, BMP, TIFF, GIF ...) goes through FFmpeg.
  * Decoding: libavformat/libavcodec (send/receive/drain, decoder threads), libswscale to RGB24 at the
  * frame's own size; timestamps come from the frames. Frame count: a demux pass at open (no decoding, about
  * 0.4 s for a 20-minute 720p file) reads every packet's timestamp, so the count is what the file holds
@@ -39,6 +41,7 @@ typedef struct qv_media_opts {
     int64_t total_pixels;   /* video budget over all frames (24576*28*28; later releases 90316800) */
     double start_s, end_s;  /* restrict sampling to [start, end] seconds; < 0 = not set */
     int force_image;        /* treat the file as a still image (its first frame) */
+    int autorotate;         /* JPEG/PNG/WebP photos: apply the EXIF orientation (the reference does not) */
     int mode;               /* QV_MEDIA_AUTO (default) | QV_MEDIA_SEQUENTIAL | QV_MEDIA_SEEK */
     int n_threads;          /* decoder threads; 0 = all CPUs */
     qv_pool *pool;          /* resize/patchify workers; NULL = calling thread only. Not owned. */
@@ -65,7 +68,9 @@ typedef struct qv_media_info {
     int64_t n_decoded;      /* frames decoded by the last run (diagnostic) */
     int n_seeks;            /* seeks done by the last run (diagnostic) */
     const char *container;  /* demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" */
-    const char *codec;      /* decoder name, e.g. "h264" */
+    const char *codec;      /* decoder name, e.g. "h264"; photos: "libjpeg-turbo", "libwebp", "ffmpeg-png" */
+    int orientation;        /* photos: EXIF orientation in the file (1..8, 1 = none); applied when rotated */
+    int rotated;            /* 1 when --autorotate turned the photo upright */
 } qv_media_info;
 
 /* Called once per temporal pair k = 0..t-1, in order. px: [gh*gw][1176] float32, valid during the call

@@ -9,4 +9,5 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config ca-certificates \
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
-  libopenblas-dev libcjson-dev zlib1g-dev libutf8proc-dev
+  libopenblas-dev libcjson-dev zlib1g-dev libutf8proc-dev \
+  libjpeg62-turbo-dev libwebp-dev

@@ -26,6 +26,8 @@ const char cli_opts_help[] =
     "  --max-pixels P           largest frame area in pixels\n"
     "  --total-pixels P         pixel budget over all frames of a video (default 19267584)\n"
     "  --start S, --end S       use only [S, E] seconds of each video\n"
+    "  --autorotate             turn JPEG/PNG/WebP photos upright by their EXIF orientation (the reference\n"
+    "                           does not: by default pixels are used as stored)\n"
     "generation:\n"
     "  --max-tokens N           tokens to generate at most\n"
     "  --greedy                 always the most likely token (default for base models)\n"
@@ -84,6 +86,7 @@ int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) 
     if (strcmp(a, "--base") == 0) return o->chat = 0, 1;
     if (strcmp(a, "--greedy") == 0) return o->greedy = 1, 1;
     if (strcmp(a, "--quiet") == 0) return o->quiet = 1, 1;
+    if (strcmp(a, "--autorotate") == 0) return o->media.autorotate = 1, 1;
     if (strcmp(a, "--verbose") == 0) return o->verbose = 1, 1;
     /* valued options */
     static const char *const valued[] = {"--model", "--threads", "--chunk", "--ctx-max", "--fps", "--max-frames",

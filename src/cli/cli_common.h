@@ -32,7 +32,7 @@ typedef struct {
     int chunk;               /* --chunk N prefill tokens per pass (0 = engine default) */
     int chat;                /* --chat / --base prompt form; -1 = from the checkpoint */
     int n_ctx_max;           /* --ctx-max N (0 = memory decides) */
-    qv_media_opts media;     /* --fps --max-frames --min-pixels --max-pixels --total-pixels --start --end */
+    qv_media_opts media;     /* --fps --max-frames --min-pixels --max-pixels --total-pixels --start --end --autorotate */
     int max_tokens;          /* --max-tokens N; -1 = the command's default */
     int greedy;              /* --greedy (1); -1 = unset (sampling options switch greedy off) */
     double temperature;      /* --temperature T; < 0 unset */

@@ -30,6 +30,8 @@ static void help(void) {
          "  --start S          first second of the video to sample from\n"
          "  --end S            last second of the video to sample from\n"
          "  --image            treat FILE as a still image (its first frame)\n"
+         "  --autorotate       turn a JPEG/PNG/WebP photo upright by its EXIF orientation (the reference\n"
+         "                     does not: by default pixels are used as stored)\n"
          "  --sequential       never seek (decode every frame in order)\n"
          "  --seek             seek to the keyframe before every target that skips frames\n"
          "                     (default: seek only when it saves work; the frames are the same)\n"
@@ -84,9 +86,11 @@ static void print_json(const qv_media_info *mi) {
     printf("], \"resized_height\": %d, \"resized_width\": %d, \"grid_thw\": [%d, %d, %d]", mi->resized_h,
            mi->resized_w, mi->t, mi->gh, mi->gw);
     printf(", \"is_image\": %s, \"width\": %d, \"height\": %d, \"total_frames\": %lld, \"fps\": %.10g"
-           ", \"min_pixels\": %.10g, \"max_pixels\": %.10g, \"seeks\": %d, \"decoded\": %lld}\n",
+           ", \"min_pixels\": %.10g, \"max_pixels\": %.10g, \"seeks\": %d, \"decoded\": %lld"
+           ", \"codec\": \"%s\", \"orientation\": %d, \"rotated\": %s}\n",
            mi->is_image ? "true" : "false", mi->src_w, mi->src_h, (long long)mi->total_frames, mi->stream_fps,
-           mi->min_pixels, mi->max_pixels, mi->n_seeks, (long long)mi->n_decoded);
+           mi->min_pixels, mi->max_pixels, mi->n_seeks, (long long)mi->n_decoded, mi->codec ? mi->codec : "",
+           mi->orientation ? mi->orientation : 1, mi->rotated ? "true" : "false");
 }
 
 int qv_cmd_preprocess(int argc, char **argv) {
@@ -132,6 +136,8 @@ int qv_cmd_preprocess(int argc, char **argv) {
             dump = v, i++;
         } else if (!strcmp(a, "--image")) {
             o.force_image = 1;
+        } else if (!strcmp(a, "--autorotate")) {
+            o.autorotate = 1;
         } else if (!strcmp(a, "--sequential")) {
             o.mode = QV_MEDIA_SEQUENTIAL;
         } else if (!strcmp(a, "--seek")) {
