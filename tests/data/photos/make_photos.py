@@ -16,7 +16,7 @@ rewrites the expected pixels to match.
   --check   decode and resize the committed images with this Pillow and compare with the expected files
             (how the cross-version agreement in the README was checked); writes nothing.
 Pillow 13 runs the two resize passes in another order for some shapes (vertical first when the width grows
-and the height shrinks, among others), which moves 10-40 % of the resized values by a level: the reference
+and the height shrinks, among others), which changes 20-30 % of the resized values of those shapes: the reference
 (and ../shared/fixtures' goldens) use Pillow <= 12 (horizontal pass first), so this script refuses Pillow
 >= 13 for writing; its decoders agree (--check). """
 import math
