@@ -65,12 +65,11 @@ int qv_exif_orientation(const uint8_t *e, size_t n) {
     return 1;
 }
 
-uint8_t *qv_image_orient(const uint8_t *src, int w, int h, int o, int *dw, int *dh) {
+void qv_image_orient_into(uint8_t *dst, const uint8_t *src, size_t src_stride, int w, int h, int o) {
     int swap = o >= 5 && o <= 8;
     int ow = swap ? h : w, oh = swap ? w : h;
-    uint8_t *dst = malloc((size_t)ow * oh * 3);
-    if (!dst) return NULL;
     for (int y = 0; y < oh; y++) {
+        uint8_t *d = dst + (size_t)y * ow * 3;
         for (int x = 0; x < ow; x++) {
             int sx, sy;
             switch (o) {
@@ -83,11 +82,18 @@ uint8_t *qv_image_orient(const uint8_t *src, int w, int h, int o, int *dw, int *
             case 8: sx = w - 1 - y, sy = x; break;                 /* ROTATE_90 (counter-clockwise) */
             default: sx = x, sy = y; break;
             }
-            memcpy(dst + ((size_t)y * ow + x) * 3, src + ((size_t)sy * w + sx) * 3, 3);
+            memcpy(d + (size_t)x * 3, src + (size_t)sy * src_stride + (size_t)sx * 3, 3);
         }
     }
-    *dw = ow;
-    *dh = oh;
+}
+
+uint8_t *qv_image_orient(const uint8_t *src, int w, int h, int o, int *dw, int *dh) {
+    int swap = o >= 5 && o <= 8;
+    uint8_t *dst = malloc((size_t)w * h * 3);
+    if (!dst) return NULL;
+    qv_image_orient_into(dst, src, (size_t)w * 3, w, h, o);
+    *dw = swap ? h : w;
+    *dh = swap ? w : h;
     return dst;
 }
 
@@ -263,6 +269,11 @@ static qv_status decode_webp(const char *path, const uint8_t *data, size_t n, ui
 /* Chunk walk: complete chunks through the last IDAT (Pillow raises on a file that ends inside the image
  * data), and the eXIf chunk's orientation. */
 static qv_status png_check(const char *path, const uint8_t *b, size_t n, int *orientation, qv_err *err) {
+    if (n >= 24 && memcmp(b + 12, "IHDR", 4) == 0) {   /* refuse absurd sizes before the decoder allocates */
+        uint32_t w = rd32(b + 16, 0), h = rd32(b + 20, 0);
+        if (w < 1 || h < 1 || w > 65535 || h > 65535 || (uint64_t)w * h > MAX_IMAGE_PIXELS)
+            return qv_errf(err, QV_ERR_FORMAT, "%s: bad PNG image size %ux%u", path, w, h);
+    }
     size_t at = 8;
     int idat = 0;
     while (at + 8 <= n) {

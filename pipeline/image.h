@@ -46,7 +46,10 @@ qv_status qv_image_decode(const char *path, int autorotate, uint8_t **rgb, int *
  * 1 when absent or malformed. Bounded: reads only inside [exif, exif + n). */
 int qv_exif_orientation(const uint8_t *exif, size_t n);
 
-/* Applies EXIF orientation o (2..8) as PIL's exif_transpose: *dst [*dh][*dw][3] malloc'd. NULL on no memory. */
+/* Applies EXIF orientation o (2..8) as PIL's exif_transpose: *dst [*dh][*dw][3] malloc'd. NULL on no memory.
+ * Orientations 5..8 swap width and height. */
 uint8_t *qv_image_orient(const uint8_t *src, int w, int h, int o, int *dw, int *dh);
+/* Same into dst (w*h*3 bytes, packed rows of the output width) from src rows src_stride bytes apart. */
+void qv_image_orient_into(uint8_t *dst, const uint8_t *src, size_t src_stride, int w, int h, int o);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 
@@ -62,6 +63,10 @@ struct qv_media {
     uint8_t *rgb_packed;     /* [src_h][src_w*3] for on_frame when rgb_stride differs */
     uint8_t *res[2];         /* [resized_h][resized_w][3] frames 2k and 2k+1 */
     uint8_t *still;          /* [src_h][src_w][3] a photo decoded by pipeline/image.c (no FFmpeg state) */
+    int coded_w, coded_h;    /* decoded frame size before --autorotate (src_w/src_h are after) */
+    int orient;              /* 2..8: frames are turned like this EXIF orientation (--autorotate), else 0 */
+    uint8_t *coded;          /* [coded_h][coded_stride] RGB before turning, when orient */
+    int coded_stride;
     float *px;               /* [gh*gw][1176] */
     qv_resizer *rz;
 };
@@ -238,6 +243,27 @@ static double frame_rate(qv_media *m, int64_t total) {
     return 0;
 }
 
+/* The stream's display matrix as an EXIF orientation (1..8), read as the ffmpeg 5.1 command line's autorotate
+ * reads it (transpose clock / cclock, their _flip forms, hflip/vflip); angles that are not a multiple of 90
+ * degrees give 1 (left as coded). */
+static int video_orientation(const AVStream *st) {
+    size_t size = 0;
+    const int32_t *dm = (const int32_t *)av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+    if (!dm || size < 9 * sizeof(int32_t)) return 1;
+    double theta = av_display_rotation_get(dm);
+    if (isnan(theta)) return 1;
+    theta = -round(theta);
+    theta -= 360 * floor(theta / 360 + 0.9 / 360);
+    if (fabs(theta - 90) < 1.0) return dm[3] > 0 ? 5 : 6;          /* cclock_flip = transpose : clock */
+    if (fabs(theta - 270) < 1.0) return dm[3] < 0 ? 7 : 8;         /* clock_flip = transverse : cclock */
+    if (fabs(theta - 180) < 1.0) {
+        int hf = dm[0] < 0, vf = dm[4] < 0;
+        return hf && vf ? 3 : hf ? 2 : vf ? 4 : 1;
+    }
+    if (fabs(theta) < 1.0 && dm[4] < 0) return 4;
+    return 1;
+}
+
 static double pts_to_ms(const qv_media *m, int64_t pts) {
     int64_t base = m->pts ? m->pts[0] : 0;
     return (double)(pts - base) * av_q2d(m->tb) * 1000.0;
@@ -286,8 +312,14 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
         if ((st = refuse_scripts(path, &e)) || (st = open_av(m, &e))) goto fail;
         mi->container = m->fmt->iformat->name;
         mi->codec = m->dec->codec->name;
-        mi->src_w = m->dec->width;
-        mi->src_h = m->dec->height;
+        mi->src_w = m->coded_w = m->dec->width;
+        mi->src_h = m->coded_h = m->dec->height;
+        mi->orientation = video_orientation(m->fmt->streams[m->vs]);
+        if (m->o.autorotate && mi->orientation >= 2) {   /* upright frames: the reference keeps them as coded */
+            m->orient = mi->orientation;
+            mi->rotated = 1;
+            if (m->orient >= 5) mi->src_w = m->coded_h, mi->src_h = m->coded_w;
+        }
     }
     if (mi->src_w < 1 || mi->src_h < 1 || mi->src_w > 32768 || mi->src_h > 32768 ||
         (int64_t)mi->src_w * mi->src_h > MAX_PIXELS) {
@@ -372,9 +404,16 @@ qv_status qv_media_open(qv_media **out, const char *path, const qv_media_opts *o
     m->skip_nonref = !mi->is_image;
 
     /* buffers, once */
-    m->rgb_stride = FFALIGN(mi->src_w * 3, 64);
+    m->rgb_stride = m->orient ? mi->src_w * 3 : FFALIGN(mi->src_w * 3, 64);   /* turned frames: packed */
     size_t rh = (size_t)mi->resized_h, rw = (size_t)mi->resized_w;
     m->rgb = av_malloc((size_t)m->rgb_stride * mi->src_h + 64);
+    if (m->orient) {
+        m->coded_stride = FFALIGN(m->coded_w * 3, 64);
+        if (!(m->coded = av_malloc((size_t)m->coded_stride * m->coded_h + 64))) {
+            st = qv_errf(&e, QV_ERR_NOMEM, "%s: out of memory for frame buffers", path);
+            goto fail;
+        }
+    }
     m->res[0] = malloc(rh * rw * 3);
     m->res[1] = malloc(rh * rw * 3);
     m->px = malloc((size_t)mi->gh * mi->gw * QV_PATCH_DIM * sizeof(float));
@@ -404,6 +443,7 @@ void qv_media_free(qv_media *m) {
     av_frame_free(&m->frame);
     av_frame_free(&m->last);
     av_free(m->rgb);
+    av_free(m->coded);
     free(m->rgb_packed);
     free(m->res[0]);
     free(m->res[1]);
@@ -433,10 +473,9 @@ typedef struct {
 } run_state;
 
 static qv_status to_rgb(qv_media *m, const AVFrame *f, qv_err *err) {
-    const qv_media_info *mi = &m->info;
     if (f->width < 1 || f->height < 1 || f->format < 0)
         return qv_errf(err, QV_ERR_FORMAT, "%s: decoder returned an empty frame", m->path);
-    struct SwsContext *s = sws_getCachedContext(m->sws, f->width, f->height, f->format, mi->src_w, mi->src_h,
+    struct SwsContext *s = sws_getCachedContext(m->sws, f->width, f->height, f->format, m->coded_w, m->coded_h,
                                                 AV_PIX_FMT_RGB24, SWS_BICUBIC, NULL, NULL, NULL);
     if (!s) return qv_errf(err, QV_ERR_UNSUPPORTED, "%s: cannot convert pixel format %s to RGB", m->path,
                            av_get_pix_fmt_name(f->format));
@@ -450,10 +489,11 @@ static qv_status to_rgb(qv_media *m, const AVFrame *f, qv_err *err) {
         if (f->color_range != AVCOL_RANGE_UNSPECIFIED) in_full = f->color_range == AVCOL_RANGE_JPEG;
         sws_setColorspaceDetails(s, ninv, in_full, ninv, out_full, bri, con, sat);
     }
-    uint8_t *dst[4] = {m->rgb, NULL, NULL, NULL};
-    int dls[4] = {m->rgb_stride, 0, 0, 0};
+    uint8_t *dst[4] = {m->orient ? m->coded : m->rgb, NULL, NULL, NULL};
+    int dls[4] = {m->orient ? m->coded_stride : m->rgb_stride, 0, 0, 0};
     int h = sws_scale(s, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dls);
-    if (h != mi->src_h) return qv_errf(err, QV_ERR_FORMAT, "%s: RGB conversion failed", m->path);
+    if (h != m->coded_h) return qv_errf(err, QV_ERR_FORMAT, "%s: RGB conversion failed", m->path);
+    if (m->orient) qv_image_orient_into(m->rgb, m->coded, (size_t)m->coded_stride, m->coded_w, m->coded_h, m->orient);
     return QV_OK;
 }
 

@@ -41,7 +41,8 @@ typedef struct qv_media_opts {
     int64_t total_pixels;   /* video budget over all frames (24576*28*28; later releases 90316800) */
     double start_s, end_s;  /* restrict sampling to [start, end] seconds; < 0 = not set */
     int force_image;        /* treat the file as a still image (its first frame) */
-    int autorotate;         /* JPEG/PNG/WebP photos: apply the EXIF orientation (the reference does not) */
+    int autorotate;         /* apply a photo's EXIF orientation / a video's rotation metadata (the reference
+                               does not: frames as stored) */
     int mode;               /* QV_MEDIA_AUTO (default) | QV_MEDIA_SEQUENTIAL | QV_MEDIA_SEEK */
     int n_threads;          /* decoder threads; 0 = all CPUs */
     qv_pool *pool;          /* resize/patchify workers; NULL = calling thread only. Not owned. */
@@ -69,8 +70,8 @@ typedef struct qv_media_info {
     int n_seeks;            /* seeks done by the last run (diagnostic) */
     const char *container;  /* demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" */
     const char *codec;      /* decoder name, e.g. "h264"; photos: "libjpeg-turbo", "libwebp", "ffmpeg-png" */
-    int orientation;        /* photos: EXIF orientation in the file (1..8, 1 = none); applied when rotated */
-    int rotated;            /* 1 when --autorotate turned the photo upright */
+    int orientation;        /* EXIF orientation of a photo, or a video's display matrix as one (1..8, 1 = none) */
+    int rotated;            /* 1 when autorotate turned the frames upright (src_w/src_h are then the turned size) */
 } qv_media_info;
 
 /* Called once per temporal pair k = 0..t-1, in order. px: [gh*gw][1176] float32, valid during the call

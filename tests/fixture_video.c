@@ -244,8 +244,10 @@ int main(void) {
             if (!st) {
                 CHECK(a.is_image && a.n_frames == 1 && a.t == 1 && a.n_pairs == 1);
                 CHECK(a.gh == 14 && a.gw == 22);   /* 300x200 -> smart_resize 308x196 */
-                double mad = vs_ffmpeg(names[i], &a, 1);
-                CHECK_MSG(mad < 1.0, "%s: %.3f levels from the ffmpeg CLI", names[i], mad);
+                /* PNG is lossless: the ffmpeg CLI's pixels. JPEG and WebP are decoded as Pillow decodes them
+                 * (pipeline/image.c, checked byte for byte by unit_image): only near the ffmpeg CLI's */
+                double mad = vs_ffmpeg(names[i], &a, 1), tol = i == 0 ? 1.0 : 6.0;
+                CHECK_MSG(mad < tol, "%s: %.3f levels from the ffmpeg CLI", names[i], mad);
             }
             free(a.frames);
         }
