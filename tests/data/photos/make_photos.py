@@ -92,6 +92,19 @@ def delta(raw, w):
     return bytes(out)
 
 
+def raw_png(path, w, h, bit_depth, color_type, rows):
+    """A PNG written by hand (Pillow cannot write 16-bit RGB/RGBA/LA or 4-bit gray): rows = filter-0 scanlines."""
+    import struct
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    data = b"".join(b"\0" + r for r in rows)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(data, 9)) + chunk(b"IEND", b""))
+
+
 def exif_bytes(orientation):
     e = Image.Exif()
     e[0x0112] = orientation
@@ -138,6 +151,30 @@ def make():
             gp[x, y] = (x * 1100 + y * 37) % 65536 if y % 2 else (x * 3 + y * 2)
     save("png_gray16.png", g16)
     save("png_rgb.png", base)
+    save("png_mono.png", small.convert("1"))
+    # 16-bit RGB, RGBA, gray+alpha and 4-bit gray, small (decoded pixels only)
+    sw, sh = small.size
+    sp = small.load()
+    def s16(v, x, y):   # a 16-bit sample whose low byte is not a copy of the high one
+        return (v << 8) | ((x * 37 + y * 11 + v) & 255)
+    for name, ct, nch in (("png_rgb16.png", 2, 3), ("png_rgba16.png", 6, 4), ("png_la16.png", 4, 2)):
+        rows = []
+        for y in range(sh):
+            r = bytearray()
+            for x in range(sw):
+                px = sp[x, y]
+                vals = {3: px, 4: px + ((x * 11) & 255,), 2: (px[1], (y * 15) & 255)}[nch]
+                for v in vals:
+                    r += s16(v, x, y).to_bytes(2, "big")
+            rows.append(bytes(r))
+        raw_png(os.path.join(HERE, name), sw, sh, 16, ct, rows)
+        files.append(name)
+    rows = []
+    for y in range(sh):
+        nib = [(sp[x, y][0] >> 4) for x in range(sw)] + [0]
+        rows.append(bytes((nib[i] << 4) | nib[i + 1] for i in range(0, sw, 2)))
+    raw_png(os.path.join(HERE, "png_gray4.png"), sw, sh, 4, 0, rows)
+    files.append("png_gray4.png")
 
     lines = []
     for name in files:
