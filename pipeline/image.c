@@ -43,26 +43,53 @@ static uint32_t rd32(const uint8_t *p, int le) {
               : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-int qv_exif_orientation(const uint8_t *e, size_t n) {
-    if (!e) return 1;
+/* The orientation tag's value, -1 when the block has none (or is malformed). */
+static int exif_tag(const uint8_t *e, size_t n) {
+    if (!e) return -1;
     if (n >= 6 && memcmp(e, "Exif\0\0", 6) == 0) e += 6, n -= 6;
-    if (n < 8) return 1;
+    if (n < 8) return -1;
     int le;
     if (memcmp(e, "II*\0", 4) == 0) le = 1;
     else if (memcmp(e, "MM\0*", 4) == 0) le = 0;
-    else return 1;
+    else return -1;
     uint32_t ifd = rd32(e + 4, le);
-    if (ifd < 8 || ifd > n - 2) return 1;
+    if (ifd < 8 || ifd > n - 2) return -1;
     unsigned count = rd16(e + ifd, le);
     for (unsigned i = 0; i < count; i++) {
         size_t at = (size_t)ifd + 2 + (size_t)i * 12;
-        if (at + 12 > n) return 1;
+        if (at + 12 > n) return -1;
         if (rd16(e + at, le) != 0x0112) continue;
         unsigned type = rd16(e + at + 2, le);
-        uint32_t v = type == 3 ? rd16(e + at + 8, le) : type == 4 ? rd32(e + at + 8, le) : 1;
-        return v >= 1 && v <= 8 ? (int)v : 1;
+        uint32_t v = type == 3 ? rd16(e + at + 8, le) : type == 4 ? rd32(e + at + 8, le) : 0;
+        return v > 255 ? 0 : (int)v;
     }
-    return 1;
+    return -1;
+}
+
+int qv_exif_orientation(const uint8_t *e, size_t n) {
+    int v = exif_tag(e, n);
+    return v >= 1 && v <= 8 ? v : 1;
+}
+
+/* Pillow's getexif() takes the orientation from XMP when EXIF has no such tag: the first match of
+ * tiff:Orientation(="|>)([0-9]). -1 when there is none. */
+static int xmp_tag(const uint8_t *x, size_t n) {
+    static const char key[] = "tiff:Orientation";
+    const size_t kl = sizeof key - 1;
+    for (size_t i = 0; x && n >= kl && i <= n - kl; i++) {
+        if (memcmp(x + i, key, kl) != 0) continue;
+        size_t j = i + kl;
+        if (j + 1 < n && x[j] == '>' && x[j + 1] >= '0' && x[j + 1] <= '9') return x[j + 1] - '0';
+        if (j + 2 < n && x[j] == '=' && x[j + 1] == '"' && x[j + 2] >= '0' && x[j + 2] <= '9') return x[j + 2] - '0';
+    }
+    return -1;
+}
+
+/* EXIF first, XMP when EXIF has no orientation tag (as Pillow's getexif + exif_transpose): 1..8. */
+static int orientation_of(const uint8_t *exif, size_t ne, const uint8_t *xmp, size_t nx) {
+    int v = exif_tag(exif, ne);
+    if (v < 0) v = xmp_tag(xmp, nx);
+    return v >= 1 && v <= 8 ? v : 1;
 }
 
 void qv_image_orient_into(uint8_t *dst, const uint8_t *src, size_t src_stride, int w, int h, int o) {
@@ -150,11 +177,18 @@ static qv_status decode_jpeg(const char *path, const uint8_t *data, size_t n, jo
     jpeg_mem_src(&ci, data, (unsigned long)n);
     jpeg_save_markers(&ci, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(&ci, TRUE);
-    for (jpeg_saved_marker_ptr mk = ci.marker_list; mk; mk = mk->next) {
-        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && memcmp(mk->data, "Exif\0\0", 6) == 0) {
-            o->orientation = qv_exif_orientation(mk->data, mk->data_length);   /* the first one, as Pillow */
-            break;
+    {   /* as Pillow: the first EXIF APP1, the last XMP APP1 */
+        static const char xmp_id[] = "http://ns.adobe.com/xap/1.0/";
+        const uint8_t *exif = NULL, *xmp = NULL;
+        size_t ne = 0, nx = 0;
+        for (jpeg_saved_marker_ptr mk = ci.marker_list; mk; mk = mk->next) {
+            if (mk->marker != JPEG_APP0 + 1) continue;
+            if (!exif && mk->data_length >= 6 && memcmp(mk->data, "Exif\0\0", 6) == 0)
+                exif = mk->data, ne = mk->data_length;
+            else if (mk->data_length >= sizeof xmp_id && memcmp(mk->data, xmp_id, sizeof xmp_id) == 0)
+                xmp = mk->data + sizeof xmp_id, nx = mk->data_length - sizeof xmp_id;
         }
+        o->orientation = orientation_of(exif, ne, xmp, nx);
     }
     int nc = ci.num_components;
     if (nc != 1 && nc != 3 && nc != 4) {
@@ -219,16 +253,18 @@ static const char *vp8_status(VP8StatusCode s) {
     }
 }
 
-/* The EXIF chunk of a RIFF/WEBP file (extended format), bounded walk over the chunks. */
+/* The EXIF and XMP chunks of a RIFF/WEBP file (extended format; the first of each), bounded walk. */
 static int webp_orientation(const uint8_t *b, size_t n) {
-    size_t at = 12;
+    const uint8_t *exif = NULL, *xmp = NULL;
+    size_t ne = 0, nx = 0, at = 12;
     while (at + 8 <= n) {
         uint32_t len = rd32(b + at + 4, 1);
         if (len > n - at - 8) break;
-        if (memcmp(b + at, "EXIF", 4) == 0) return qv_exif_orientation(b + at + 8, len);
+        if (!exif && memcmp(b + at, "EXIF", 4) == 0) exif = b + at + 8, ne = len;
+        if (!xmp && memcmp(b + at, "XMP ", 4) == 0) xmp = b + at + 8, nx = len;
         at += 8 + (size_t)len + (len & 1);
     }
-    return 1;
+    return orientation_of(exif, ne, xmp, nx);
 }
 
 static qv_status decode_webp(const char *path, const uint8_t *data, size_t n, uint8_t **rgb, int *w, int *h,
@@ -267,26 +303,40 @@ static qv_status decode_webp(const char *path, const uint8_t *data, size_t n, ui
 /* ---- PNG --------------------------------------------------------------------------------------------- */
 
 /* Chunk walk: complete chunks through the last IDAT (Pillow raises on a file that ends inside the image
- * data), and the eXIf chunk's orientation. */
+ * data), and the orientation from the eXIf chunk or an uncompressed iTXt XML:com.adobe.xmp (the last one, as
+ * Pillow keeps it; a compressed one is not read). */
 static qv_status png_check(const char *path, const uint8_t *b, size_t n, int *orientation, qv_err *err) {
     if (n >= 24 && memcmp(b + 12, "IHDR", 4) == 0) {   /* refuse absurd sizes before the decoder allocates */
         uint32_t w = rd32(b + 16, 0), h = rd32(b + 20, 0);
         if (w < 1 || h < 1 || w > 65535 || h > 65535 || (uint64_t)w * h > MAX_IMAGE_PIXELS)
             return qv_errf(err, QV_ERR_FORMAT, "%s: bad PNG image size %ux%u", path, w, h);
     }
-    size_t at = 8;
-    int idat = 0;
+    size_t at = 8, ne = 0, nx = 0;
+    const uint8_t *exif = NULL, *xmp = NULL;
+    int idat = 0, end = 0;
     while (at + 8 <= n) {
         uint32_t len = rd32(b + at, 0);
-        const uint8_t *type = b + at + 4;
+        const uint8_t *type = b + at + 4, *d = b + at + 8;
         if (len > 0x7FFFFFFFu || len + (size_t)12 > n - at) break;   /* incomplete chunk */
         if (memcmp(type, "IDAT", 4) == 0) idat = 1;
-        else if (memcmp(type, "eXIf", 4) == 0) *orientation = qv_exif_orientation(b + at + 8, len);
-        else if (memcmp(type, "IEND", 4) == 0) return QV_OK;
-        else if (idat && memcmp(type, "IDAT", 4) != 0) idat = 2;   /* image data complete */
+        else if (idat) idat = 2;   /* image data complete */
+        if (memcmp(type, "eXIf", 4) == 0 && !exif) exif = d, ne = len;
+        static const char key[] = "XML:com.adobe.xmp";   /* keyword, NUL, flag, method, lang NUL, tkey NUL */
+        if (memcmp(type, "iTXt", 4) == 0 && len > sizeof key + 1 && memcmp(d, key, sizeof key) == 0 &&
+            d[sizeof key] == 0) {
+            const uint8_t *p = d + sizeof key + 2, *e = d + len;
+            const uint8_t *z1 = memchr(p, 0, (size_t)(e - p));
+            const uint8_t *z2 = z1 ? memchr(z1 + 1, 0, (size_t)(e - z1 - 1)) : NULL;
+            if (z2) xmp = z2 + 1, nx = (size_t)(e - z2 - 1);
+        }
+        if (memcmp(type, "IEND", 4) == 0) {
+            end = 1;
+            break;
+        }
         at += 12 + (size_t)len;
     }
-    if (idat == 2) return QV_OK;   /* only trailing chunks missing: Pillow tolerates a lost IEND */
+    *orientation = orientation_of(exif, ne, xmp, nx);
+    if (end || idat == 2) return QV_OK;   /* only trailing chunks missing: Pillow tolerates a lost IEND */
     return qv_errf(err, QV_ERR_FORMAT, "%s: truncated PNG (the file ends inside %s)", path,
                    idat ? "the image data" : "the header");
 }

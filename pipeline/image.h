@@ -13,7 +13,7 @@
  * gray replicated, 16-bit samples reduced as PIL reduces them. No colour management (PIL applies none).
  * Truncated or corrupt files fail with one line (as PIL raises); libjpeg warnings PIL ignores are ignored.
  * EXIF orientation: the reference ignores it (pixels as stored); autorotate != 0 applies it as
- * PIL.ImageOps.exif_transpose does. */
+ * PIL.ImageOps.exif_transpose does (Pillow 12: EXIF tag 0x0112, else XMP tiff:Orientation). */
 #ifndef QV_IMAGE_H
 #define QV_IMAGE_H
 

@@ -133,6 +133,18 @@ def make():
     small = scene(23, 17, seed=3)
     for o in (2, 3, 4, 5, 7, 8):   # the other flips, rotations and transposes, small
         save("jpeg_exif%d.jpg" % o, small, quality=90, subsampling=0, exif=exif_bytes(o))
+    # orientation in XMP only (Pillow's getexif falls back to it), and EXIF 1 beside XMP 6 (EXIF wins)
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" %s</rdf:Description></rdf:RDF></x:xmpmeta>')
+    attr = lambda o: xmp % ('tiff:Orientation="%d">' % o)
+    elem = lambda o: xmp % ('><tiff:Orientation>%d</tiff:Orientation>' % o)
+    save("jpeg_xmp6.jpg", small, quality=90, subsampling=0, xmp=attr(6).encode())
+    save("jpeg_exif1_xmp6.jpg", small, quality=90, subsampling=0, exif=exif_bytes(1), xmp=attr(6).encode())
+    save("webp_xmp8.webp", small, lossless=True, xmp=elem(8).encode())
+    from PIL import PngImagePlugin
+    pi = PngImagePlugin.PngInfo()
+    pi.add_itxt("XML:com.adobe.xmp", attr(3))
+    save("png_xmp3.png", small, pnginfo=pi)
     save("webp_lossy.webp", base, quality=80)
     save("webp_lossy_alpha.webp", with_alpha(base), quality=80)
     save("webp_lossless.webp", base, lossless=True)
@@ -183,7 +195,7 @@ def make():
             with Image.open(p) as im:
                 im = ImageOps.exif_transpose(im) if rot else im
                 dec = im.convert("RGB")
-            if rot and dec.tobytes() == Image.open(p).convert("RGB").tobytes():
+            if rot and dec.tobytes() == Image.open(p).convert("RGB").tobytes() and "xmp" not in name:
                 continue   # no orientation to apply: the same as without --autorotate
             w, h = dec.size
             rh, rw = smart_resize(h, w)
