@@ -251,7 +251,7 @@ static void damaged(void) {
 static void mutations(void) {
     static const char *const files[] = {"jpeg_420.jpg", "jpeg_progressive.jpg", "jpeg_cmyk.jpg", "jpeg_exif6.jpg",
                                         "webp_lossy_alpha.webp", "webp_lossless.webp", "png_palette_trns.png",
-                                        "png_gray16.png"};
+                                        "png_gray16.png", "jpeg_xmp6.jpg", "png_xmp3.png", "webp_xmp8.webp"};
     uint32_t r = 12345;
     int n_ok = 0, n_err = 0;
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
