@@ -155,7 +155,7 @@ qv_status qv_mrope_positions(const int32_t *ids, int n, const int (*image_grids)
 
 typedef struct {
     int greedy;               /* 1: argmax after the repetition penalty (temperature/top-k/top-p unused) */
-    float temperature;        /* > 0; 1 = off */
+    float temperature;        /* >= 0; 1 = off; 0 = greedy */
     int top_k;                /* 0 = off */
     float top_p;              /* (0, 1]; 1 = off */
     float repetition_penalty; /* 1 = off; HF: logit > 0 -> logit / p, else logit * p, over seen ids */

@@ -28,6 +28,7 @@ qv_sampler_params qv_sampler_params_from_gen(const qv_gen_hparams *g) {
     if (!g) return p;
     p.greedy = !g->do_sample;
     if (g->temperature > 0) p.temperature = g->temperature;
+    else if (g->do_sample && g->temperature == 0) p.greedy = 1; /* temperature 0 means greedy */
     if (g->top_k > 0) p.top_k = g->top_k;
     if (g->top_p > 0 && g->top_p <= 1) p.top_p = g->top_p;
     if (g->repetition_penalty > 0) p.repetition_penalty = g->repetition_penalty;
@@ -61,8 +62,8 @@ qv_status qv_sampler_create(qv_sampler **out, const qv_sampler_params *p, int vo
     qv_sampler_params d = qv_sampler_default_params();
     if (!p) p = &d;
     if (vocab <= 0) return qv_errf(err, QV_ERR_INVALID, "sampler: vocab %d", vocab);
-    if (!p->greedy && !(p->temperature > 0 && isfinite(p->temperature)))
-        return qv_errf(err, QV_ERR_INVALID, "sampler: temperature must be > 0 (got %g)", p->temperature);
+    if (!p->greedy && !(p->temperature >= 0 && isfinite(p->temperature)))
+        return qv_errf(err, QV_ERR_INVALID, "sampler: temperature must be >= 0 (got %g)", p->temperature);
     if (!(p->top_p > 0 && p->top_p <= 1))
         return qv_errf(err, QV_ERR_INVALID, "sampler: top_p must be in (0, 1] (got %g)", p->top_p);
     if (p->top_k < 0) return qv_errf(err, QV_ERR_INVALID, "sampler: top_k must be >= 0 (got %d)", p->top_k);
@@ -72,6 +73,7 @@ qv_status qv_sampler_create(qv_sampler **out, const qv_sampler_params *p, int vo
     qv_sampler *s = calloc(1, sizeof *s);
     if (!s) return qv_errf(err, QV_ERR_NOMEM, "sampler: out of memory");
     s->p = *p;
+    if (s->p.temperature == 0) s->p.greedy = 1; /* temperature 0 means greedy (the usual convention) */
     s->vocab = vocab;
     s->work = malloc((size_t)vocab * sizeof *s->work);
     s->idx = malloc((size_t)vocab * sizeof *s->idx);

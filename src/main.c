@@ -45,6 +45,17 @@ static void usage(FILE *f) {
             "\nThe model folder is --model DIR or $QV_MODEL (a Hugging Face Qwen2-VL checkpoint folder).\n");
 }
 
+int qv_cli_dispatch(const char *cmd, int argc, char **argv) {
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, k_commands[i].name) == 0) return k_commands[i].fn(argc, argv);
+    const char *names[N_COMMANDS];
+    for (size_t i = 0; i < N_COMMANDS; i++) names[i] = k_commands[i].name;
+    const char *near = cli_nearest(cmd, names, (int)N_COMMANDS);
+    if (near) fprintf(stderr, "qv: unknown command '%s' (did you mean '%s'? see 'qv --help')\n", cmd, near);
+    else fprintf(stderr, "qv: unknown command '%s' (see 'qv --help')\n", cmd);
+    return 2;
+}
+
 /* First Ctrl-C: the CLI's flag, which every run polls through its abort callback. A second one at least
  * half a second later: leave now. (`timeout -s INT` signals the child and then its whole process group,
  * so one stop request can arrive twice within microseconds: that must not skip the clean stop.) */
@@ -88,8 +99,5 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     qv_log_set(log_to_stderr, NULL, 1);
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(cmd, k_commands[i].name) == 0) return k_commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "qv: unknown command '%s' (see 'qv --help')\n", cmd);
-    return 2;
+    return qv_cli_dispatch(cmd, argc - 1, argv + 1);
 }

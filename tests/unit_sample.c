@@ -163,12 +163,32 @@ int main(void) {
         CHECK_MSG(e < 0.008, "top-p 0.9 frequency error %g", e);
         qv_sampler_free(s);
     }
+    /* temperature 0 means greedy (issue 13): argmax every draw, whatever the seed */
+    {
+        float l[6] = {0.1f, 3.0f, -2.0f, 3.0f, 2.9f, 0.0f};
+        qv_sampler_params p = g;
+        p.greedy = 0;
+        p.temperature = 0;
+        int ok = 1;
+        for (uint64_t seed = 0; seed < 50; seed++) {
+            p.seed = seed;
+            qv_sampler *s = mk(p, 6);
+            ok &= s && qv_sample(s, l, NULL, 0) == 1;
+            qv_sampler_free(s);
+        }
+        CHECK(ok);
+        qv_gen_hparams gh;
+        memset(&gh, 0, sizeof gh);
+        gh.do_sample = 1;
+        gh.temperature = 0;
+        CHECK(qv_sampler_params_from_gen(&gh).greedy == 1);
+    }
     /* bad parameters are refused */
     {
         qv_sampler *s = NULL;
         qv_sampler_params p = g;
         p.greedy = 0;
-        p.temperature = 0;
+        p.temperature = -1;
         CHECK(qv_sampler_create(&s, &p, 10, &err) == QV_ERR_INVALID && s == NULL);
         p = g;
         p.top_p = 1.5f;

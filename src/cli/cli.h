@@ -43,4 +43,31 @@ int cli_abort_cb(void *user);
 /* --model default: QV_MODEL from the environment, else NULL */
 const char *cli_default_model(void);
 
+/* ---- guardrails (cli_guard.c) ---- */
+/* Runs subcommand cmd (main.c's table); 2 with a message when there is none. */
+int qv_cli_dispatch(const char *cmd, int argc, char **argv);
+/* 1 when s reads as a media file name (a video or image extension and no spaces). */
+int cli_looks_like_media_path(const char *s);
+/* The question of ask: refuses (usage error, returns 2) a missing question, the path of an existing file
+ * or something that looks like a media path, with a hint; 0 when it is a question. n_inputs: inputs given. */
+int cli_check_question(const char *cmd, const char *q, int n_inputs);
+/* Times like ffmpeg's -ss: SS[.mmm], MM:SS[.mmm], HH:MM:SS[.mmm] -> seconds; 1 ok, 0 not a time. */
+int cli_time_value(const char *s, double *out);
+/* cli_time_value within [lo, hi], else a usage error naming opt (returns 0). */
+int cli_parse_time(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+/* The candidate nearest to word (edit distance, or the one candidate it is a prefix of), NULL if none is
+ * close. */
+const char *cli_nearest(const char *word, const char *const *cands, int n);
+/* "unknown option 'X' (did you mean --Y?)" from the options of `qv cmd --help`; returns 2. */
+int cli_unknown_option(const char *cmd, const char *arg);
+/* An output stream whose write errors (EPIPE, disk full) cancel the run (qv_cancel_request) at once. */
+typedef struct {
+    FILE *f;
+    int err;                 /* errno of the first failed write, 0 while all is well */
+} cli_out;
+/* Writes and flushes; on error records it, cancels the run and returns -1 (and does nothing after). */
+int cli_out_write(cli_out *o, const void *p, size_t n);
+/* "qv: cannot write WHAT: REASON; stopped" (or the closed-pipe form); returns 1. */
+int cli_out_fail(const cli_out *o, const char *what);
+
 #endif

@@ -25,13 +25,14 @@ const char cli_opts_help[] =
     "  --min-pixels P           smallest frame area in pixels\n"
     "  --max-pixels P           largest frame area in pixels\n"
     "  --total-pixels P         pixel budget over all frames of a video (default 19267584)\n"
-    "  --start S, --end S       use only [S, E] seconds of each video\n"
+    "  --start T, --end T       use only [T, E] of each video; times are seconds (90, 1.5), MM:SS or\n"
+    "                           HH:MM:SS(.mmm), as ffmpeg's -ss\n"
     "  --autorotate             turn photos (EXIF orientation) and videos (rotation metadata) upright; the\n"
     "                           reference does not: by default pixels are used as stored\n"
     "generation:\n"
     "  --max-tokens N           tokens to generate at most\n"
     "  --greedy                 always the most likely token (default for base models)\n"
-    "  --temperature T          sample with temperature T (switches sampling on)\n"
+    "  --temperature T          sample with temperature T (switches sampling on; 0 = greedy)\n"
     "  --top-k K, --top-p P     sampling filters\n"
     "  --repetition-penalty R   HF-style penalty over the ids seen (1 = off)\n"
     "  --seed N                 random seed for sampling (same seed, same answer)\n"
@@ -127,16 +128,16 @@ int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) 
         if (!cli_parse_int(cmd, "--total-pixels", v, 784, 1L << 50, &l)) return -1;
         o->media.total_pixels = l;
     } else if (cli_opt_is(a, "--start")) {
-        if (!cli_parse_double(cmd, "--start", v, 0, 1e9, &d)) return -1;
+        if (!cli_parse_time(cmd, "--start", v, 0, 1e9, &d)) return -1;
         o->media.start_s = d;
     } else if (cli_opt_is(a, "--end")) {
-        if (!cli_parse_double(cmd, "--end", v, 0, 1e9, &d)) return -1;
+        if (!cli_parse_time(cmd, "--end", v, 0, 1e9, &d)) return -1;
         o->media.end_s = d;
     } else if (cli_opt_is(a, "--max-tokens")) {
         if (!cli_parse_int(cmd, "--max-tokens", v, 0, 1 << 24, &l)) return -1;
         o->max_tokens = (int)l;
     } else if (cli_opt_is(a, "--temperature")) {
-        if (!cli_parse_double(cmd, "--temperature", v, 1e-6, 100, &d)) return -1;
+        if (!cli_parse_double(cmd, "--temperature", v, 0, 100, &d)) return -1;
         o->temperature = d;
     } else if (cli_opt_is(a, "--top-k")) {
         if (!cli_parse_int(cmd, "--top-k", v, 0, 1 << 24, &l)) return -1;
@@ -197,7 +198,7 @@ void cli_gen_opts(const cli_opts *o, const qv_engine *e, qv_gen_opts *go, int de
     if (o->top_p >= 0) s->top_p = (float)o->top_p;
     if (o->repetition_penalty >= 0) s->repetition_penalty = (float)o->repetition_penalty;
     if (o->seed_set) s->seed = o->seed;
-    if (o->greedy == 1) s->greedy = 1;
+    if (o->greedy == 1 || o->temperature == 0) s->greedy = 1; /* temperature 0: greedy, as elsewhere */
 }
 
 qv_progress *cli_progress_open(const cli_opts *o) {

@@ -97,7 +97,7 @@ int cli_tokenizer_args(const char *cmd, int argc, char **argv, const char *flag,
         } else if (strcmp(a, flag) == 0) {
             *flag_set = 1;
         } else {
-            return cli_usage(cmd, "unknown argument '%s'", a);
+            return a[0] == '-' ? cli_unknown_option(cmd, a) : cli_usage(cmd, "unknown argument '%s'", a);
         }
     }
     if (model && tokfile) return cli_usage(cmd, "give --model or --tokenizer, not both");

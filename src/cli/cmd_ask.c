@@ -52,6 +52,8 @@ typedef struct {
     qv_progress *pg;
     int streaming_tty;       /* text streams to the same terminal: keep the status line off it */
     int text_started;
+    cli_out out;             /* stdout: a write error (closed pipe, full disk) cancels the run */
+    long n_pieces;
 } ask_ui;
 
 static void on_progress(void *user, const char *stage, long done, long total) {
@@ -66,8 +68,8 @@ static void on_text(void *user, const char *piece, size_t len) {
         qv_progress_clear(ui->pg);
         ui->text_started = 1;
     }
-    fwrite(piece, 1, len, stdout);
-    fflush(stdout);
+    ui->n_pieces++;
+    cli_out_write(&ui->out, piece, len);
 }
 
 static cJSON *ids_json(const int32_t *ids, int64_t n) {
@@ -162,7 +164,7 @@ int qv_cmd_ask(int argc, char **argv) {
         else if (strcmp(a, "--no-stop") == 0) no_stop = 1;
         else if (strcmp(a, "--") == 0) {
             while (++i < argc && n_pos <= MAX_INPUTS) pos[n_pos++] = argv[i];
-        } else if (a[0] == '-' && a[1] != 0) return cli_usage(cmd, "unknown option '%s'", a);
+        } else if (a[0] == '-' && a[1] != 0) return cli_unknown_option(cmd, a);
         else if (n_pos > MAX_INPUTS) return cli_usage(cmd, "too many arguments");
         else pos[n_pos++] = a;
     }
@@ -189,8 +191,8 @@ int qv_cmd_ask(int argc, char **argv) {
             return cli_usage(cmd, "the prompt is empty");
         }
     } else {
-        if (n_pos == 0) return cli_usage(cmd, "no question given");
-        question = pos[--n_pos];
+        question = n_pos ? pos[--n_pos] : NULL;
+        if (cli_check_question(cmd, question, n_pos + n_inputs)) return 2;
         /* positional files come first, in their order, then --video/--image in theirs */
         if (n_inputs + n_pos > MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
         memmove(inputs + n_pos, inputs, (size_t)n_inputs * sizeof *inputs);
@@ -226,7 +228,7 @@ int qv_cmd_ask(int argc, char **argv) {
     if (no_stop) go.use_stop = 0;
     go.media_root = media_root;
     go.pixel_values_path = pixel_values;
-    ask_ui ui = {cli_progress_open(&o), 0, 0};
+    ask_ui ui = {cli_progress_open(&o), 0, 0, {stdout, 0}, 0};
     ui.streaming_tty = !json && isatty(STDOUT_FILENO) && qv_progress_mode(ui.pg) == QV_PROGRESS_TTY;
     go.on_progress = on_progress;
     go.user = &ui;
@@ -246,17 +248,23 @@ int qv_cmd_ask(int argc, char **argv) {
     qv_result res;
     qv_status st = qv_engine_run_raw(e, prompt, &o.media, &go, &res, &err);
     qv_progress_free(ui.pg);
-    if (!json && ui.text_started) {
-        fputc('\n', stdout);
-        fflush(stdout);
+    if (!json && ui.text_started) cli_out_write(&ui.out, "\n", 1);
+    if (ui.out.err) { /* the answer could not be written: the run stopped there, say so */
+        qv_result_free(&res);
+        qv_dumper_free(dumper);
+        qv_engine_free(e);
+        free(prompt);
+        return cli_out_fail(&ui.out, "the answer to stdout");
     }
     if (st == QV_OK && dump && qv_dumper_write(dumper, dump, &res, &err) != QV_OK) st = err.code ? err.code : QV_ERR_IO;
     if (st == QV_OK) {
         if (json) {
             char *s = json_result(&res, qv_engine_load_seconds(e));
             if (s) {
-                puts(s);
+                cli_out_write(&ui.out, s, strlen(s));
+                cli_out_write(&ui.out, "\n", 1);
                 free(s);
+                if (ui.out.err) st = qv_errf(&err, QV_ERR_IO, "cannot write the answer to stdout: %s", strerror(ui.out.err));
             } else {
                 st = qv_errf(&err, QV_ERR_NOMEM, "out of memory printing the result");
             }

@@ -147,7 +147,7 @@ int qv_cmd_batch(int argc, char **argv) {
         if (r == 0) r = tool_opts_parse(&t, cmd, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
-        if (a[0] == '-' && a[1] != 0) return cli_usage(cmd, "unknown option '%s'", a);
+        if (a[0] == '-' && a[1] != 0) return cli_unknown_option(cmd, a);
         if (jobs) return cli_usage(cmd, "one job file at a time (got '%s' and '%s')", jobs, a);
         jobs = a;
     }

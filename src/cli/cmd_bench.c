@@ -307,7 +307,7 @@ int qv_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--no-vision")) o.vision = 0;
         else if (!strcmp(a, "--no-warm")) o.warm = 0;
         else if (!strcmp(a, "--quick")) quick = 1;
-        else return cli_usage(cmd, "unknown option '%s'", a);
+        else return cli_unknown_option(cmd, a);
     }
     if (!strcmp(what, "kernels")) return bench_kernels(o.n_threads, quick);
     if (!strcmp(what, "model")) {

@@ -180,7 +180,7 @@ int qv_cmd_demo(int argc, char **argv) {
         if (r == 0) r = tool_opts_parse(&t, cmd, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
-        return cli_usage(cmd, "unknown argument '%s'", a);
+        return a[0] == '-' ? cli_unknown_option(cmd, a) : cli_usage(cmd, "unknown argument '%s'", a);
     }
     if (t.output || t.format >= 0 || t.detail) return cli_usage(cmd, "the demo writes DIR/demo.srt itself (no -o/--format/--detail)");
     if (o.model && o.model != cli_default_model()) /* --model given ($QV_MODEL is ignored here) */

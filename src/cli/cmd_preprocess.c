@@ -123,10 +123,10 @@ int qv_cmd_preprocess(int argc, char **argv) {
             if (!cli_parse_int(cmd, a, v, 1, 1L << 50, &l)) return 2;
             o.total_pixels = l, i++;
         } else if (!strcmp(a, "--start")) {
-            if (!cli_parse_double(cmd, a, v, 0, 1e9, &d)) return 2;
+            if (!cli_parse_time(cmd, a, v, 0, 1e9, &d)) return 2;
             o.start_s = d, i++;
         } else if (!strcmp(a, "--end")) {
-            if (!cli_parse_double(cmd, a, v, 0, 1e9, &d)) return 2;
+            if (!cli_parse_time(cmd, a, v, 0, 1e9, &d)) return 2;
             o.end_s = d, i++;
         } else if (!strcmp(a, "--threads")) {
             if (!cli_parse_int(cmd, a, v, 0, 256, &threads)) return 2;
@@ -143,7 +143,7 @@ int qv_cmd_preprocess(int argc, char **argv) {
         } else if (!strcmp(a, "--seek")) {
             o.mode = QV_MEDIA_SEEK;
         } else if (a[0] == '-' && a[1]) {
-            return cli_usage(cmd, "unknown option '%s'", a);
+            return cli_unknown_option(cmd, a);
         } else if (file) {
             return cli_usage(cmd, "one input file only ('%s' and '%s')", file, a);
         } else {
