@@ -210,14 +210,35 @@ static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *
     if (go.max_tokens <= 0) go.max_tokens = to->caption_tokens > 0 ? to->caption_tokens : 48;
     const char *q = to->prompt && *to->prompt ? to->prompt : QV_DEFAULT_CAPTION_PROMPT;
     qv_status st = QV_OK;
+    int first = 0; /* windows finished by an earlier run */
+    if (to->n_resume > n)
+        st = qv_errf(err, QV_ERR_INVALID, "cannot resume: the earlier run has %d windows, this one %d (other --window, "
+                     "--start or --end?)", to->n_resume, n);
+    for (; !st && first < to->n_resume; first++) {
+        const qv_segment *r = &to->resume[first];
+        if (qv_time_ms(r->t0) != qv_time_ms(w[first][0]) || qv_time_ms(r->t1) != qv_time_ms(w[first][1])) {
+            st = qv_errf(err, QV_ERR_INVALID, "cannot resume: finished window %d (%.3f-%.3f s) is not this run's "
+                         "window %d (%.3f-%.3f s): other --window, --start or --end?", first + 1, r->t0, r->t1,
+                         first + 1, w[first][0], w[first][1]);
+            break;
+        }
+        char *text = strdup(r->text ? r->text : "");
+        if (!text) {
+            st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+            break;
+        }
+        out->segs[first] = (qv_segment){w[first][0], w[first][1], text};
+        out->n_segs = first + 1;
+    }
+    if (!st && first > 0 && to->on_segment) to->on_segment(to->seg_user, out);
     double t_start = qv_now();
-    for (int i = 0; i < n && !st; i++) {
+    for (int i = first; i < n && !st; i++) {
         char label[128], a[32], b[32];
         short_time(a, sizeof a, w[i][0]);
         short_time(b, sizeof b, w[i][1]);
         snprintf(label, sizeof label, "window %d/%d %s-%s", i + 1, n, a, b);
-        /* whole-task ETA from the windows so far */
-        if (to->on_step) to->on_step(to->user, label, i > 0 ? (qv_now() - t_start) / i * (n - i) : -1);
+        /* whole-task ETA from the windows run so far (resumed ones took no time) */
+        if (to->on_step) to->on_step(to->user, label, i > first ? (qv_now() - t_start) / (i - first) * (n - i) : -1);
         char *text = NULL;
         st = run_one(e, video, 0, q, mo, w[i], &go, to, to->first_line_only, &text, &out->n_gen_tokens,
                      err);
@@ -229,6 +250,7 @@ static qv_status captions(qv_engine *e, const char *video, const qv_media_opts *
         out->segs[i].t1 = w[i][1];
         out->segs[i].text = text;
         out->n_segs = i + 1;
+        if (to->on_segment) to->on_segment(to->seg_user, out);
     }
     if (to->on_step) to->on_step(to->user, NULL, -1);
     free(w);

@@ -28,6 +28,8 @@
 #define QV_DEFAULT_CAPTION_PROMPT "Describe what happens in this part of the video in one sentence."
 #define QV_DEFAULT_SUMMARY_PROMPT "Summarize what happens in this video in a few sentences."
 
+struct qv_task_result;
+
 typedef struct {
     double window_s;          /* window length in seconds (default 10; <= 0: qv_task_auto_window) */
     const char *prompt;       /* per-window question (NULL = QV_DEFAULT_CAPTION_PROMPT) */
@@ -39,11 +41,20 @@ typedef struct {
      * (< 0: not known yet), "summary", or NULL when the steps are over */
     void (*on_step)(void *user, const char *step, double eta_s);
     void *user;
+    /* never lose finished work: on_segment is called after each finished window (subtitles, summarize
+     * --detail) with the result so far (segs[0..n_segs), no summary yet), so the caller can stream the
+     * cue and save what is done; resume: the finished windows of an earlier run (e.g. read back with
+     * pipeline/cues.h), reused in order while their times match this run's windows (to the millisecond);
+     * a mismatch is QV_ERR_INVALID (other --window/--start/--end). */
+    void (*on_segment)(void *user, const struct qv_task_result *so_far);
+    void *seg_user;
+    const qv_segment *resume;
+    int n_resume;
 } qv_task_opts;
 
 qv_task_opts qv_task_default_opts(void);
 
-typedef struct {
+typedef struct qv_task_result {
     qv_segment *segs;         /* [n_segs] windows (subtitles, summarize --detail) or the one answer (ask) */
     int n_segs;
     char *summary;            /* summarize: the whole-video summary; ask: the answer */

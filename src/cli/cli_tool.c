@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pipeline/cues.h"
 
 const char tool_opts_help[] =
     "task:\n"
@@ -34,7 +35,11 @@ int tool_opts_parse(tool_opts *t, const char *cmd, int argc, char **argv, int *i
     if (strcmp(a, "-o") == 0 || cli_opt_is(a, "--output")) {
         if (!(v = cli_opt_value(cmd, strcmp(a, "-o") == 0 ? "-o" : "--output", argc, argv, i))) return -1;
         if (!*v) return cli_usage(cmd, "-o needs a file name"), -1;
-        t->output = strcmp(v, "-") == 0 ? NULL : v;
+        if (strcmp(v, "-") == 0) return 1; /* stdout */
+        if (t->n_outputs == (int)(sizeof t->outputs / sizeof *t->outputs))
+            return cli_usage(cmd, "at most %d outputs", t->n_outputs), -1;
+        t->outputs[t->n_outputs++] = v;
+        t->output = t->outputs[0];
         return 1;
     }
     if (cli_opt_is(a, "--format")) {
@@ -47,7 +52,7 @@ int tool_opts_parse(tool_opts *t, const char *cmd, int argc, char **argv, int *i
     if (cli_opt_is(a, "--window")) {
         double d;
         if (!(v = cli_opt_value(cmd, "--window", argc, argv, i))) return -1;
-        if (!cli_parse_double(cmd, "--window", v, 0.1, 1e6, &d)) return -1;
+        if (!cli_parse_time(cmd, "--window", v, 0.1, 1e6, &d)) return -1;
         t->task.window_s = d;
         t->window_given = 1;
         return 1;
@@ -65,21 +70,40 @@ int tool_opts_parse(tool_opts *t, const char *cmd, int argc, char **argv, int *i
     return 0;
 }
 
+static int pick_one(const tool_opts *t, const char *output, const char *cmd, int def);
+
 int tool_pick_format(const tool_opts *t, const char *cmd, int def) {
-    int ext = t->output ? qv_format_from_path(t->output) : -1;
+    for (int k = 1; k < t->n_outputs; k++) {
+        if (pick_one(t, t->outputs[k], cmd, def) < 0) return -1;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(t->outputs[j], t->outputs[k])) return cli_usage(cmd, "-o %s is given twice", t->outputs[k]), -1;
+    }
+    return pick_one(t, t->output, cmd, def);
+}
+
+static int pick_one(const tool_opts *t, const char *output, const char *cmd, int def) {
+    int ext = output ? qv_format_from_path(output) : -1;
     if (t->format >= 0) {
         if (ext >= 0 && ext != t->format)
-            return cli_usage(cmd, "--format %s does not match the file name %s", qv_format_ext(t->format), t->output), -1;
+            return cli_usage(cmd, "--format %s does not match the file name %s", qv_format_ext(t->format), output), -1;
         return t->format;
     }
     if (ext >= 0) return ext;
-    if (t->output) return cli_usage(cmd, "cannot tell the format from '%s': name it .srt, .vtt, .json or .txt, or give --format", t->output), -1;
+    if (output) return cli_usage(cmd, "cannot tell the format from '%s': name it .srt, .vtt, .json or .txt, or give --format", output), -1;
     return def;
 }
 
+static int check_one(const char *output);
+
 int tool_check_output(const tool_opts *t) {
-    if (!t->output) return 0;
-    char *dir = strdup(t->output);
+    for (int k = 0; k < t->n_outputs; k++)
+        if (check_one(t->outputs[k])) return 1;
+    return t->n_outputs ? 0 : check_one(t->output);
+}
+
+static int check_one(const char *output) {
+    if (!output) return 0;
+    char *dir = strdup(output);
     if (!dir) return cli_fail("out of memory");
     char *slash = strrchr(dir, '/');
     const char *d = ".";
@@ -88,7 +112,7 @@ int tool_check_output(const tool_opts *t) {
         d = dir;
     }
     int ok = access(d, W_OK | X_OK) == 0;
-    int rc = ok ? 0 : cli_fail("cannot write %s: the folder %s is missing or not writable", t->output, d);
+    int rc = ok ? 0 : cli_fail("cannot write %s: the folder %s is missing or not writable", output, d);
     free(dir);
     return rc;
 }
@@ -149,51 +173,189 @@ int tool_parse_video_cmd(const char *cmd, int argc, char **argv, cli_opts *o, to
         if (r == 0) r = tool_opts_parse(t, cmd, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
-        if (a[0] == '-' && a[1] != 0) return cli_usage(cmd, "unknown option '%s'", a);
-        if (*video) return cli_usage(cmd, "one video at a time (got '%s' and '%s')", *video, a);
+        if (strcmp(a, "--resume") == 0) {
+            t->resume = 1;
+            continue;
+        }
+        if (a[0] == '-' && a[1] != 0) return cli_unknown_option(cmd, a);
+        if (*video) return tool_positional_mistake(cmd, *video, a);
         *video = a;
     }
-    if (!*video) return cli_usage(cmd, "no video given");
+    if (!*video) return cli_usage(cmd, "no video given: qv %s [options] VIDEO", cmd);
+    if (!qv_file_exists(*video)) {
+        if (!cli_looks_like_media_path(*video))
+            return cli_usage(cmd, "'%s' is not a file: give the video; the question is --%s TEXT", *video,
+                             strcmp(cmd, "summarize") == 0 ? "summary-prompt" : "prompt");
+        return cli_fail("%s: no such file", *video);
+    }
+    if (t->resume && !t->n_outputs) return cli_usage(cmd, "--resume continues an output file: give -o FILE");
     return -1;
+}
+
+int tool_positional_mistake(const char *cmd, const char *video, const char *extra) {
+    if (qv_file_exists(extra) || cli_looks_like_media_path(extra))
+        return cli_usage(cmd, "one video at a time (got '%s' and '%s'): for several videos use qv batch, or one "
+                              "run each", video, extra);
+    int sum = strcmp(cmd, "summarize") == 0;
+    return cli_usage(cmd, "'%s' is not a second video: %s takes one VIDEO; to ask something else give %s \"%s\"", extra, cmd,
+                     sum ? "--summary-prompt" : "--prompt", extra);
+}
+
+/* where the finished windows go while the task runs (see tool_run_video_task) */
+typedef struct {
+    const tool_opts *t;
+    int fmts[8];             /* format of each output file */
+    int fmt_stdout;          /* format on stdout when there is no output file */
+    int stream;              /* subtitles to stdout: print each cue as it is made */
+    qv_out_meta meta;
+    qv_progress *pg;
+    cli_out out;             /* stdout */
+    char *printed;           /* what has gone to stdout so far */
+    size_t n_printed;
+    int save_failed;         /* an output file could not be written */
+    qv_err save_err;
+} tool_sink;
+
+/* the document of a result in format fmt */
+static char *render(tool_sink *k, int fmt, const qv_task_result *r) { return qv_task_render((qv_out_format)fmt, r, &k->meta); }
+
+/* stdout gets the part of doc beyond what it already has (cues render as a growing prefix) */
+static void print_new(tool_sink *k, char *doc) {
+    size_t n = strlen(doc);
+    if (k->printed && (n < k->n_printed || memcmp(doc, k->printed, k->n_printed) != 0)) {
+        free(doc); /* not an extension of what was printed (cannot happen for SRT/WebVTT): keep it for the end */
+        return;
+    }
+    qv_progress_clear(k->pg);
+    cli_out_write(&k->out, doc + k->n_printed, n - k->n_printed);
+    free(k->printed);
+    k->printed = doc;
+    k->n_printed = n;
+}
+
+static void save_all(tool_sink *k, const qv_task_result *r) {
+    for (int i = 0; i < k->t->n_outputs && !k->save_failed; i++) {
+        char *doc = render(k, k->fmts[i], r);
+        qv_status st = doc ? qv_write_file_atomic(k->t->outputs[i], doc, strlen(doc), &k->save_err)
+                           : qv_errf(&k->save_err, QV_ERR_NOMEM, "out of memory");
+        free(doc);
+        if (st) {
+            k->save_failed = 1;
+            qv_cancel_request(); /* a full disk: stop now rather than compute what cannot be kept */
+        }
+    }
+}
+
+static void on_segment(void *user, const qv_task_result *so_far) {
+    tool_sink *k = user;
+    save_all(k, so_far);
+    if (k->stream && !(k->fmt_stdout == QV_FMT_TEXT && so_far->n_segs == 1)) {
+        char *doc = render(k, k->fmt_stdout, so_far);
+        if (doc) print_new(k, doc);
+    }
+}
+
+/* --resume: the finished cues of the first output that exists (JSON first: its texts are exact) */
+static int load_resume(const char *cmd, tool_sink *k, qv_segment **segs, int *n) {
+    *segs = NULL;
+    *n = 0;
+    int pick = -1;
+    for (int pass = 0; pass < 2 && pick < 0; pass++)
+        for (int i = 0; i < k->t->n_outputs && pick < 0; i++)
+            if ((pass || k->fmts[i] == QV_FMT_JSON) && qv_file_exists(k->t->outputs[i])) pick = i;
+    if (pick < 0) {
+        qv_progress_log(k->pg, "nothing to resume from (no %s yet): starting at the beginning", k->t->outputs[0]);
+        return 0;
+    }
+    qv_err err = {0};
+    if (qv_cues_read(k->t->outputs[pick], (qv_out_format)k->fmts[pick], segs, n, &err))
+        return cli_fail("cannot resume from %s: %s", k->t->outputs[pick], err.msg);
+    qv_progress_log(k->pg, "resuming after %d finished window%s of %s", *n, *n == 1 ? "" : "s", k->t->outputs[pick]);
+    (void)cmd;
+    return 0;
 }
 
 int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const char *video, int fmt, int summarize) {
     if (tool_check_output(t)) return 1;
+    tool_sink k = {.t = t, .fmt_stdout = fmt, .out = {stdout, 0}};
+    for (int i = 0; i < t->n_outputs; i++) {
+        int f = qv_format_from_path(t->outputs[i]);
+        k.fmts[i] = f >= 0 ? f : fmt;
+        if (summarize && !t->detail && (k.fmts[i] == QV_FMT_SRT || k.fmts[i] == QV_FMT_VTT))
+            return cli_usage(cmd, "SRT and WebVTT hold the timestamped outline: add --detail (%s)", t->outputs[i]);
+    }
+    k.stream = !summarize && !t->n_outputs && fmt != QV_FMT_JSON;
     qv_engine *e;
     int rc = cli_engine_open(o, cmd, &e);
     if (rc) return rc;
     qv_gen_opts go;
     cli_gen_opts(o, e, &go, 0); /* 0: the task's own default per window / summary */
     qv_progress *pg = cli_progress_open(o);
+    k.pg = pg;
     go.on_progress = qv_progress_cb;
     go.user = pg;
     o->media.pool = qv_engine_pool(e);
+    const char *prompt = summarize ? (t->task.summary_prompt ? t->task.summary_prompt : QV_DEFAULT_SUMMARY_PROMPT)
+                                   : (t->task.prompt ? t->task.prompt : QV_DEFAULT_CAPTION_PROMPT);
+    k.meta = (qv_out_meta){.video = video, .model = o->model, .task = cmd, .prompt = prompt};
 
     qv_task_opts to = t->task;
+    to.on_segment = on_segment;
+    to.seg_user = &k;
+    qv_segment *prior = NULL;
+    int n_prior = 0;
+    if (t->resume && (summarize ? t->detail : 1)) rc = load_resume(cmd, &k, &prior, &n_prior);
+    to.resume = prior;
+    to.n_resume = n_prior;
     to.on_step = qv_progress_step_cb;
     to.user = pg;
     qv_task_result res = {0};
     qv_err err = {0};
-    qv_status st = summarize ? qv_task_summarize(e, video, &o->media, &go, &to, t->detail, &res, &err)
+    qv_status st = rc ? QV_ERR_INVALID
+                 : summarize ? qv_task_summarize(e, video, &o->media, &go, &to, t->detail, &res, &err)
                              : qv_task_subtitles(e, video, &o->media, &go, &to, &res, &err);
     qv_progress_clear(pg);
-    if (st == QV_OK) {
-        const char *prompt = summarize ? (t->task.summary_prompt ? t->task.summary_prompt : QV_DEFAULT_SUMMARY_PROMPT)
-                                       : (t->task.prompt ? t->task.prompt : QV_DEFAULT_CAPTION_PROMPT);
-        qv_out_meta meta = {.video = video, .model = o->model, .task = cmd, .prompt = prompt};
-        char *doc = qv_task_render((qv_out_format)fmt, &res, &meta);
-        if (!doc) rc = cli_fail("out of memory");
-        else rc = tool_write(t, doc);
-        if (!rc && t->output) {
-            if (summarize) qv_progress_log(pg, "wrote %s (%.1f s)", t->output, res.seconds);
+    if (rc) {
+        /* load_resume said why */
+    } else if (k.out.err) {
+        rc = cli_out_fail(&k.out, "the captions to stdout");
+    } else if (k.save_failed) {
+        rc = cli_fail("%s; stopped", k.save_err.msg);
+    } else if (st == QV_OK) {
+        save_all(&k, &res); /* the whole document, summary included */
+        if (!t->n_outputs) {
+            char *doc = render(&k, fmt, &res);
+            if (!doc) rc = cli_fail("out of memory");
+            else if (k.printed && strncmp(doc, k.printed, k.n_printed) == 0) print_new(&k, doc);
+            else {
+                cli_out_write(&k.out, doc, strlen(doc));
+                free(doc);
+            }
+            if (!rc && k.out.err) rc = cli_out_fail(&k.out, summarize ? "the summary to stdout" : "the captions to stdout");
+        }
+        if (!rc && k.save_failed) rc = cli_fail("%s", k.save_err.msg);
+        if (!rc && t->n_outputs) {
+            char names[512] = "";
+            for (int i = 0; i < t->n_outputs; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", t->outputs[i]);
+            if (summarize) qv_progress_log(pg, "wrote %s (%.1f s)", names, res.seconds);
             else
-                qv_progress_log(pg, "wrote %d captions to %s (%.1f s, %ld tokens generated)", res.n_segs, t->output,
+                qv_progress_log(pg, "wrote %d captions to %s (%.1f s, %ld tokens generated)", res.n_segs, names,
                                 res.seconds, res.n_gen_tokens);
         }
-        free(doc);
     } else {
-        rc = st == QV_ERR_CANCELLED ? (cli_fail("stopped by Ctrl-C; nothing written"), 130) : cli_fail("%s", err.msg);
+        char kept[600] = "";
+        if (res.n_segs > 0 && t->n_outputs)
+            snprintf(kept, sizeof kept, "; %d finished window%s kept in %s (the same command with --resume continues)",
+                     res.n_segs, res.n_segs == 1 ? "" : "s", t->output);
+        else if (res.n_segs > 0 && k.stream)
+            snprintf(kept, sizeof kept, "; the %d finished captions were printed", res.n_segs);
+        else if (st == QV_ERR_CANCELLED)
+            snprintf(kept, sizeof kept, "; nothing was finished");
+        rc = st == QV_ERR_CANCELLED ? (cli_fail("stopped%s", kept), 130) : cli_fail("%s%s", err.msg, kept);
     }
+    free(k.printed);
+    qv_cues_free(prior, n_prior);
     qv_task_result_free(&res);
     qv_progress_free(pg);
     qv_engine_free(e);
