@@ -37,7 +37,9 @@ const char cli_opts_help[] =
     "  --repetition-penalty R   HF-style penalty over the ids seen (1 = off)\n"
     "  --seed N                 random seed for sampling (same seed, same answer)\n"
     "output:\n"
-    "  --quiet                  no progress or notes on stderr\n"
+    "  --dry-run                print the cost line (frames, resolution, visual tokens, estimated time on\n"
+    "                           this CPU; also as JSON on stdout) and exit: no weights loaded, no frame decoded\n"
+    "  --quiet                  no progress or notes on stderr (nor the cost line printed before a run)\n"
     "  --verbose                more notes on stderr\n";
 
 void cli_opts_init(cli_opts *o) {
@@ -89,6 +91,7 @@ int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) 
     if (strcmp(a, "--quiet") == 0) return o->quiet = 1, 1;
     if (strcmp(a, "--autorotate") == 0) return o->media.autorotate = 1, 1;
     if (strcmp(a, "--verbose") == 0) return o->verbose = 1, 1;
+    if (strcmp(a, "--dry-run") == 0) return o->dry_run = 1, 1;
     /* valued options */
     static const char *const valued[] = {"--model", "--threads", "--chunk", "--ctx-max", "--fps", "--max-frames",
                                          "--min-pixels", "--max-pixels", "--total-pixels", "--start", "--end",

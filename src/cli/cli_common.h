@@ -42,6 +42,7 @@ typedef struct {
     int seed_set;
     uint64_t seed;           /* --seed N */
     int quiet, verbose;      /* --quiet / --verbose */
+    int dry_run;             /* --dry-run: print the cost line (cli_cost.h) and exit */
 } cli_opts;
 
 void cli_opts_init(cli_opts *o);

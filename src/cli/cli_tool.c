@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "pipeline/cues.h"
+#include "cli_cost.h"
 
 const char tool_opts_help[] =
     "task:\n"
@@ -285,6 +286,13 @@ int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const 
             return cli_usage(cmd, "SRT and WebVTT hold the timestamped outline: add --detail (%s)", t->outputs[i]);
     }
     k.stream = !summarize && !t->n_outputs && fmt != QV_FMT_JSON;
+    qv_prompt_media in = {video, 1};
+    const char *q = summarize ? t->task.summary_prompt : t->task.prompt;
+    cli_cost_plan plan = {.inputs = &in, .n_inputs = 1, .windows = !summarize || t->detail, .window_s = t->task.window_s,
+                          .summary = summarize, .n_text = 30 + (q ? (int64_t)strlen(q) / 3 : 15),
+                          .caption_tokens = o->max_tokens > 0 ? o->max_tokens : t->task.caption_tokens,
+                          .summary_tokens = o->max_tokens > 0 ? o->max_tokens : 200};
+    if (o->dry_run) return cli_cost_dry_run(o, cmd, &plan);
     qv_engine *e;
     int rc = cli_engine_open(o, cmd, &e);
     if (rc) return rc;
@@ -309,6 +317,9 @@ int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const 
     to.n_resume = n_prior;
     to.on_step = qv_progress_step_cb;
     to.user = pg;
+    plan.skip_windows = n_prior;
+    if (!rc) cli_cost_report(o, cmd, qv_engine_config(e), qv_engine_pool(e), &plan, 0);
+
     qv_task_result res = {0};
     qv_err err = {0};
     qv_status st = rc ? QV_ERR_INVALID

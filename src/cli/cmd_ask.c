@@ -2,6 +2,7 @@
  * one JSON object; --dump writes the run's tensors in the golden files' layout (issues 5 and 6). */
 #include "cli.h"
 #include "cli_common.h"
+#include "cli_cost.h"
 #include "pipeline/prompt.h"
 
 #include <cjson/cJSON.h>
@@ -210,12 +211,20 @@ int qv_cmd_ask(int argc, char **argv) {
         return cli_fail("%s: no such file (--pixel-values)", pixel_values);
     }
 
+    cli_cost_plan plan = {.inputs = inputs, .n_inputs = prompt ? 0 : n_inputs,
+                          .n_text = 30 + (question ? (int64_t)strlen(question) / 3 : 0),
+                          .ask_tokens = o.max_tokens >= 0 ? o.max_tokens : 256};
+    if (o.dry_run) {
+        free(prompt);
+        return cli_cost_dry_run(&o, cmd, &plan);
+    }
     qv_engine *e;
     int rc = cli_engine_open(&o, cmd, &e);
     if (rc) {
         free(prompt);
         return rc;
     }
+    if (!pixel_values) cli_cost_report(&o, cmd, qv_engine_config(e), qv_engine_pool(e), &plan, 0);
     qv_err err = {0};
     if (!prompt && qv_prompt_build(qv_engine_is_chat(e), NULL, inputs, n_inputs, question, framing, &prompt, &err)) {
         qv_engine_free(e);

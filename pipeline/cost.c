@@ -1,0 +1,145 @@
+/* cost.c — the cost of a run before it starts (see cost.h). */
+#include "cost.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/sampler.h"
+#include "tensor.h"
+
+/* Efficiency of the whole stages against the kernel rates measured below, fitted on full runs of the
+ * realdims model (the 7B's shapes with 2 layers) on a 10 s 1280x720 clip at 2520 and 7200 visual tokens
+ * (AMD EPYC Zen 4, 2 cores, shared): vision ran at ~0.5 of the qv_linear rate at its shapes (norms,
+ * rotary, the f32 patch embedding and merger around the GEMMs), prefill at ~0.75 (attention included at
+ * the same rate), decode at ~0.9 of the m = 1 bandwidth; the README's 7B numbers (Zen 3) agree. */
+#define QV_COST_VIS_EFF   0.50
+#define QV_COST_PRE_EFF   0.75
+#define QV_COST_ATTN_EFF  0.75
+#define QV_COST_GEN_EFF   0.90
+/* media front end: seconds per second of 1280x720 video decoded, resized and patchified (2 cores) */
+#define QV_COST_MEDIA_S_PER_720P_S 0.09
+
+static double time_linear(qv_pool *pool, qv_precision prec, float *Y, const float *X, const uint16_t *W, int m, int n,
+                          int k, int reps) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = qv_now();
+        qv_linear(pool, prec, Y, n, X, W, NULL, m, n, k);
+        t = qv_now() - t;
+        if (t < best) best = t;
+    }
+    return best > 1e-9 ? best : 1e-9;
+}
+
+void qv_cost_measure(qv_pool *pool, qv_precision prec, const qv_model_config *mc, qv_cpu_speed *out) {
+    double t0 = qv_now();
+    memset(out, 0, sizeof *out);
+    out->n_threads = qv_pool_size(pool);
+    int H = mc->text.hidden, E = mc->vision.embed_dim, m = 256;
+    /* decode: a weight block of at least 64 MB (beyond the caches), rows of the LM's hidden size */
+    size_t k_dec = (size_t)H;
+    size_t n_dec = ((size_t)64 << 20) / 2 / k_dec;
+    size_t nw = n_dec * k_dec;
+    if (nw < (size_t)H * H) nw = (size_t)H * H;
+    if (nw < (size_t)3 * E * E) nw = (size_t)3 * E * E;
+    size_t kx = (size_t)(H > E ? H : E);
+    size_t ny = (size_t)m * (size_t)(H > 3 * E ? H : 3 * E);
+    if (ny < n_dec) ny = n_dec;
+    uint16_t *W = malloc(nw * sizeof *W);
+    float *X = malloc((size_t)m * kx * sizeof *X), *Y = malloc(ny * sizeof *Y);
+    if (!W || !X || !Y) { /* no memory for the measurement: typical rates of 2 recent cores */
+        out->gemm_gflops = 150, out->vis_gflops = 150, out->gemv_gbps = 15;
+    } else {
+        uint32_t x = 12345;
+        for (size_t i = 0; i < nw; i++) {
+            x = x * 1664525u + 1013904223u;
+            W[i] = qv_f32_to_bf16(((float)(x >> 9) / 8388608.0f - 1.0f) * 0.05f);
+        }
+        for (size_t i = 0; i < (size_t)m * kx; i++) X[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+        double s = time_linear(pool, prec, Y, X, W, m, H, H, 4); /* best of 4: the first warms, others share the cores */
+        out->gemm_gflops = 2.0 * m * H * H / s / 1e9;
+        s = time_linear(pool, prec, Y, X, W, m, 3 * E, E, 4);
+        out->vis_gflops = 2.0 * m * 3.0 * E * E / s / 1e9;
+        s = time_linear(pool, prec, Y, X, W, 1, (int)n_dec, (int)k_dec, 3);
+        out->gemv_gbps = 2.0 * (double)n_dec * k_dec / s / 1e9;
+    }
+    free(W);
+    free(X);
+    free(Y);
+    out->seconds = qv_now() - t0;
+}
+
+void qv_cost_add_vision(qv_cost *c, const qv_model_config *mc, int t, int gh, int gw, int n_frames, double video_s,
+                        int src_w, int src_h) {
+    const qv_vision_hparams *v = &mc->vision;
+    double E = v->embed_dim, M = v->mlp_dim, D = v->out_hidden, L = v->depth;
+    double P = (double)gh * gw; /* patches of one temporal pair: attention stays within it */
+    double rows = P * t;
+    double patch_dim = (double)v->in_chans * v->temporal_patch_size * v->patch_size * v->patch_size;
+    double lin = rows * (2 * patch_dim * E + L * (2 * E * 3 * E + 2 * E * E + 2 * 2 * E * M)) +
+                 rows / 4 * (2 * (4 * E) * (4 * E) + 2 * (4 * E) * D);
+    c->flops_vis_linear += lin;
+    c->flops_vis_attn += L * t * 4.0 * P * P * E;
+    c->n_frames += n_frames;
+    c->n_patches += (int64_t)rows;
+    c->n_vision_tokens += (int64_t)rows / 4;
+    c->width = gw * v->patch_size;
+    c->height = gh * v->patch_size;
+    c->video_s += video_s;
+    if (video_s > 0) c->src_pixels = (double)src_w * src_h;
+}
+
+void qv_cost_add_run(qv_cost *c, const qv_model_config *mc, int64_t n_vis_run, int64_t n_text, int max_gen) {
+    const qv_text_hparams *p = &mc->text;
+    double H = p->hidden, F = p->ffn, L = p->n_layers, kv = (double)p->n_kv_heads * p->head_dim;
+    double layer = H * H * 2 + H * kv * 2 + 3 * H * F; /* q, o, k, v, gate/up/down */
+    double N = (double)(n_vis_run + n_text);
+    c->flops_pre_linear += N * L * 2 * layer + 2 * H * p->vocab;
+    c->flops_pre_attn += L * 2.0 * H * N * N; /* causal: QK^T and AV over N/2 keys on average */
+    double g = max_gen > 0 ? max_gen : 0;
+    /* each token: every layer's weights, the output head, and the KV cache so far */
+    c->params_gen += g * (L * layer + H * p->vocab);
+    c->bytes_kv += g * L * 2 * kv * 2 * (N + g / 2); /* bf16 K and V rows */
+    c->n_prompt += (int64_t)N;
+    c->n_gen += (int64_t)g;
+    c->n_runs++;
+}
+
+void qv_cost_time(qv_cost *c, const qv_model_config *mc, const qv_cpu_speed *sp, int weight_bytes) {
+    (void)mc;
+    double vis = sp->vis_gflops * 1e9 * QV_COST_VIS_EFF, pre = sp->gemm_gflops * 1e9 * QV_COST_PRE_EFF;
+    double attn = sp->gemm_gflops * 1e9 * QV_COST_ATTN_EFF, bw = sp->gemv_gbps * 1e9 * QV_COST_GEN_EFF;
+    if (!(vis > 0)) vis = 1e9;
+    if (!(pre > 0)) pre = 1e9;
+    if (!(attn > 0)) attn = 1e9;
+    if (!(bw > 0)) bw = 1e9;
+    c->s_vision = c->flops_vis_linear / vis + c->flops_vis_attn / attn;
+    c->s_prefill = c->flops_pre_linear / pre + c->flops_pre_attn / attn;
+    c->s_generate = (c->params_gen * (weight_bytes > 0 ? weight_bytes : 2) + c->bytes_kv) / bw;
+    double scale = c->src_pixels > 0 ? c->src_pixels / (1280.0 * 720.0) : 1.0;
+    double threads = sp->n_threads > 0 ? sp->n_threads : 1;
+    c->s_media = c->video_s * QV_COST_MEDIA_S_PER_720P_S * scale * 2.0 / threads;
+    c->s_total = c->s_media + c->s_vision + c->s_prefill + c->s_generate;
+}
+
+qv_status qv_cost_video_grid(int64_t total_frames, double stream_fps, int src_w, int src_h, const qv_media_opts *mo,
+                             double start_s, double end_s, int *t, int *gh, int *gw, int *n_frames, qv_err *err) {
+    int64_t *idx = malloc(sizeof *idx * QV_MAX_SAMPLED);
+    if (!idx) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    qv_sample_opts so = {mo->fps, mo->min_frames, mo->max_frames, start_s, end_s};
+    int n = 0;
+    qv_status st = qv_sample_frames(idx, &n, total_frames, stream_fps, &so, err);
+    free(idx);
+    if (st) return st;
+    int64_t minp = mo->min_pixels > 0 ? mo->min_pixels : QV_VIDEO_MIN_PIXELS;
+    int64_t tot = mo->total_pixels > 0 ? mo->total_pixels : QV_VIDEO_TOTAL_PIXELS;
+    double maxp = qv_video_max_pixels(minp, mo->max_pixels, tot, n);
+    int h = 0, w = 0;
+    if ((st = qv_smart_resize(&h, &w, src_h, src_w, (double)minp, maxp, err))) return st;
+    *n_frames = n;
+    *t = (n + 1) / 2;
+    *gh = h / 14;
+    *gw = w / 14;
+    return QV_OK;
+}
