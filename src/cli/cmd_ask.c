@@ -131,7 +131,7 @@ int qv_cmd_ask(int argc, char **argv) {
     const char *pos[MAX_INPUTS + 1];
     int n_inputs = 0, n_pos = 0, n_flagged = 0;
     const char *raw = NULL, *raw_file = NULL, *framing = NULL, *media_root = NULL, *dump = NULL, *pixel_values = NULL;
-    int json = 0, dump_layers = 0, no_stop = 0;
+    int json = 0, dump_layers = 0, no_stop = 0, rc0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) return help(), 0;
@@ -211,20 +211,51 @@ int qv_cmd_ask(int argc, char **argv) {
         return cli_fail("%s: no such file (--pixel-values)", pixel_values);
     }
 
-    cli_cost_plan plan = {.inputs = inputs, .n_inputs = prompt ? 0 : n_inputs,
+    /* a raw prompt's inputs for the cost line: its {{video:P}} / {{image:P}} markers (none when one is
+     * malformed or missing: the run itself says so) */
+    char *raw_paths[MAX_INPUTS];
+    int n_raw = 0;
+    for (const char *p = prompt; p && (p = strstr(p, "{{")) && n_raw >= 0; p += 2) {
+        int vid = !strncmp(p, "{{video:", 8), img = !strncmp(p, "{{image:", 8);
+        if (!vid && !img) continue;
+        const char *end = strstr(p, "}}");
+        if (!end || n_raw == MAX_INPUTS) {
+            n_raw = -1 - n_raw; /* stop, keep the count to free */
+            break;
+        }
+        char *path = strndup(p + 8, (size_t)(end - p - 8));
+        char *full = path && media_root && path[0] != '/' ? qv_path_join(media_root, path) : NULL;
+        if (full) free(path), path = full;
+        if (!path) break;
+        raw_paths[n_raw] = path;
+        inputs[n_raw] = (qv_prompt_media){path, vid};
+        n_raw++;
+        if (!qv_file_exists(path)) {
+            n_raw = -1 - n_raw;
+            break;
+        }
+    }
+    int n_raw_alloc = n_raw < 0 ? -1 - n_raw : n_raw;
+    if (prompt) n_inputs = n_raw < 0 ? -1 : n_raw;
+    cli_cost_plan plan = {.inputs = inputs, .n_inputs = n_inputs,
                           .n_text = 30 + (question ? (int64_t)strlen(question) / 3 : 0),
                           .ask_tokens = o.max_tokens >= 0 ? o.max_tokens : 256};
     if (o.dry_run) {
         free(prompt);
-        return cli_cost_dry_run(&o, cmd, &plan);
+        rc0 = n_inputs < 0 ? cli_fail("the prompt's {{video:...}}/{{image:...}} markers name a missing file or do not close")
+                           : cli_cost_dry_run(&o, cmd, &plan);
+        for (int i = 0; i < n_raw_alloc; i++) free(raw_paths[i]);
+        return rc0;
     }
     qv_engine *e;
     int rc = cli_engine_open(&o, cmd, &e);
     if (rc) {
         free(prompt);
+        for (int i = 0; i < n_raw_alloc; i++) free(raw_paths[i]);
         return rc;
     }
-    if (!pixel_values) cli_cost_report(&o, cmd, qv_engine_config(e), qv_engine_pool(e), &plan, 0);
+    if (!pixel_values && n_inputs >= 0) cli_cost_report(&o, cmd, qv_engine_config(e), qv_engine_pool(e), &plan, 0);
+    for (int i = 0; i < n_raw_alloc; i++) free(raw_paths[i]);
     qv_err err = {0};
     if (!prompt && qv_prompt_build(qv_engine_is_chat(e), NULL, inputs, n_inputs, question, framing, &prompt, &err)) {
         qv_engine_free(e);

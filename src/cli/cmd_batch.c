@@ -154,6 +154,10 @@ int qv_cmd_batch(int argc, char **argv) {
     if (!jobs) return cli_usage(cmd, "no job file given");
     if (!t.output) return cli_usage(cmd, "no output folder: give -o OUTDIR");
     if (t.format >= 0) return cli_usage(cmd, "--format is given per job (\"format\" in the job file)");
+    if (t.n_outputs > 1) return cli_usage(cmd, "one output folder (-o OUTDIR) only");
+    if (o.dry_run || t.resume)
+        return cli_usage(cmd, "%s", o.dry_run ? "--dry-run is for ask, subtitles and summarize: try one job's command with it"
+                                              : "a batch always resumes: run the same command again");
 
     char *text = NULL;
     size_t len = 0;

@@ -183,6 +183,7 @@ int qv_cmd_demo(int argc, char **argv) {
         return a[0] == '-' ? cli_unknown_option(cmd, a) : cli_usage(cmd, "unknown argument '%s'", a);
     }
     if (t.output || t.format >= 0 || t.detail) return cli_usage(cmd, "the demo writes DIR/demo.srt itself (no -o/--format/--detail)");
+    if (o.dry_run) return cli_usage(cmd, "--dry-run is for ask, subtitles and summarize");
     if (o.model && o.model != cli_default_model()) /* --model given ($QV_MODEL is ignored here) */
         return cli_usage(cmd, "the demo makes and uses its own model (--dir); for a real model run qv ask --model DIR");
     FILE *info = o.quiet ? NULL : stderr;
