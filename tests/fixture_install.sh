@@ -18,7 +18,9 @@ ok test -f "$T/prefix/include/qv/core.h"
 export PKG_CONFIG_PATH="$(dirname "$pc")"
 # the sample, compiled from outside the source tree: only the installed headers and library
 cp samples/ask.c "$T/ask.c"
-(cd "$T" && cc -std=c11 -O1 ask.c $(pkg-config --cflags --libs qv) -o ask) 2> "$T/cc.log"; ok test $? -eq 0
+san=()   # a sanitizer build (QV_SANITIZE) installs an instrumented library: link the runtime too
+grep -q '^QV_SANITIZE:BOOL=ON' "$B/CMakeCache.txt" 2>/dev/null && san=(-fsanitize=address,undefined)
+(cd "$T" && cc -std=c11 -O1 "${san[@]}" ask.c $(pkg-config --cflags --libs qv) -o ask) 2> "$T/cc.log"; ok test $? -eq 0
 "$T/ask" "$QV_FIXTURES/models/tiny-qwen2vl" "$QV_FIXTURES/media/sample_a.mp4" "What happens?" > "$T/out" 2> "$T/err"
 ok test $? -eq 0
 ok grep -q "^WEBVTT" "$T/out"
