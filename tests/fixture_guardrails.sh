@@ -37,6 +37,16 @@ usage_err "-o FILE" "$QV" subtitles "$A" --resume
 # a real question still runs
 "$QV" ask "$A" "What happens?" --max-tokens 2 --quiet > /dev/null; ok test $? -eq 0
 
+# batch: the same rules per job (the job fails with the reason, the others run)
+cp "$A" "$T/v.mp4"
+printf '%s\n' '{"id": "q1", "video": "v.mp4", "question": "v.mp4", "max_tokens": 2}' \
+  '{"id": "q2", "video": "v.mp4", "question": "What happens?", "max_token": 2}' \
+  '{"id": "q3", "video": "v.mp4", "question": "What happens?", "max_tokens": 2, "temperature": 0}' > "$T/jobs.jsonl"
+"$QV" batch "$T/jobs.jsonl" -o "$T/bout" --quiet; ok test $? -eq 1
+ok grep -q '"id": *"q1".*is a file name, not a question' "$T/bout/results.jsonl"
+ok grep -q '"id": *"q2".*did you mean .*max_tokens' "$T/bout/results.jsonl"
+ok grep -q '"id": *"q3".*"status": *"ok"' "$T/bout/results.jsonl"
+
 # ---- a closed output stops the work ----
 # 3000 tokens take several seconds on the tiny model; a reader that leaves after 20 bytes ends it at once
 t0=$(date +%s.%N)

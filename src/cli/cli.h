@@ -58,6 +58,8 @@ int cli_parse_time(const char *cmd, const char *opt, const char *s, double lo, d
 /* The candidate nearest to word (edit distance, or the one candidate it is a prefix of), NULL if none is
  * close. */
 const char *cli_nearest(const char *word, const char *const *cands, int n);
+/* The option of `qv cmd --help` nearest to name ("--x"), or NULL (a static buffer). */
+const char *cli_nearest_option(const char *cmd, const char *name);
 /* "unknown option 'X' (did you mean --Y?)" from the options of `qv cmd --help`; returns 2. */
 int cli_unknown_option(const char *cmd, const char *arg);
 /* An output stream whose write errors (EPIPE, disk full) cancel the run (qv_cancel_request) at once. */

@@ -194,6 +194,19 @@ static char *help_text(const char *cmd) {
     return s;
 }
 
+const char *cli_nearest_option(const char *cmd, const char *name) {
+    static char out[96];
+    char *text = help_text(cmd);
+    char **opts = NULL;
+    int n = collect_options(text, &opts);
+    const char *near = cli_nearest(name, (const char *const *)opts, n);
+    snprintf(out, sizeof out, "%s", near ? near : "");
+    for (int i = 0; i < n; i++) free(opts[i]);
+    free(opts);
+    free(text);
+    return out[0] ? out : NULL;
+}
+
 int cli_unknown_option(const char *cmd, const char *arg) {
     char name[128];
     snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);

@@ -158,7 +158,20 @@ int tool_apply_kv(cli_opts *o, tool_opts *t, const char *key, const char *value,
     int r = tool_opts_parse(t, "batch", 2, argv, &i);
     if (r == 0) r = cli_opts_parse(o, "batch", 2, argv, &i);
     if (r < 0) snprintf(why, cap, "bad value \"%s\" for option \"%s\"", value, key);
-    else if (r == 0) snprintf(why, cap, "unknown option \"%s\"", key);
+    else if (r == 0) {
+        char dashed[128];
+        snprintf(dashed, sizeof dashed, "%s", name);
+        for (char *q = dashed; *q; q++)
+            if (*q == '_') *q = '-';
+        const char *near = cli_nearest_option("batch", dashed);
+        char sugg[96] = "";
+        if (near && strlen(near) > 2) { /* as a job key: no dashes, '_' for '-' */
+            snprintf(sugg, sizeof sugg, " (did you mean \"%s\"?)", near + 2);
+            for (char *q = sugg; *q; q++)
+                if (*q == '-') *q = '_';
+        }
+        snprintf(why, cap, "unknown option \"%s\"%s", key, sugg);
+    }
     return r;
 }
 

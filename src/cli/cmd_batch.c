@@ -84,6 +84,9 @@ static qv_status run_job(void *user, const qv_job *job, char **doc, const char *
         return qv_errf(err, QV_ERR_INVALID, "line %d: SRT/WebVTT summaries need \"detail\": true", job->line);
     if (o.media.start_s >= 0 && o.media.end_s >= 0 && o.media.end_s <= o.media.start_s)
         return qv_errf(err, QV_ERR_INVALID, "line %d: end must come after start", job->line);
+    if (!is_sub && !is_sum && job->question && (cli_looks_like_media_path(job->question) || qv_file_exists(job->question)))
+        return qv_errf(err, QV_ERR_INVALID, "line %d: the question \"%s\" is a file name, not a question (the input "
+                       "goes in \"video\")", job->line, job->question);
 
     char *path = NULL; /* relative: beside the job file first, else from the current directory */
     if (job->video[0] != '/' && c->jobs_dir) {
