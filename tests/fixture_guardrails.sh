@@ -49,22 +49,27 @@ ok grep -q '"id": *"q3".*"status": *"ok"' "$T/bout/results.jsonl"
 
 # ---- a closed output stops the work ----
 # 3000 tokens take several seconds on the tiny model; a reader that leaves after 20 bytes ends it at once
-t0=$(date +%s.%N)
+# (the reader leaves after its 20 bytes; the run stops within a few tokens of the failed write, whatever
+# the machine's speed: fewer than 300 of the 3000 generated)
 "$QV" ask "$A" "What happens?" --no-stop --max-tokens 3000 --quiet 2> "$T/err" | head -c 20 > /dev/null
-rc=${PIPESTATUS[0]}; t1=$(date +%s.%N)
+rc=${PIPESTATUS[0]}
 ok test $rc -eq 1
 ok grep -q "closed the pipe" "$T/err"
 ok test "$(wc -l < "$T/err")" -eq 1
-ok awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 4) }'
+n=$(sed -n 's/.*stopped after \([0-9]*\) generated tokens.*/\1/p' "$T/err")
+ok test -n "$n"
+ok test "${n:-3000}" -lt 300
 "$QV" ask "$A" "What happens?" --no-stop --max-tokens 3000 --quiet > /dev/full 2> "$T/err"; rc=$?
 ok test $rc -eq 1
+ok grep -q "No space left" "$T/err"
+"$QV" subtitles "$A" --window 1 --max-tokens 4 --quiet > /dev/full 2> "$T/err"; ok test $? -eq 1
 ok grep -q "No space left" "$T/err"
 "$QV" subtitles "$A" --window 0.5 --full-answer --max-tokens 400 --quiet 2> "$T/err" | head -c 10 > /dev/null
 ok test "${PIPESTATUS[0]}" -eq 1
 ok grep -q "closed the pipe" "$T/err"
 
 # ---- subtitles: several outputs, streaming, kill keeps cues, --resume ----
-sub=(subtitles "$A" --window 1 --full-answer --max-tokens 600 --quiet)
+sub=(subtitles "$A" --window 1 --full-answer --max-tokens 250 --quiet)
 "$QV" "${sub[@]}" -o "$T/full.srt"; ok test $? -eq 0
 "$QV" "${sub[@]}" -o "$T/full.json"; ok test $? -eq 0
 "$QV" "${sub[@]}" -o "$T/m.srt" -o "$T/m.vtt" -o "$T/m.json"; ok test $? -eq 0
@@ -75,8 +80,9 @@ ok test "$(grep -c -- '-->' "$T/m.vtt")" -eq 3
 # stdout gets the first cue while the later windows still run
 "$QV" "${sub[@]}" > "$T/stream.srt" & pid=$!
 seen_early=0
-for _ in $(seq 400); do
+for _ in $(seq 6000); do
   if grep -q -- '-->' "$T/stream.srt" 2>/dev/null; then kill -0 $pid 2>/dev/null && seen_early=1; break; fi
+  kill -0 $pid 2>/dev/null || break
   sleep 0.02
 done
 wait $pid; ok test $? -eq 0
@@ -84,7 +90,7 @@ ok test $seen_early -eq 1
 ok cmp -s "$T/stream.srt" "$T/full.srt"
 # killed after the first window: the finished cue is in every output; --resume ends like the full run
 "$QV" "${sub[@]}" -o "$T/k.srt" -o "$T/k.json" 2> "$T/err" & pid=$!
-for _ in $(seq 400); do grep -q '"segments"' "$T/k.json" 2>/dev/null && break; sleep 0.02; done
+for _ in $(seq 6000); do grep -q '"segments"' "$T/k.json" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
 kill -TERM $pid; wait $pid; rc=$?
 ok test $rc -eq 130
 n=$(grep -c -- '-->' "$T/k.srt"); ok test "$n" -ge 1; ok test "$n" -lt 3
@@ -100,9 +106,9 @@ ok cmp -s "$T/p.srt" "$T/full.srt"
 ok grep -q "cannot resume" "$T/err"
 
 # ---- summarize --detail keeps the outline made so far ----
-summ=(summarize "$A" --detail --window 1 --full-answer --max-tokens 600 --quiet)
+summ=(summarize "$A" --detail --window 1 --full-answer --max-tokens 250 --quiet)
 "$QV" "${summ[@]}" -o "$T/s.json" & pid=$!
-for _ in $(seq 400); do grep -q '"segments"' "$T/s.json" 2>/dev/null && break; sleep 0.02; done
+for _ in $(seq 6000); do grep -q '"segments"' "$T/s.json" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
 kill -INT $pid; wait $pid; ok test $? -eq 130
 ok grep -q '"start_ts"' "$T/s.json"
 ok test "$(grep -c '"summary"' "$T/s.json")" -eq 0

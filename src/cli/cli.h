@@ -62,7 +62,11 @@ const char *cli_nearest(const char *word, const char *const *cands, int n);
 const char *cli_nearest_option(const char *cmd, const char *name);
 /* "unknown option 'X' (did you mean --Y?)" from the options of `qv cmd --help`; returns 2. */
 int cli_unknown_option(const char *cmd, const char *arg);
-/* An output stream whose write errors (EPIPE, disk full) cancel the run (qv_cancel_request) at once. */
+/* A write that failed (stdout closed, disk full): from then on cli_abort_cb answers "stop", so the run
+ * ends at its next poll, as after Ctrl-C; the caller reports the write error instead of a cancellation. */
+void cli_output_fail_stop(void);
+int cli_output_failed(void);
+/* An output stream whose write errors (EPIPE, disk full) stop the run at once (cli_output_fail_stop). */
 typedef struct {
     FILE *f;
     int err;                 /* errno of the first failed write, 0 while all is well */

@@ -224,12 +224,16 @@ int cli_unknown_option(const char *cmd, const char *arg) {
 
 /* ---- output streams whose errors stop the run ------------------------------------------------------- */
 
+static volatile int g_output_failed;
+void cli_output_fail_stop(void) { g_output_failed = 1; }
+int cli_output_failed(void) { return g_output_failed != 0; }
+
 int cli_out_write(cli_out *o, const void *p, size_t n) {
     if (o->err) return -1;
     errno = 0;
     if ((n && fwrite(p, 1, n, o->f) != n) || fflush(o->f) != 0 || ferror(o->f)) {
         o->err = errno ? errno : EIO;
-        qv_cancel_request(); /* stop the run at once: nobody reads what comes next */
+        cli_output_fail_stop(); /* cli_abort_cb stops the run at once: nobody reads what comes next */
         return -1;
     }
     return 0;

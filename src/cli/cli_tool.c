@@ -255,7 +255,7 @@ static void save_all(tool_sink *k, const qv_task_result *r) {
         free(doc);
         if (st) {
             k->save_failed = 1;
-            qv_cancel_request(); /* a full disk: stop now rather than compute what cannot be kept */
+            cli_output_fail_stop(); /* a full disk: stop now rather than compute what cannot be kept */
         }
     }
 }

@@ -111,5 +111,5 @@ void cli_interrupt(void) { g_interrupted = 1; }
 int cli_interrupted(void) { return g_interrupted != 0; }
 int cli_abort_cb(void *user) {
     (void)user;
-    return g_interrupted != 0;
+    return g_interrupted != 0 || cli_output_failed(); /* Ctrl-C, or nobody can take the output any more */
 }

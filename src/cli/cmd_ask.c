@@ -290,11 +290,13 @@ int qv_cmd_ask(int argc, char **argv) {
     qv_progress_free(ui.pg);
     if (!json && ui.text_started) cli_out_write(&ui.out, "\n", 1);
     if (ui.out.err) { /* the answer could not be written: the run stopped there, say so */
-        qv_result_free(&res);
         qv_dumper_free(dumper);
         qv_engine_free(e);
         free(prompt);
-        return cli_out_fail(&ui.out, "the answer to stdout");
+        char what[96];
+        snprintf(what, sizeof what, "the answer to stdout (stopped after %d generated tokens)", res.n_gen);
+        qv_result_free(&res);
+        return cli_out_fail(&ui.out, what);
     }
     if (st == QV_OK && dump && qv_dumper_write(dumper, dump, &res, &err) != QV_OK) st = err.code ? err.code : QV_ERR_IO;
     if (st == QV_OK) {
