@@ -84,6 +84,7 @@ void qv_cost_add_vision(qv_cost *c, const qv_model_config *mc, int t, int gh, in
     c->n_frames += n_frames;
     c->n_patches += (int64_t)rows;
     c->n_vision_tokens += (int64_t)rows / 4;
+    c->n_pairs += t;
     c->width = gw * v->patch_size;
     c->height = gh * v->patch_size;
     c->video_s += video_s;

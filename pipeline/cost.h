@@ -41,6 +41,7 @@ typedef struct {
     int64_t n_frames;        /* sampled frames over all vision inputs */
     int64_t n_patches;       /* encoder rows (t*gh*gw summed) */
     int64_t n_vision_tokens; /* placeholder tokens (patches / 4) */
+    int64_t n_pairs;         /* temporal pairs (an image counts one): the units of the "video" progress */
     int64_t n_prompt;        /* prompt tokens over all runs (vision included) */
     int64_t n_gen;           /* tokens generated at most over all runs */
     int n_runs;

@@ -95,7 +95,7 @@ static int plan_cost(qv_cost *c, const qv_model_config *mc, const cli_cost_plan 
 }
 
 int cli_cost_report(const cli_opts *o, const char *cmd, const qv_model_config *mc, qv_pool *pool,
-                    const cli_cost_plan *pl, int dry_run) {
+                    cli_cost_plan *pl, int dry_run) {
     if (o->quiet && !dry_run) return 0;
     int n_in = pl->n_inputs > 0 ? pl->n_inputs : 1;
     probe *pr = calloc((size_t)n_in, sizeof *pr);
@@ -119,6 +119,9 @@ int cli_cost_report(const cli_opts *o, const char *cmd, const qv_model_config *m
     qv_cost_measure(pool, o->prec == QV_PREC_REF ? QV_PREC_REF : QV_PREC_FAST, mc, &sp);
     qv_pool_free(own);
     qv_cost_time(&c, mc, &sp, o->quant ? 1 : 2);
+    pl->plan_s[0] = c.s_media + c.s_vision, pl->plan_units[0] = (double)c.n_pairs;
+    pl->plan_s[1] = c.s_prefill, pl->plan_units[1] = (double)c.n_prompt;
+    pl->plan_s[2] = c.s_generate, pl->plan_units[2] = (double)c.n_gen;
 
     /* what would shrink it: half the pixels per frame, or half the frame rate */
     qv_media_opts px = o->media, fr = o->media;
@@ -163,7 +166,7 @@ int cli_cost_report(const cli_opts *o, const char *cmd, const qv_model_config *m
     return 0;
 }
 
-int cli_cost_dry_run(const cli_opts *o, const char *cmd, const cli_cost_plan *pl) {
+int cli_cost_dry_run(const cli_opts *o, const char *cmd, cli_cost_plan *pl) {
     if (!o->model) return cli_usage(cmd, "no model: give --model DIR or set QV_MODEL");
     qv_model_config mc;
     qv_err err = {0};

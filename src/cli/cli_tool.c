@@ -332,6 +332,7 @@ int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const 
     to.user = pg;
     plan.skip_windows = n_prior;
     if (!rc) cli_cost_report(o, cmd, qv_engine_config(e), qv_engine_pool(e), &plan, 0);
+    qv_progress_set_plan(pg, plan.plan_s, plan.plan_units); /* the whole run's ETA, over every window */
 
     qv_task_result res = {0};
     qv_err err = {0};

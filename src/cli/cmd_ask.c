@@ -269,6 +269,7 @@ int qv_cmd_ask(int argc, char **argv) {
     go.media_root = media_root;
     go.pixel_values_path = pixel_values;
     ask_ui ui = {cli_progress_open(&o), 0, 0, {stdout, 0}, 0};
+    qv_progress_set_plan(ui.pg, plan.plan_s, plan.plan_units); /* the whole run's ETA */
     ui.streaming_tty = !json && isatty(STDOUT_FILENO) && qv_progress_mode(ui.pg) == QV_PROGRESS_TTY;
     go.on_progress = on_progress;
     go.user = &ui;

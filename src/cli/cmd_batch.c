@@ -50,6 +50,7 @@ static void on_job_start(void *user, int k, int n, const qv_job *job) {
     char label[200];
     snprintf(label, sizeof label, "job %d/%d %s", k, n, job->id);
     qv_progress_set_label(((batch_ctx *)user)->pg, label);
+    qv_progress_set_outer(((batch_ctx *)user)->pg, k - 1, n); /* the whole batch's ETA from the jobs done */
 }
 
 static void on_job_done(void *user, int k, int n, const qv_job *job, int ok, double seconds, const char *what) {

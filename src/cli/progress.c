@@ -20,7 +20,28 @@ struct qv_progress {
     double last_draw;     /* TTY: last redraw; PLAIN: last interim line */
     int line_shown;       /* TTY: a status line is on screen */
     int stage_ended;      /* the current stage reached done == total and was reported */
+    /* the whole run (issue 13): elapsed since creation; with a plan (the cost estimate), the ETA over
+     * every stage of every run; with outer counts (batch jobs), the ETA from the jobs done */
+    double run_t0;
+    int kind;             /* of the current stage: 0 vision (video, image), 1 prefill, 2 generate, -1 other */
+    int have_plan;
+    double plan_s[3], plan_units[3], done_units[3];
+    long outer_done, outer_total;
+    double rate[3];       /* smoothed rate per stage kind (units/s), kept from run to run */
+    double rate_t, rate_done; /* last sample of the current stage */
+    double unit_t;        /* when the current stage's count last moved */
+    double (*clock)(void *); /* qv_now unless a test sets its own */
+    void *clock_user;
 };
+
+static double p_now(const qv_progress *p) { return p->clock ? p->clock(p->clock_user) : qv_now(); }
+
+void qv_progress_set_clock(qv_progress *p, double (*clock)(void *user), void *user) {
+    if (!p) return;
+    p->clock = clock;
+    p->clock_user = user;
+    p->run_t0 = p_now(p);
+}
 
 qv_progress *qv_progress_create(FILE *f, int mode) {
     qv_progress *p = calloc(1, sizeof *p);
@@ -32,7 +53,66 @@ qv_progress *qv_progress_create(FILE *f, int mode) {
         mode = tty ? QV_PROGRESS_TTY : QV_PROGRESS_PLAIN;
     }
     p->mode = mode;
+    p->run_t0 = qv_now();
+    p->kind = -1;
     return p;
+}
+
+void qv_progress_set_plan(qv_progress *p, const double seconds[3], const double units[3]) {
+    if (!p) return;
+    p->have_plan = 0;
+    for (int k = 0; k < 3; k++) {
+        p->plan_s[k] = seconds[k] > 0 ? seconds[k] : 0;
+        p->plan_units[k] = units[k] > 0 ? units[k] : 0;
+        p->done_units[k] = 0;
+        p->have_plan |= p->plan_s[k] > 0 && p->plan_units[k] > 0;
+    }
+}
+
+void qv_progress_set_outer(qv_progress *p, long done, long total) {
+    if (!p) return;
+    p->outer_done = done;
+    p->outer_total = total;
+}
+
+static int kind_of(const char *stage) {
+    if (!strcmp(stage, "video") || !strcmp(stage, "image")) return 0;
+    if (!strcmp(stage, "prefill")) return 1;
+    if (!strcmp(stage, "generate")) return 2;
+    return -1;
+}
+
+/* the planned seconds done so far: finished stages whole, the current one by its count, plus the part of
+ * the unit in progress that the stage's rate says is done (pairs are long: the ETA must not stand still) */
+static double plan_done_s(const qv_progress *p, double now) {
+    double d = 0;
+    for (int k = 0; k < 3; k++) {
+        if (!(p->plan_units[k] > 0)) continue;
+        double part = 0;
+        if (p->kind == k && p->rate[k] > 0 && (p->total <= 0 || p->done < p->total)) {
+            part = (now - p->unit_t) * p->rate[k];
+            if (part > 0.95) part = 0.95;
+        }
+        double u = p->done_units[k] + (p->kind == k ? (double)p->done + part : 0);
+        d += p->plan_s[k] * (u < p->plan_units[k] ? u / p->plan_units[k] : 1.0);
+    }
+    return d;
+}
+
+/* the whole run's remaining seconds, -1 when unknown: the plan's remaining seconds scaled by how the run
+ * has gone against the plan so far (trusted in proportion to the part done, so it cannot jump at the start) */
+static double whole_eta(const qv_progress *p, double now) {
+    double el = now - p->run_t0;
+    if (p->have_plan) {
+        double total = p->plan_s[0] + p->plan_s[1] + p->plan_s[2], done = plan_done_s(p, now);
+        if (!(total > 0)) return -1;
+        double frac = done / total, ratio = done > 0 ? el / done : 1.0;
+        double w = frac < 0.25 ? frac / 0.25 : 1.0;
+        return (total - done) * (w * ratio + (1 - w));
+    }
+    if (p->outer_total > 0 && p->outer_done > 0 && p->outer_done < p->outer_total)
+        return el / p->outer_done * (p->outer_total - p->outer_done);
+    return -1;
 }
 
 int qv_progress_mode(const qv_progress *p) { return p ? p->mode : QV_PROGRESS_QUIET; }
@@ -93,17 +173,40 @@ static void describe(const qv_progress *p, double now, int final, char *buf, siz
         qv_progress_fmt_duration(d, sizeof d, el);
         n += snprintf(buf + n, cap - (size_t)n, " in %s", d);
         if (n < (int)cap && el > 0 && p->done > 0)
-            snprintf(buf + n, cap - (size_t)n, " (%.1f %s/s)", p->done / el, *u ? u : "it");
-        return;
+            n += snprintf(buf + n, cap - (size_t)n, " (%.1f %s/s)", p->done / el, *u ? u : "it");
     }
-    if (el > 0.2 && p->done > 0) {
-        double rate = p->done / el;
+    double rate = final ? 0 : p->kind >= 0 ? p->rate[p->kind] : (el > 0.2 && p->done > 0 ? p->done / el : 0);
+    if (rate > 0) {
         n += snprintf(buf + n, cap - (size_t)n, "  %.1f %s/s", rate, *u ? u : "it");
         if (n < (int)cap && p->total > p->done) {
             qv_progress_fmt_duration(d, sizeof d, (p->total - p->done) / rate);
-            snprintf(buf + n, cap - (size_t)n, "  ETA %s", d);
+            n += snprintf(buf + n, cap - (size_t)n, "  ETA %s", d);
         }
     }
+    if (n >= (int)cap) return;
+    /* the whole run: elapsed, and the ETA over every stage, window and job left */
+    char e[32];
+    qv_progress_fmt_duration(e, sizeof e, now - p->run_t0);
+    double all = whole_eta(p, now);
+    if (all >= 0) {
+        qv_progress_fmt_duration(d, sizeof d, all);
+        snprintf(buf + n, cap - (size_t)n, "  | all: %s elapsed, ETA %s", e, d);
+    } else {
+        snprintf(buf + n, cap - (size_t)n, "  | all: %s elapsed", e);
+    }
+}
+
+/* the stage's rate, smoothed (time constant ~3 s) and carried over from the same stage of the previous
+ * run, so it does not jump when a stage starts or a chunk lands */
+static void sample_rate(qv_progress *p, double now) {
+    if (p->kind < 0) return;
+    double dt = now - p->rate_t, du = (double)p->done - p->rate_done;
+    if (dt < 0.25 || du <= 0) return; /* sampled when the count moves: a long pair does not drag it to 0 */
+    double r = du / dt, a = 1.0 - exp(-dt / 3.0);
+    double *s = &p->rate[p->kind];
+    *s = *s > 0 ? *s + a * (r - *s) : r;
+    p->rate_t = now;
+    p->rate_done = (double)p->done;
 }
 
 static void draw_tty(qv_progress *p, double now) {
@@ -126,15 +229,24 @@ static void draw_tty(qv_progress *p, double now) {
 
 void qv_progress_update(qv_progress *p, const char *stage, long done, long total) {
     if (!p || p->mode == QV_PROGRESS_QUIET || !stage) return;
-    double now = qv_now();
+    double now = p_now(p);
     if (strcmp(stage, p->stage) != 0 || done < p->done) {
+        /* the stage that ends counts whole in the plan (a generation that stopped early needs no more) */
+        if (p->kind >= 0) p->done_units[p->kind] += (double)(p->total > 0 ? p->total : p->done);
         snprintf(p->stage, sizeof p->stage, "%s", stage);
+        p->kind = kind_of(stage);
+        p->rate_t = now;
+        p->rate_done = 0;
+        p->done = 0;
+        p->unit_t = now;
         p->stage_t0 = now;
         p->stage_ended = 0;
         p->last_draw = p->mode == QV_PROGRESS_PLAIN ? now : 0;
     }
+    if (done != p->done || p->unit_t == 0) p->unit_t = now;
     p->done = done;
     p->total = total;
+    sample_rate(p, now);
     int final = total > 0 && done >= total;
     if (p->mode == QV_PROGRESS_TTY) {
         if (final || now - p->last_draw >= 0.1) draw_tty(p, now);
@@ -162,7 +274,8 @@ void qv_progress_cb(void *user, const char *stage, long done, long total) {
 
 void qv_progress_step_cb(void *user, const char *step, double eta_s) {
     char label[256], eta[32];
-    if (step && eta_s >= 0) {
+    const qv_progress *p = user;
+    if (step && eta_s >= 0 && p && !p->have_plan) { /* with a plan the status line has the whole run's ETA */
         qv_progress_fmt_duration(eta, sizeof eta, eta_s);
         snprintf(label, sizeof label, "%s (all: ETA %s)", step, eta);
         step = label;
@@ -180,6 +293,6 @@ void qv_progress_log(qv_progress *p, const char *fmt, ...) {
     vfprintf(p->f, fmt, ap);
     va_end(ap);
     fputc('\n', p->f);
-    if (had && p->stage[0]) draw_tty(p, qv_now());
+    if (had && p->stage[0]) draw_tty(p, p_now(p));
     fflush(p->f);
 }

@@ -39,6 +39,15 @@ void qv_progress_cb(void *user, const char *stage, long done, long total);
 /* The task layer's on_step (pipeline/tasks.h; user = the qv_progress): the step, with " (all: ETA ...)"
  * when eta_s >= 0. */
 void qv_progress_step_cb(void *user, const char *step, double eta_s);
+/* The whole run (issue 13): the status line always ends with "| all: ELAPSED elapsed" since creation, and
+ * "ETA x" over what is left of every stage of every run when a plan is set: the estimated seconds and
+ * units (pairs, prompt tokens, generated tokens at most) of the stages vision, prefill and generate over
+ * the whole task (cli_cost.h gives them); the ETA follows how the run goes against the plan. Outer counts
+ * (batch: jobs done of total) give the ETA when there is no plan. */
+void qv_progress_set_plan(qv_progress *p, const double seconds[3], const double units[3]);
+void qv_progress_set_outer(qv_progress *p, long done, long total);
+/* Tests: the clock the display reads (seconds; default qv_now); restarts the run's elapsed time. */
+void qv_progress_set_clock(qv_progress *p, double (*clock)(void *user), void *user);
 /* A permanent line (printf form, no newline needed); in TTY mode the status line is cleared first and
  * redrawn after. Printed in every mode except QUIET. */
 void qv_progress_log(qv_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
