@@ -375,6 +375,13 @@ int tool_run_video_task(const char *cmd, cli_opts *o, const tool_opts *t, const 
                      res.n_segs, res.n_segs == 1 ? "" : "s", t->output);
         else if (res.n_segs > 0 && k.stream)
             snprintf(kept, sizeof kept, "; the %d finished captions were printed", res.n_segs);
+        else if (res.n_segs > 0) { /* to stdout, not streamed (JSON, the outline of summarize): print what is done */
+            char *doc = render(&k, fmt, &res);
+            if (doc) cli_out_write(&k.out, doc, strlen(doc));
+            free(doc);
+            snprintf(kept, sizeof kept, "; the %d finished window%s printed", res.n_segs,
+                     res.n_segs == 1 ? " was" : "s were");
+        }
         else if (st == QV_ERR_CANCELLED)
             snprintf(kept, sizeof kept, "; nothing was finished");
         rc = st == QV_ERR_CANCELLED ? (cli_fail("stopped%s", kept), 130) : cli_fail("%s%s", err.msg, kept);
