@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Guardrails of the command line (issue 13), on the tiny model: a question that is a file name is refused
-# with a hint; a closed or full output stops the run at once; subtitles stream cues, keep finished cues
-# (tests/fixture_keep_work.sh: subtitles and outlines never lost); --temperature 0 is greedy; ffmpeg-style times; "did you mean";
-# qv info checks the tokenizer; --help lists only commands that exist.
+# with a hint (also per batch job); a closed or full output stops the run at once; --temperature 0 is
+# greedy; ffmpeg-style times; "did you mean"; qv info checks the tokenizer; --help lists only commands
+# that exist. (Subtitles and outlines that are never lost: tests/fixture_keep_work.sh.)
 set -u
 pass=0; fail=0
 ok() { if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL (line ${BASH_LINENO[0]}): $*" >&2; fi; }
