@@ -118,17 +118,6 @@ static int check_one(const char *output) {
     return rc;
 }
 
-int tool_write(const tool_opts *t, const char *doc) {
-    if (!t->output) {
-        fputs(doc, stdout);
-        fflush(stdout);
-        return ferror(stdout) ? cli_fail("writing to stdout failed") : 0;
-    }
-    qv_err err = {0};
-    if (qv_write_file_atomic(t->output, doc, strlen(doc), &err) != QV_OK) return cli_fail("%s", err.msg);
-    return 0;
-}
-
 int tool_apply_kv(cli_opts *o, tool_opts *t, const char *key, const char *value, char *why, size_t cap) {
     char name[128];
     snprintf(name, sizeof name, "--%s", key);

@@ -28,8 +28,6 @@ int tool_pick_format(const tool_opts *t, const char *cmd, int def);
 
 /* Before a long run: 0 when t->output's folder is writable (or no output), else prints why and returns 1. */
 int tool_check_output(const tool_opts *t);
-/* Writes doc to t->output atomically (or stdout when NULL). 0 or the exit code after printing the error. */
-int tool_write(const tool_opts *t, const char *doc);
 
 /* Applies one "--key value" pair (batch job options) to the shared and tool options. value "true" of a
  * flag sets it, "false" leaves it. Returns 1 ok, 0 unknown key, -1 bad value (why filled). */
