@@ -6,7 +6,8 @@
 #   scripts/cost_table.sh MODEL_DIR [WORKDIR]
 #   env: QV (default build/qv), SIZE (clip size, default 640x360), LENGTHS (seconds, default "10 30 60 300"),
 #        MEASURE (the lengths also run for real, default "10"), TOKENS (generated per run, default 16),
-#        THREADS (default: all CPUs)
+#        THREADS (default: all CPUs), CHEAP_ONLY=1 (measure only the two cheaper settings: the defaults'
+#        run is the longest, ~3000 visual tokens on the 10 s clip)
 #
 # Clips are testsrc2 (moving content) encoded with libx264 by the ffmpeg command line. Lengths not in
 # MEASURE get the estimate only (`qv ask --dry-run`: no weights loaded, no frame decoded). Each measured
@@ -43,7 +44,7 @@ for L in $LENGTHS; do
     frames=$(num frames <<< "$dry"); w=$(num width <<< "$dry"); h=$(num height <<< "$dry")
     tok=$(num visual_tokens <<< "$dry"); est=$(num estimate_s <<< "$dry")
     meas="-"; ratio="-"
-    if [[ " $MEASURE " == *" $L "* ]]; then
+    if [[ " $MEASURE " == *" $L "* ]] && ! { [ "${CHEAP_ONLY:-0}" = 1 ] && [ "$name" = defaults ]; }; then
       out=$("$QV" "${args[@]}" --json --quiet)
       meas=$(python3 -c 'import json,sys; t=json.loads(sys.stdin.read())["timings"]; print("%.1f" % (t["decode_media_s"]+t["vision_s"]+t["prefill_s"]+t["generate_s"]))' <<< "$out")
       ratio=$(awk -v m="$meas" -v e="$est" 'BEGIN { printf "%.2f", m / e }')
