@@ -3,6 +3,7 @@
  * Defaults are the reference's (transformers' Qwen2VLConfig / Qwen2VLVisionConfig / image processor);
  * every number is range-checked so absurd sizes fail here with a clear message, not later in malloc. */
 #include "config.h"
+#include "vision/preprocess.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -43,15 +44,24 @@ static const cJSON *find(const cJSON *const *objs, int n, const char *key) {
     return NULL;
 }
 
-/* Reads an integer field into *out when present; checks it is whole and in [lo, hi]. */
+/* Reads an integer field into *out when present; checks it is a JSON number (true/false are not
+ * numbers: `"num_key_value_heads": false` must not become 0), whole and in [lo, hi]. */
 static qv_status get_int(const cJSON *const *objs, int n, const char *key, long lo, long hi, int *out, const char *what, qv_err *err) {
     const cJSON *v = find(objs, n, key);
     if (!v) return QV_OK;
-    if (cJSON_IsBool(v)) { *out = cJSON_IsTrue(v); return QV_OK; }
     if (!cJSON_IsNumber(v) || floor(v->valuedouble) != v->valuedouble || v->valuedouble < (double)lo || v->valuedouble > (double)hi)
         return qv_errf(err, QV_ERR_FORMAT, "%s: '%s' must be a whole number from %ld to %ld", what, key, lo, hi);
     *out = (int)v->valuedouble;
     return QV_OK;
+}
+
+/* Reads a flag: true/false (or the numbers 0/1 some exporters write). */
+static qv_status get_bool(const cJSON *const *objs, int n, const char *key, int *out, const char *what, qv_err *err) {
+    const cJSON *v = find(objs, n, key);
+    if (!v) return QV_OK;
+    if (cJSON_IsBool(v)) { *out = cJSON_IsTrue(v); return QV_OK; }
+    if (cJSON_IsNumber(v) && (v->valuedouble == 0 || v->valuedouble == 1)) { *out = (int)v->valuedouble; return QV_OK; }
+    return qv_errf(err, QV_ERR_FORMAT, "%s: '%s' must be true or false", what, key);
 }
 
 static qv_status get_num(const cJSON *const *objs, int n, const char *key, double lo, double hi, double *out, const char *what, qv_err *err) {
@@ -95,7 +105,7 @@ qv_status qv_config_parse(qv_model_config *mc, const char *json, size_t len, con
     TRY(get_int(txt, 2, "num_key_value_heads", 1, 1024, &t->n_kv_heads, what, err));
     TRY(get_int(txt, 2, "vocab_size", 1, 16 * BIG, &t->vocab, what, err));
     TRY(get_int(txt, 2, "max_position_embeddings", 1, 1L << 30, &t->max_pos, what, err));
-    TRY(get_int(txt, 2, "tie_word_embeddings", 0, 1, &t->tie_embeddings, what, err));
+    TRY(get_bool(txt, 2, "tie_word_embeddings", &t->tie_embeddings, what, err));
     double d = t->rms_eps;
     TRY(get_num(txt, 2, "rms_norm_eps", 0, 1, &d, what, err));
     t->rms_eps = (float)d;
@@ -158,6 +168,14 @@ qv_status qv_config_parse(qv_model_config *mc, const char *json, size_t len, con
     if (v->head_dim % 4) TRY(qv_errf(err, QV_ERR_FORMAT, "%s: vision head size %d must be a multiple of 4", what, v->head_dim));
     if (v->out_hidden != t->hidden)
         TRY(qv_errf(err, QV_ERR_FORMAT, "%s: vision_config.hidden_size %d differs from the text hidden_size %d", what, v->out_hidden, t->hidden));
+    /* The front end (vision/preprocess.c) patchifies 3-channel frames into 14x14 patches, 2 frames deep,
+     * merged 2x2: a checkpoint with another geometry would be read out of bounds or garbled, so the
+     * load refuses it. */
+    if (v->patch_size != QV_PATCH || v->temporal_patch_size != QV_TEMPORAL_PATCH || v->in_chans != 3 || v->spatial_merge_size != QV_MERGE)
+        TRY(qv_errf(err, QV_ERR_UNSUPPORTED,
+                    "%s: vision geometry patch_size %d, temporal_patch_size %d, in_chans %d, spatial_merge_size %d is not supported "
+                    "(qv handles %d, %d, 3, %d)", what, v->patch_size, v->temporal_patch_size, v->in_chans, v->spatial_merge_size,
+                    QV_PATCH, QV_TEMPORAL_PATCH, QV_MERGE));
     cJSON_Delete(root);
     return QV_OK;
 }
@@ -175,13 +193,13 @@ static qv_status parse_gen(qv_model_config *mc, const char *json, size_t len, co
         g->n_eos = 0;
         const cJSON *it = cJSON_IsArray(eos) ? eos->child : eos;
         for (; it && g->n_eos < 8; it = cJSON_IsArray(eos) ? it->next : NULL) {
-            if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 16e6) TRY(qv_errf(err, QV_ERR_FORMAT, "%s: eos_token_id must be ids", what));
+            if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 16e6 || floor(it->valuedouble) != it->valuedouble) TRY(qv_errf(err, QV_ERR_FORMAT, "%s: eos_token_id must be ids", what));
             g->eos_ids[g->n_eos++] = (int)it->valuedouble;
         }
     }
     TRY(get_int(o, 1, "bos_token_id", 0, 1L << 24, &g->bos_id, what, err));
     TRY(get_int(o, 1, "max_new_tokens", 1, 1L << 24, &g->max_new_tokens, what, err));
-    TRY(get_int(o, 1, "do_sample", 0, 1, &g->do_sample, what, err));
+    TRY(get_bool(o, 1, "do_sample", &g->do_sample, what, err));
     TRY(get_int(o, 1, "top_k", 0, 1L << 24, &g->top_k, what, err));
     double d;
     d = g->temperature; TRY(get_num(o, 1, "temperature", 0, 100, &d, what, err)); g->temperature = (float)d;
@@ -219,6 +237,9 @@ static qv_status parse_pre(qv_model_config *mc, const char *json, size_t len, co
             dst[k][i] = (float)x->valuedouble;
         }
     }
+    if (p->patch_size != QV_PATCH || p->temporal_patch_size != QV_TEMPORAL_PATCH || p->merge_size != QV_MERGE)
+        TRY(qv_errf(err, QV_ERR_UNSUPPORTED, "%s: patch_size %d, temporal_patch_size %d, merge_size %d are not supported (qv handles %d, %d, %d)",
+                    what, p->patch_size, p->temporal_patch_size, p->merge_size, QV_PATCH, QV_TEMPORAL_PATCH, QV_MERGE));
     if (p->min_pixels > p->max_pixels) TRY(qv_errf(err, QV_ERR_FORMAT, "%s: min_pixels is larger than max_pixels", what));
     cJSON_Delete(root);
     return QV_OK;
