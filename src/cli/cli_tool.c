@@ -119,6 +119,18 @@ static int check_one(const char *output) {
 }
 
 int tool_apply_kv(cli_opts *o, tool_opts *t, const char *key, const char *value, char *why, size_t cap) {
+    /* A key is an option name: lower-case letters, digits and '-'. Anything else (notably '=': the
+     * parsers would take "--prompt=x" as option and value, keep a pointer into name[] below after it
+     * is gone, and "model=x" would slip past the batch-wide check) is refused, so every value the
+     * parsers keep points into the job's own, owned value string. */
+    size_t kn = strlen(key);
+    int key_ok = kn > 0 && kn < 100 && key[0] >= 'a' && key[0] <= 'z';
+    for (size_t k = 0; key_ok && k < kn; k++)
+        key_ok = (key[k] >= 'a' && key[k] <= 'z') || (key[k] >= '0' && key[k] <= '9') || key[k] == '-';
+    if (!key_ok) {
+        snprintf(why, cap, "unknown option \"%.60s\" (option names are letters, digits, '-' and '_')", key);
+        return -1;
+    }
     char name[128];
     snprintf(name, sizeof name, "--%s", key);
     static const char *const batch_wide[] = {"--model", "--threads", "--fast", "--ref", "--chunk", "--chat",
