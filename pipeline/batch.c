@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- parsing ---- */
@@ -42,6 +43,14 @@ static char *make_file_id(const char *id) {
     }
     if (r && strncmp(r, "results", 7) == 0) r[0] = 'R'; /* never clash with the status files */
     return r;
+}
+
+/* "line-" followed by digits only: the form of the automatic ids. */
+static int is_auto_id(const char *id) {
+    if (strncmp(id, "line-", 5) || !id[5]) return 0;
+    for (const char *p = id + 5; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    return 1;
 }
 
 static void job_free(qv_job *j) {
@@ -194,6 +203,13 @@ qv_status qv_jobs_parse(const char *text, size_t len, qv_joblist *out, qv_err *e
             if (!set_error(j, "NUL byte in the line%s", "")) goto oom;
         } else if (!parse_job(j, text + a, b - a))
             goto oom;
+        if (j->id && is_auto_id(j->id)) {
+            /* "line-N" is the automatic id of the job on line N: a typed one could take the id (and the
+             * result file) of another job, which would then never run */
+            if (!set_error(j, "id \"%s\" is reserved for jobs without an id: choose another", j->id)) goto oom;
+            free(j->id);
+            j->id = NULL;
+        }
         if (!j->id) {
             char buf[32];
             snprintf(buf, sizeof buf, "line-%d", line);
@@ -246,7 +262,7 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 qv_status qv_batch_append_status(const char *path, const qv_job *job, int ok, const char *error, const char *output,
-                                 double seconds, qv_err *err) {
+                                 double seconds, const char *fp, qv_err *err) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
     cJSON_AddStringToObject(o, "id", job->id);
@@ -258,6 +274,10 @@ qv_status qv_batch_append_status(const char *path, const qv_job *job, int ok, co
     cJSON_AddNumberToObject(o, "seconds", round(seconds * 1000) / 1000);
     cJSON_AddNumberToObject(o, "line", job->line);
     if (job->task) cJSON_AddStringToObject(o, "task", job->task);
+    if (fp) cJSON_AddStringToObject(o, "fp", fp);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    cJSON_AddNumberToObject(o, "at", (double)now.tv_sec + 1e-3 * (double)(now.tv_nsec / 1000000));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!s) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
@@ -288,34 +308,77 @@ qv_status qv_batch_append_status(const char *path, const qv_job *job, int ok, co
     return st;
 }
 
-/* ids finished ok (with an existing output file), from every results*.jsonl in dir; sorted for bsearch */
+/* The latest "ok" status line of each id (whose output file exists), from every results*.jsonl in dir,
+ * with its job fingerprint (NULL in lines written before fingerprints); sorted by id for bsearch. */
 typedef struct {
-    char **ids;
+    char *id, *fp;
+    double at;     /* when the line was written (0 in older lines); the latest line of an id wins */
+    long order;    /* reading order, for lines with equal times (later in a file = later) */
+} done_entry;
+
+typedef struct {
+    done_entry *e;
     int n, cap;
 } idset;
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_entry(const void *a, const void *b) {
+    const done_entry *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c) return c;
+    if (x->at != y->at) return x->at < y->at ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
 
-static int idset_add(idset *s, const char *id) {
+static int cmp_key(const void *key, const void *b) { return strcmp(key, ((const done_entry *)b)->id); }
+
+static int idset_add(idset *s, const char *id, const char *fp, double at) {
     if (s->n == s->cap) {
         int nc = s->cap ? s->cap * 2 : 64;
-        char **n = realloc(s->ids, sizeof(char *) * (size_t)nc);
+        done_entry *n = realloc(s->e, sizeof(done_entry) * (size_t)nc);
         if (!n) return 0;
-        s->ids = n;
+        s->e = n;
         s->cap = nc;
     }
-    if (!(s->ids[s->n] = strdup(id))) return 0;
+    done_entry *d = &s->e[s->n];
+    d->id = strdup(id);
+    d->fp = fp ? strdup(fp) : NULL;
+    d->at = at;
+    d->order = s->n;
+    if (!d->id || (fp && !d->fp)) {
+        free(d->id);
+        free(d->fp);
+        return 0;
+    }
     s->n++;
     return 1;
 }
 
-static int idset_has(const idset *s, const char *id) {
-    return s->n && bsearch(&id, s->ids, (size_t)s->n, sizeof(char *), cmp_str) != NULL;
+/* After sorting: keeps only the latest entry of each id. */
+static void idset_latest(idset *s) {
+    if (!s->n) return;
+    qsort(s->e, (size_t)s->n, sizeof *s->e, cmp_entry);
+    int w = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (i + 1 < s->n && !strcmp(s->e[i].id, s->e[i + 1].id)) {
+            free(s->e[i].id);
+            free(s->e[i].fp);
+            continue;
+        }
+        s->e[w++] = s->e[i];
+    }
+    s->n = w;
+}
+
+static const done_entry *idset_find(const idset *s, const char *id) {
+    return s->n ? bsearch(id, s->e, (size_t)s->n, sizeof *s->e, cmp_key) : NULL;
 }
 
 static void idset_free(idset *s) {
-    for (int i = 0; i < s->n; i++) free(s->ids[i]);
-    free(s->ids);
+    for (int i = 0; i < s->n; i++) {
+        free(s->e[i].id);
+        free(s->e[i].fp);
+    }
+    free(s->e);
 }
 
 static qv_status load_done(const char *dir, idset *done, qv_err *err) {
@@ -339,10 +402,14 @@ static qv_status load_done(const char *dir, idset *done, qv_err *err) {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
             const cJSON *status = cJSON_GetObjectItemCaseSensitive(o, "status");
             const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "output");
+            const cJSON *fp = cJSON_GetObjectItemCaseSensitive(o, "fp");
+            const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "at");
             if (cJSON_IsString(id) && cJSON_IsString(status) && !strcmp(status->valuestring, "ok") &&
                 cJSON_IsString(out) && !strchr(out->valuestring, '/')) {
                 char *op = qv_path_join(dir, out->valuestring);
-                if (op && qv_file_exists(op) && !idset_add(done, id->valuestring))
+                if (op && qv_file_exists(op) &&
+                    !idset_add(done, id->valuestring, cJSON_IsString(fp) ? fp->valuestring : NULL,
+                               cJSON_IsNumber(at) ? at->valuedouble : 0))
                     st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
                 free(op);
             }
@@ -352,8 +419,44 @@ static qv_status load_done(const char *dir, idset *done, qv_err *err) {
         free(path);
     }
     closedir(d);
-    if (!st && done->n) qsort(done->ids, (size_t)done->n, sizeof(char *), cmp_str);
+    if (!st) idset_latest(done);
     return st;
+}
+
+/* Runs sharing a folder at the same time must split the jobs the same way (a run without --shard and a
+ * run with --shard 0/2 would both take line 2). Each run holds a shared fcntl lock on byte N of
+ * OUTDIR/.qv-batch.lock (N = 1 without shards) and then looks for a lock on any other byte: there is
+ * one exactly when a run with another N is active. Locking before looking means two runs starting
+ * together with different N cannot both miss each other. The locks go away with the process. */
+static qv_status lock_shard_count(const char *dir, int sn, int *fd_out, qv_err *err) {
+    char *lp = qv_path_join(dir, ".qv-batch.lock");
+    if (!lp) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        qv_errf(err, QV_ERR_IO, "%s: %s", lp, strerror(errno));
+        free(lp);
+        return QV_ERR_IO;
+    }
+    free(lp);
+    *fd_out = fd;
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = sn, .l_len = 1};
+    if (fcntl(fd, F_SETLK, &fl) != 0) return qv_errf(err, QV_ERR_IO, "%s: cannot lock the folder: %s", dir, strerror(errno));
+    const off_t ranges[2][2] = {{0, sn}, {sn + 1, 0}}; /* [start, len); len 0 = to the end */
+    for (int r = 0; r < 2; r++) {
+        struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = ranges[r][0], .l_len = ranges[r][1]};
+        if (r == 0 && sn <= 0) continue;
+        if (fcntl(fd, F_GETLK, &q) != 0) return qv_errf(err, QV_ERR_IO, "%s: cannot lock the folder: %s", dir, strerror(errno));
+        if (q.l_type != F_UNLCK) {
+            char other[64];
+            if (q.l_start <= 1) snprintf(other, sizeof other, "without --shard");
+            else snprintf(other, sizeof other, "with --shard I/%lld", (long long)q.l_start);
+            return qv_errf(err, QV_ERR_INVALID,
+                           "%s is in use by a qv batch run %s (pid %ld): runs sharing a folder at the same time must "
+                           "use the same shard count",
+                           dir, other, (long)q.l_pid);
+        }
+    }
+    return QV_OK;
 }
 
 /* Removes temp files ("ID.EXT.tmp.PID") that a killed run left behind for jobs of this shard. Only this
@@ -390,7 +493,7 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
     int sn = p->shard_n > 1 ? p->shard_n : 1, si = p->shard_n > 1 ? p->shard_i : 0;
     if (si < 0 || si >= sn) return qv_errf(err, QV_ERR_INVALID, "shard %d/%d: I must be from 0 to N-1", si, sn);
     if (qv_mkdir_p(p->out_dir, err) != QV_OK) return qv_err_prefix(err, "cannot create the output folder");
-    int lock_fd = -1;
+    int lock_fd = -1, dir_fd = -1;
     char *sname = qv_batch_status_name(si, sn);
     char *spath = sname ? qv_path_join(p->out_dir, sname) : NULL;
     free(sname);
@@ -400,6 +503,8 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
     int n_sel = 0, k = 0;
     /* one writer per status file: a second process on the same file (the same shard twice, or two
      * unsharded runs) would duplicate work; the lock goes away with the process, even on SIGKILL */
+    rc = lock_shard_count(p->out_dir, sn, &dir_fd, err);
+    if (rc) goto out;
     lock_fd = open(spath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (lock_fd < 0) {
         rc = qv_errf(err, QV_ERR_IO, "%s: %s", spath, strerror(errno));
@@ -419,11 +524,19 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
         const qv_job *j = &jl->jobs[i];
         if (j->line % sn != si) continue;
         k++;
-        if (idset_has(&done, j->id)) {
+        char *fp = p->fingerprint && !j->error ? p->fingerprint(p->user, j) : NULL;
+        const done_entry *de = p->force ? NULL : idset_find(&done, j->id);
+        if (de && (!de->fp || !fp || !strcmp(de->fp, fp))) {
             stats->n_skipped++;
+            free(fp);
             continue;
         }
+        if (de) {
+            stats->n_changed++;
+            if (p->on_job_changed) p->on_job_changed(p->user, k, n_sel, j);
+        }
         if (p->abort_cb && p->abort_cb(p->user)) {
+            free(fp);
             rc = qv_errf(err, QV_ERR_CANCELLED, "stopped by the user");
             goto out;
         }
@@ -437,6 +550,7 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
         else js = p->run(p->user, j, &doc, &ext, &jerr);
         if (js == QV_ERR_CANCELLED || (js && p->abort_cb && p->abort_cb(p->user))) {
             free(doc);
+            free(fp);
             rc = qv_errf(err, QV_ERR_CANCELLED, "stopped by the user during job %s (not recorded; a rerun redoes it)",
                          j->id);
             goto out;
@@ -455,7 +569,8 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
         }
         free(doc);
         double secs = qv_now() - t0;
-        rc = qv_batch_append_status(spath, j, js == QV_OK, js ? jerr.msg : NULL, js ? NULL : name, secs, err);
+        rc = qv_batch_append_status(spath, j, js == QV_OK, js ? jerr.msg : NULL, js ? NULL : name, secs, fp, err);
+        free(fp);
         if (rc) {
             free(name);
             goto out;
@@ -467,6 +582,7 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
     }
 out:
     if (lock_fd >= 0) close(lock_fd);
+    if (dir_fd >= 0) close(dir_fd);
     stats->seconds = qv_now() - t_start;
     idset_free(&done);
     free(spath);

@@ -13,20 +13,25 @@
  *    end, prompt, temperature, seed ...; '_' and '-' alike)}
  * Blank lines and lines starting with '#' are skipped; line numbers count every line from 1. A line that
  * is not a JSON object, or lacks "video", or has an unknown task, or repeats an id, becomes a job that
- * fails with "line N: reason" (its id is the given one, else "line-N"). "id" defaults to "line-N";
+ * fails with "line N: reason" (its id is the given one, else "line-N"). "id" defaults to "line-N"; a typed
+ * id of that form ("line-" and digits) is refused, so automatic and typed ids never collide;
  * "task" defaults to "ask" when "question" is given.
  *
  * Crash safety (SIGKILL at any instant): a job's result is written first (temp file + fsync + rename, so
  * it is either whole or absent), then its status line is appended to the status file with one write()
  * and fsync. On a rerun, every results*.jsonl in the output folder is read (lines that do not parse — a
- * torn last line — are ignored); a job counts as done when some status line says "ok" for its id and its
- * output file exists; every other job (failed, or killed before its status line) runs again and
+ * torn last line — are ignored); a job counts as done when the latest "ok" status line for its id (by
+ * its "at" time) has the job's current fingerprint (or none: lines of older versions) and its output
+ * file exists; a job whose fingerprint changed runs again and is logged as changed; force runs all;
+ * every other job (failed, or killed before its status line) runs again and
  * overwrites its output with the same bytes (greedy decoding). A torn last line is first ended with a
  * newline so the next status line stays whole. So each job ends with exactly one "ok" line. Temp files
  * of this shard's jobs left by a killed run (ID.EXT.tmp.PID) are removed at the start.
  * Shards: --shard I/N runs the jobs whose line number mod N == I, and appends only to
  * results.I-of-N.jsonl (without shards: results.jsonl): no two processes append to one file (a run holds
- * an exclusive flock on its status file; a second run on the same file is refused). */
+ * an exclusive flock on its status file; a second run on the same file is refused). Runs sharing the
+ * folder at the same time must use the same N (a lock on OUTDIR/.qv-batch.lock; another N is refused),
+ * so they agree on which run owns which job. */
 #ifndef QV_BATCH_H
 #define QV_BATCH_H
 
@@ -62,6 +67,10 @@ void qv_jobs_free(qv_joblist *jl);   /* NULL-safe */
  * stops; the job gets no status line). */
 typedef qv_status (*qv_batch_job_fn)(void *user, const qv_job *job, char **doc, const char **ext, qv_err *err);
 
+/* A job's fingerprint: a malloc'd text that changes when anything that shapes its result changes (its
+ * canonical options, the model's identity, the input file's identity); NULL when it cannot be made. */
+typedef char *(*qv_batch_fp_fn)(void *user, const qv_job *job);
+
 typedef struct {
     const char *out_dir;   /* created if missing (with its parents) */
     int shard_i, shard_n;  /* shard_n <= 1: the whole file */
@@ -73,21 +82,27 @@ typedef struct {
      * ok = 1 (what = its output file name) or 0 (what = the error) after seconds */
     void (*on_job_start)(void *user, int k, int n, const qv_job *job);
     void (*on_job_done)(void *user, int k, int n, const qv_job *job, int ok, double seconds, const char *what);
+    /* a job finished before whose fingerprint changed: it runs again (may be NULL) */
+    void (*on_job_changed)(void *user, int k, int n, const qv_job *job);
+    qv_batch_fp_fn fingerprint; /* may be NULL: a job is done once it has an "ok" line */
+    int force;             /* 1: run every selected job again, done or not */
 } qv_batch_params;
 
 typedef struct {
     int n_selected;        /* jobs in this shard */
     int n_skipped;         /* already done by an earlier run */
+    int n_changed;         /* done earlier, but its fingerprint changed: run again */
     int n_ok, n_failed;    /* this run */
     double seconds;
 } qv_batch_stats;
 
 /* "results.jsonl" or "results.I-of-N.jsonl" (malloc'd; NULL on OOM). */
 char *qv_batch_status_name(int shard_i, int shard_n);
-/* Appends one status line ({"id","status","error","output","seconds","line","task"}) with a single
- * write() and fsync, first ending a torn last line. output: path relative to the output folder. */
+/* Appends one status line ({"id","status","error","output","seconds","line","task","fp","at"}) with a
+ * single write() and fsync, first ending a torn last line. output: path relative to the output folder;
+ * fp: the job's fingerprint (may be NULL); "at": the wall-clock time, seconds since 1970. */
 qv_status qv_batch_append_status(const char *status_path, const qv_job *job, int ok, const char *error,
-                                 const char *output, double seconds, qv_err *err);
+                                 const char *output, double seconds, const char *fp, qv_err *err);
 /* Runs the selected jobs that are not done yet (see the top). Returns QV_OK when every job ran (some may
  * have failed: see stats), QV_ERR_CANCELLED when stopped by abort_cb (or a job returning it), another error when the output folder
  * or status file cannot be written (the batch cannot record anything). */

@@ -4,10 +4,14 @@
 #include "cli_tool.h"
 #include "pipeline/batch.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void help(void) {
     printf("usage: qv batch [options] JOBS.jsonl -o OUTDIR [--shard I/N]\n\n"
@@ -27,6 +31,8 @@ static void help(void) {
            "failed, 130 stopped by Ctrl-C.\n\n"
            "batch:\n"
            "  -o, --output DIR         the output folder (created if missing)\n"
+           "  --force                  run every job again, even those finished before (a job whose options,\n"
+           "                           model or input file changed since its last run is redone anyway)\n"
            "  --shard I/N              run only the jobs whose line number (from 1) mod N is I, and append to\n"
            "                           OUTDIR/results.I-of-N.jsonl: N processes or machines share one folder\n"
            "%s\n%s\n"
@@ -43,6 +49,7 @@ typedef struct {
     const tool_opts *tbase;
     const char *jobs_dir;      /* folder of the job file, for relative video paths */
     qv_progress *pg;
+    char *model_id;            /* the model's identity for job fingerprints (see model_identity) */
 } batch_ctx;
 
 /* the batch's progress: the label "job k/n id" while a job runs, one log line when it ends */
@@ -60,10 +67,108 @@ static void on_job_done(void *user, int k, int n, const qv_job *job, int ok, dou
     else qv_progress_log(pg, "job %d/%d %s failed: %s", k, n, job->id, what);
 }
 
-static qv_status run_job(void *user, const qv_job *job, char **doc, const char **ext, qv_err *err) {
-    batch_ctx *c = user;
+static void on_job_changed(void *user, int k, int n, const qv_job *job) {
+    qv_progress_log(((batch_ctx *)user)->pg, "job %d/%d %s changed since its last run (options, model or input): running it again",
+                    k, n, job->id);
+}
+
+/* ---- job fingerprints: a rerun redoes a job whose options, model or input changed ---- */
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) { b->oom = 1; return; }
+        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
+        size_t nc = (b->cap + (size_t)k + 1) * 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns) { b->oom = 1; return; }
+        b->s = ns;
+        b->cap = nc;
+    }
+}
+
+/* a text with its length first, so that no two sequences of texts print alike */
+static void sb_text(sbuf *b, const char *key, const char *v) {
+    if (v) sb_printf(b, "%s=%zu:%s;", key, strlen(v), v);
+    else sb_printf(b, "%s=-;", key);
+}
+
+/* the identity of one file: its real path, device, inode, size and modification time */
+static void sb_file(sbuf *b, const char *key, const char *path) {
+    struct stat st;
+    char *real = realpath(path, NULL);
+    if (stat(path, &st) != 0) sb_printf(b, "%s=missing;", key);
+    else
+        sb_printf(b, "%s=%s|%llu|%llu|%lld|%lld.%09ld;", key, real ? real : path, (unsigned long long)st.st_dev,
+                  (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    free(real);
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The model's identity: its configuration, tokenizer and weight files (sb_file each, in name order) and
+ * the load options that change answers. */
+static char *model_identity(const cli_opts *o) {
+    sbuf b = {0};
+    sb_printf(&b, "prec=%d;quant=%d;chat=%d;", o->prec, o->quant, o->chat);
+    DIR *d = opendir(o->model);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        size_t l = strlen(de->d_name);
+        if (!((l > 5 && !strcmp(de->d_name + l - 5, ".json")) || (l > 12 && !strcmp(de->d_name + l - 12, ".safetensors"))))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) { b.oom = 1; break; }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) { b.oom = 1; break; }
+        n++;
+    }
+    if (d) closedir(d);
+    if (n) qsort(names, n, sizeof *names, cmp_name);
+    for (size_t i = 0; i < n; i++) {
+        char *p = qv_path_join(o->model, names[i]);
+        if (p) sb_file(&b, names[i], p);
+        else b.oom = 1;
+        free(p);
+        free(names[i]);
+    }
+    free(names);
+    if (b.oom) { free(b.s); return NULL; }
+    return b.s;
+}
+
+/* FNV-1a, 64 bits, twice with different offsets: 32 hex digits */
+static char *hash_hex(const char *s, size_t n) {
+    uint64_t h[2] = {1469598103934665603ull, 0x6a09e667f3bcc908ull};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < n; i++) h[k] = (h[k] ^ (unsigned char)s[i]) * 1099511628211ull;
+    char *r = malloc(33);
+    if (r) snprintf(r, 33, "%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
+    return r;
+}
+
+/* The options of one job: the command line's, then the job's keys over them; its format and the path of
+ * its video. */
+static qv_status job_setup(batch_ctx *c, const qv_job *job, cli_opts *op, tool_opts *tp, int *fmt_out, char **path_out,
+                           qv_err *err) {
     cli_opts o = *c->base;
     tool_opts t = *c->tbase;
+    *path_out = NULL;
     t.output = NULL;
     t.format = -1;
     t.detail = 0;
@@ -98,6 +203,22 @@ static qv_status run_job(void *user, const qv_job *job, char **doc, const char *
         }
     } else path = strdup(job->video);
     if (!path) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    *op = o;
+    *tp = t;
+    *fmt_out = fmt;
+    *path_out = path;
+    return QV_OK;
+}
+
+static qv_status run_job(void *user, const qv_job *job, char **doc, const char **ext, qv_err *err) {
+    batch_ctx *c = user;
+    cli_opts o;
+    tool_opts t;
+    int fmt;
+    char *path;
+    qv_status sst = job_setup(c, job, &o, &t, &fmt, &path, err);
+    if (sst) return sst;
+    int is_sub = !strcmp(job->task, "subtitles"), is_sum = !strcmp(job->task, "summarize");
     qv_gen_opts go;
     cli_gen_opts(&o, c->e, &go, 0);
     go.on_progress = qv_progress_cb;
@@ -123,6 +244,39 @@ static qv_status run_job(void *user, const qv_job *job, char **doc, const char *
     return st;
 }
 
+/* The job's fingerprint: its effective options (the command line's with the job's over them, each in a
+ * canonical form: "max_tokens": 5 and "max-tokens": "5" agree), the model's identity, the input's. */
+static char *job_fingerprint(void *user, const qv_job *job) {
+    batch_ctx *c = user;
+    cli_opts o;
+    tool_opts t;
+    int fmt;
+    char *path;
+    qv_err err = {0};
+    if (job_setup(c, job, &o, &t, &fmt, &path, &err)) return NULL; /* the job fails anyway */
+    sbuf b = {0};
+    const qv_media_opts *m = &o.media;
+    sb_printf(&b, "v1;");
+    sb_text(&b, "task", job->task);
+    sb_text(&b, "question", job->question);
+    sb_printf(&b, "format=%d;fps=%.17g;frames=%d,%d;pixels=%lld,%lld,%lld;range=%.17g,%.17g;image=%d;", fmt, m->fps,
+              m->min_frames, m->max_frames, (long long)m->min_pixels, (long long)m->max_pixels, (long long)m->total_pixels,
+              m->start_s, m->end_s, m->force_image);
+    sb_printf(&b, "max_tokens=%d;greedy=%d;temperature=%.17g;top_k=%d;top_p=%.17g;rep=%.17g;seed=%d,%llu;", o.max_tokens,
+              o.greedy, o.temperature, o.top_k, o.top_p, o.repetition_penalty, o.seed_set, (unsigned long long)o.seed);
+    sb_printf(&b, "window=%.17g,%d;caption_tokens=%d;first_line=%d;detail=%d;", t.task.window_s, t.window_given,
+              t.task.caption_tokens, t.task.first_line_only, t.detail);
+    sb_text(&b, "prompt", t.task.prompt);
+    sb_text(&b, "summary_prompt", t.task.summary_prompt);
+    sb_text(&b, "framing", t.task.framing);
+    sb_text(&b, "model", c->model_id);
+    sb_file(&b, "input", path);
+    free(path);
+    char *fp = b.oom ? NULL : hash_hex(b.s, b.n);
+    free(b.s);
+    return fp;
+}
+
 int qv_cmd_batch(int argc, char **argv) {
     const char *cmd = "batch";
     cli_opts o;
@@ -131,9 +285,14 @@ int qv_cmd_batch(int argc, char **argv) {
     tool_opts_init(&t);
     const char *jobs = NULL;
     long shard_i = 0, shard_n = 1;
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) return help(), 0;
+        if (strcmp(a, "--force") == 0) {
+            force = 1;
+            continue;
+        }
         if (cli_opt_is(a, "--shard")) {
             const char *v = cli_opt_value(cmd, "--shard", argc, argv, &i);
             if (!v) return 2;
@@ -188,10 +347,11 @@ int qv_cmd_batch(int argc, char **argv) {
         return rc;
     }
     qv_progress *pg = cli_progress_open(&o);
-    batch_ctx ctx = {.e = e, .base = &o, .tbase = &t, .jobs_dir = jobs_dir, .pg = pg};
+    batch_ctx ctx = {.e = e, .base = &o, .tbase = &t, .jobs_dir = jobs_dir, .pg = pg, .model_id = model_identity(&o)};
     qv_batch_params bp = {.out_dir = t.output, .shard_i = (int)shard_i, .shard_n = (int)shard_n, .run = run_job,
                           .user = &ctx, .abort_cb = cli_abort_cb, .on_job_start = on_job_start,
-                          .on_job_done = on_job_done};
+                          .on_job_done = on_job_done, .on_job_changed = on_job_changed, .fingerprint = job_fingerprint,
+                          .force = force};
     qv_batch_stats bs;
     st = qv_batch_run(&bp, &jl, &bs, &err);
     qv_progress_clear(pg);
@@ -204,9 +364,9 @@ int qv_cmd_batch(int argc, char **argv) {
         rc = cli_fail("%s", err.msg);
     } else {
         if (!o.quiet)
-            fprintf(stderr, "qv: batch: %d jobs%s: %d ok, %d failed, %d already done (%.1f s); status in %s/%s\n",
-                    bs.n_selected, shard_n > 1 ? " in this shard" : "", bs.n_ok, bs.n_failed, bs.n_skipped, bs.seconds,
-                    t.output, sname ? sname : "results.jsonl");
+            fprintf(stderr, "qv: batch: %d jobs%s: %d ok, %d failed, %d already done, %d changed and redone (%.1f s); status in %s/%s\n",
+                    bs.n_selected, shard_n > 1 ? " in this shard" : "", bs.n_ok, bs.n_failed, bs.n_skipped, bs.n_changed,
+                    bs.seconds, t.output, sname ? sname : "results.jsonl");
         rc = bs.n_failed ? 1 : 0;
     }
     free(sname);
@@ -214,5 +374,6 @@ int qv_cmd_batch(int argc, char **argv) {
     qv_engine_free(e);
     qv_jobs_free(&jl);
     free(jobs_dir);
+    free(ctx.model_id);
     return rc;
 }
