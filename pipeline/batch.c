@@ -289,7 +289,7 @@ qv_status qv_batch_append_status(const char *path, const qv_job *job, int ok, co
     }
     line[n] = '\n';
     line[n + 1] = 0;
-    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (fd < 0) {
         free(line);
         return qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
@@ -459,23 +459,26 @@ static qv_status lock_shard_count(const char *dir, int sn, int *fd_out, qv_err *
     return QV_OK;
 }
 
-/* Removes temp files ("ID.EXT.tmp.PID") that a killed run left behind for jobs of this shard. Only this
- * shard writes those jobs (and it holds the status file's lock), so none of them can be in flight. */
+/* Removes temp files a killed run left behind for jobs of this shard: only names qv_tmp_create makes
+ * for a job's result (".qv-tmp.ID.EXT.PID-N", EXT one of the result formats), never a user's file.
+ * Only this shard writes those jobs (and it holds the status file's lock), so none can be in flight. */
 static void remove_stale_temps(const char *dir, const qv_joblist *jl, int si, int sn) {
     DIR *d = opendir(dir);
     if (!d) return;
+    static const char *const exts[] = {"txt", "json", "srt", "vtt"};
     struct dirent *de;
     while ((de = readdir(d))) {
-        const char *t = strstr(de->d_name, ".tmp.");
-        if (!t) continue;
-        const char *dot = NULL; /* the "." before EXT */
-        for (const char *q = de->d_name; q < t; q++)
-            if (*q == '.') dot = q;
-        if (!dot) continue;
-        size_t idn = (size_t)(dot - de->d_name);
+        if (strncmp(de->d_name, QV_TMP_PREFIX, sizeof QV_TMP_PREFIX - 1)) continue;
         for (int i = 0; i < jl->n; i++) {
             const qv_job *j = &jl->jobs[i];
-            if (j->line % sn != si || strlen(j->file_id) != idn || strncmp(j->file_id, de->d_name, idn)) continue;
+            if (j->line % sn != si) continue;
+            int mine = 0;
+            for (int e = 0; e < 4 && !mine; e++) {
+                char base[160];
+                snprintf(base, sizeof base, "%s.%s", j->file_id, exts[e]);
+                mine = qv_is_tmp_name(de->d_name, base);
+            }
+            if (!mine) continue;
             char *path = qv_path_join(dir, de->d_name);
             if (path) unlink(path);
             free(path);
@@ -505,9 +508,11 @@ qv_status qv_batch_run(const qv_batch_params *p, const qv_joblist *jl, qv_batch_
      * unsharded runs) would duplicate work; the lock goes away with the process, even on SIGKILL */
     rc = lock_shard_count(p->out_dir, sn, &dir_fd, err);
     if (rc) goto out;
-    lock_fd = open(spath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (lock_fd < 0) {
-        rc = qv_errf(err, QV_ERR_IO, "%s: %s", spath, strerror(errno));
+    /* the status file: never through a planted symlink, never a FIFO or device */
+    lock_fd = open(spath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    struct stat lsb;
+    if (lock_fd < 0 || fstat(lock_fd, &lsb) != 0 || !S_ISREG(lsb.st_mode)) {
+        rc = qv_errf(err, QV_ERR_IO, "%s: %s", spath, lock_fd < 0 ? strerror(errno) : "not a regular file");
         goto out;
     }
     if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {

@@ -26,7 +26,8 @@
  * every other job (failed, or killed before its status line) runs again and
  * overwrites its output with the same bytes (greedy decoding). A torn last line is first ended with a
  * newline so the next status line stays whole. So each job ends with exactly one "ok" line. Temp files
- * of this shard's jobs left by a killed run (ID.EXT.tmp.PID) are removed at the start.
+ * of this shard's jobs left by a killed run (.qv-tmp.ID.EXT.PID-N, see qv_tmp_create) are removed at
+ * the start; no other file is.
  * Shards: --shard I/N runs the jobs whose line number mod N == I, and appends only to
  * results.I-of-N.jsonl (without shards: results.jsonl): no two processes append to one file (a run holds
  * an exclusive flock on its status file; a second run on the same file is refused). Runs sharing the

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const qv_demo_specials[QV_DEMO_N_SPECIAL] = {
     "<|endoftext|>",   "<|im_start|>", "<|im_end|>",   "<|object_ref_start|>", "<|object_ref_end|>",
@@ -393,12 +394,15 @@ qv_status qv_demo_write_y4m(const char *path, int w, int h, int fps, double seco
     size_t plane = (size_t)w * (size_t)h, frame = plane + plane / 2;
     unsigned char *buf = malloc(frame);
     if (!buf) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    char *tmp;
+    int fd = qv_tmp_create(path, &tmp, err);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
+        qv_status rs = fd < 0 ? (err ? err->code : QV_ERR_IO) : qv_errf(err, QV_ERR_IO, "%s: %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd), unlink(tmp);
+        free(tmp);
         free(buf);
-        return qv_errf(err, QV_ERR_IO, "%s: %s", tmp, strerror(errno));
+        return rs;
     }
     fprintf(f, "YUV4MPEG2 W%d H%d F%d:1 Ip A1:1 C420jpeg\n", w, h, fps);
     int n = (int)lround(seconds * fps);
@@ -420,7 +424,9 @@ qv_status qv_demo_write_y4m(const char *path, int w, int h, int fps, double seco
     int bad = ferror(f);
     if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
         remove(tmp);
+        free(tmp);
         return qv_errf(err, QV_ERR_IO, "%s: write failed (disk full?)", path);
     }
+    free(tmp);
     return QV_OK;
 }

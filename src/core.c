@@ -75,16 +75,53 @@ void qv_log(int level, const char *fmt, ...) {
     g_log_fn(level, buf, g_log_user);
 }
 
+int qv_open_regular(const char *path, int flags, qv_err *err) {
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer forever; it is cleared again for
+     * the regular file, where it means nothing anyway */
+    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st = {0};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int dir = S_ISDIR(st.st_mode);
+        close(fd);
+        qv_errf(err, QV_ERR_IO, "%s: %s", path, dir ? "is a folder, not a file" : "not a regular file");
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+qv_status qv_check_regular(const char *path, qv_err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) return qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return qv_errf(err, QV_ERR_IO, "%s: is a folder, not a file", path);
+    if (!S_ISREG(st.st_mode)) return qv_errf(err, QV_ERR_IO, "%s: not a regular file", path);
+    return QV_OK;
+}
+
 qv_status qv_read_file(const char *path, char **out, size_t *len, size_t max_bytes, qv_err *err) {
     *out = NULL;
     if (len) *len = 0;
     if (!max_bytes) max_bytes = (size_t)1 << 30;
-    FILE *f = fopen(path, "rb");
-    if (!f) return qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+    int fd = qv_open_regular(path, O_RDONLY, err);
+    if (fd < 0) return err ? err->code : QV_ERR_IO;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+    }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0) {
         fclose(f);
-        return qv_errf(err, QV_ERR_IO, "%s: not a regular file", path);
+        return qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
     }
     if ((uint64_t)st.st_size > max_bytes) {
         fclose(f);
@@ -109,17 +146,48 @@ qv_status qv_read_file(const char *path, char **out, size_t *len, size_t max_byt
     return QV_OK;
 }
 
-qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err) {
-    size_t pl = strlen(path) + 32;
+int qv_tmp_create(const char *path, char **tmp_out, qv_err *err) {
+    *tmp_out = NULL;
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t pl = strlen(path) + sizeof QV_TMP_PREFIX + 48;
     char *tmp = malloc(pl);
-    if (!tmp) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
-    snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        qv_errf(err, QV_ERR_IO, "%s: %s", tmp, strerror(errno));
-        free(tmp);
-        return QV_ERR_IO;
+    if (!tmp) {
+        qv_errf(err, QV_ERR_NOMEM, "out of memory");
+        return -1;
     }
+    for (unsigned n = 0;; n++) {
+        snprintf(tmp, pl, "%.*s" QV_TMP_PREFIX "%s.%ld-%u", (int)dl, path, path + dl, (long)getpid(), n);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            return fd;
+        }
+        if (errno != EEXIST || n >= 1000) {
+            qv_errf(err, QV_ERR_IO, "%s: %s", tmp, strerror(errno));
+            free(tmp);
+            return -1;
+        }
+    }
+}
+
+int qv_is_tmp_name(const char *name, const char *base) {
+    size_t k = sizeof QV_TMP_PREFIX - 1, bl = strlen(base);
+    if (strncmp(name, QV_TMP_PREFIX, k) || strncmp(name + k, base, bl) || name[k + bl] != '.') return 0;
+    const char *p = name + k + bl + 1;
+    int dash = 0, digits = 0;
+    for (; *p; p++) {
+        if (*p == '-' && !dash && digits) dash = 1, digits = 0;
+        else if (*p >= '0' && *p <= '9') digits++;
+        else return 0;
+    }
+    return dash && digits;
+}
+
+qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err) {
+    char *tmp;
+    int fd = qv_tmp_create(path, &tmp, err);
+    if (fd < 0) return err ? err->code : QV_ERR_IO;
     const char *p = data;
     size_t left = len;
     while (left) {

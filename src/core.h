@@ -40,10 +40,23 @@ void qv_log_set(qv_log_fn fn, void *user, int max_level);
 void qv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int  qv_log_level(void);
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer (size without the NUL in *len).
+/* Opens a path that must be a regular file (flags: O_RDONLY ...) without ever blocking on it: a FIFO or
+ * device is refused with a message, never waited on. Returns the fd (close-on-exec), or -1 with err set.
+ * Every path qv reads goes through this (or qv_check_regular where a library opens it). */
+int qv_open_regular(const char *path, int flags, qv_err *err);
+/* stat(): QV_OK when path is a regular file, else a message (missing, a folder, a FIFO ...). */
+qv_status qv_check_regular(const char *path, qv_err *err);
+/* Reads a whole regular file into a NUL-terminated malloc'd buffer (size without the NUL in *len).
  * Refuses files larger than max_bytes (0 = 1 GiB) with QV_ERR_FORMAT. */
 qv_status qv_read_file(const char *path, char **out, size_t *len, size_t max_bytes, qv_err *err);
-/* Writes data to path atomically: path.tmp.PID, fsync, rename. Reports disk-full as QV_ERR_IO. */
+/* Temp files: qv writes a file as DIR/.qv-tmp.NAME.PID-N beside DIR/NAME, created by qv_tmp_create with
+ * O_CREAT|O_EXCL|O_NOFOLLOW (a planted file or symlink is never written through; N counts up past
+ * names in use), then renamed over NAME. Returns the fd and the malloc'd temp path, or -1 with err. */
+#define QV_TMP_PREFIX ".qv-tmp."
+int qv_tmp_create(const char *path, char **tmp_out, qv_err *err);
+/* True when name (a file name, no folder) is a temp name qv_tmp_create makes for base. */
+int qv_is_tmp_name(const char *name, const char *base);
+/* Writes data to path atomically: qv_tmp_create, write, fsync, rename. Disk full is QV_ERR_IO. */
 qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err);
 /* path_join into a malloc'd string ("dir/name"); NULL on OOM. */
 char *qv_path_join(const char *dir, const char *name);

@@ -69,11 +69,10 @@ static int exact_u64(const cJSON *n, uint64_t *out) {
 static qv_status parse_shard(qv_st *st, int si, qv_err *err) {
     shard *sh = &st->shards[si];
     const char *fn = base_name(sh->path);
-    sh->fd = open(sh->path, O_RDONLY | O_CLOEXEC);
-    if (sh->fd < 0) return qv_errf(err, QV_ERR_IO, "%s: %s", sh->path, strerror(errno));
+    sh->fd = qv_open_regular(sh->path, O_RDONLY, err);   /* a FIFO is refused, not waited on */
+    if (sh->fd < 0) return err ? err->code : QV_ERR_IO;
     struct stat s;
-    if (fstat(sh->fd, &s) != 0 || !S_ISREG(s.st_mode))
-        return qv_errf(err, QV_ERR_IO, "%s: not a regular file", sh->path);
+    if (fstat(sh->fd, &s) != 0) return qv_errf(err, QV_ERR_IO, "%s: %s", sh->path, strerror(errno));
     sh->size = (uint64_t)s.st_size;
     if (sh->size < 8) return qv_errf(err, QV_ERR_FORMAT, "%s: too short for a safetensors file (%llu bytes)", fn, (unsigned long long)sh->size);
     sh->map = mmap(NULL, sh->size, PROT_READ, MAP_SHARED, sh->fd, 0);
@@ -227,9 +226,11 @@ static qv_status open_index(qv_st *st, const char *dir, const char *index_path, 
     }
     for (const cJSON *it = wm->child; it; it = it->next) {
         if (!cJSON_IsString(it) || !it->string || strchr(it->valuestring, '/') || it->valuestring[0] == '.') {
+            /* the message names the entry: build it before the JSON that holds the name is freed */
+            qv_errf(err, QV_ERR_FORMAT, "%s: entry '%.200s' does not name a shard file in the folder", base_name(index_path),
+                    it->string ? it->string : "?");
             cJSON_Delete(root);
-            return qv_errf(err, QV_ERR_FORMAT, "%s: entry '%s' does not name a shard file in the folder", base_name(index_path),
-                           it->string ? it->string : "?");
+            return QV_ERR_FORMAT;
         }
         char *p = qv_path_join(dir, it->valuestring);
         if (!p) { cJSON_Delete(root); return qv_errf(err, QV_ERR_NOMEM, "out of memory"); }
@@ -357,10 +358,8 @@ qv_status qv_st_writer_create(qv_st_writer **out, const char *path, qv_err *err)
     if (!w) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
     w->fd = -1;
     w->path = strdup(path);
-    size_t tl = strlen(path) + 32;
-    w->tmp = malloc(tl);
-    if (!w->path || !w->tmp) { qv_st_writer_abort(w); return qv_errf(err, QV_ERR_NOMEM, "out of memory"); }
-    snprintf(w->tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    if (!w->path) { qv_st_writer_abort(w); return qv_errf(err, QV_ERR_NOMEM, "out of memory"); }
+    /* w->tmp: made with the file (qv_tmp_create, exclusive) when the header is written */
     *out = w;
     return QV_OK;
 }
@@ -434,9 +433,9 @@ qv_status qv_st_writer_begin(qv_st_writer *w, const char *const *metadata, qv_er
     cJSON_free(js);
     w->data_off = 8 + padded;
     w->file_size = w->data_off + off;
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    w->fd = qv_tmp_create(w->path, &w->tmp, err);
     qv_status rc = QV_OK;
-    if (w->fd < 0) rc = qv_errf(err, QV_ERR_IO, "%s: %s", w->tmp, strerror(errno));
+    if (w->fd < 0) rc = err ? err->code : QV_ERR_IO;
     else {
         rc = write_all(w->fd, hdr, 8 + padded, 0, w->path, err);
         if (!rc) {

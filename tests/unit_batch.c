@@ -210,7 +210,7 @@ static void test_shards(void) {
     qv_batch_stats st;
     CHECK(qv_batch_run(&bp, &jl, &st, &err) == QV_OK && f.calls == 0 && st.n_skipped == 7);
     /* temp files a killed run left behind: this shard's are removed, another shard's are not touched */
-    char *t0 = qv_path_join(dir, "j0.txt.tmp.4242"), *t1 = qv_path_join(dir, "j1.txt.tmp.4242");
+    char *t0 = qv_path_join(dir, ".qv-tmp.j0.txt.4242-0"), *t1 = qv_path_join(dir, ".qv-tmp.j1.txt.4242-0");
     fclose(fopen(t0, "w"));
     fclose(fopen(t1, "w"));
     bp.shard_i = 0; /* lines 3 and 6 (j2, j5) */

@@ -7,7 +7,9 @@
 #include "genweights.h"
 #include "pipeline/demo.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,38 @@ static int file_ok(const char *dir, const char *name) {
     int ok = p && qv_file_exists(p);
     free(p);
     return ok;
+}
+
+/* The demo writes only into a folder of its own: a new one, an empty one, or one holding the marker
+ * file DEMO_MARKER that it left there before. A folder with other files (a real checkpoint given by
+ * mistake, with or without --force) is refused before anything is written. */
+#define DEMO_MARKER ".qv-demo"
+static qv_status claim_dir(const char *dir, qv_err *err) {
+    qv_status st = qv_mkdir_p(dir, err);
+    if (st) return st;
+    char *marker = qv_path_join(dir, DEMO_MARKER);
+    if (!marker) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    struct stat sb;
+    if (lstat(marker, &sb) == 0) {
+        free(marker);
+        if (!S_ISREG(sb.st_mode)) return qv_errf(err, QV_ERR_IO, "%s/" DEMO_MARKER " is not a plain file", dir);
+        return QV_OK;
+    }
+    DIR *d = opendir(dir);
+    int others = 0;
+    for (struct dirent *de; d && (de = readdir(d));)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) others++;
+    if (d) closedir(d);
+    if (!d || others) {
+        free(marker);
+        return qv_errf(err, QV_ERR_INVALID,
+                       "%s holds files the demo did not make (no " DEMO_MARKER " marker): give --dir a new or empty folder", dir);
+    }
+    int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) st = qv_errf(err, QV_ERR_IO, "%s: %s", marker, strerror(errno));
+    else close(fd);
+    free(marker);
+    return st;
 }
 
 static qv_status make_model(const char *dir, int n_threads, qv_err *err) {
@@ -118,13 +152,15 @@ static qv_status make_clip(const char *dir, int force, char **out, qv_err *err) 
         free(mp4);
         return QV_OK;
     }
-    char *tmp = qv_path_join(dir, "demo.tmp.mp4");
-    if (!tmp) return free(mp4), free(y4m), qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    char *tmp; /* made by qv (exclusive, no symlink followed); ffmpeg -y then writes into that file */
+    int tfd = qv_tmp_create(mp4, &tmp, err);
+    if (tfd < 0) return free(mp4), free(y4m), err->code;
+    close(tfd);
     static const char *const codecs[2][4] = {{"-c:v", "libx264", "-pix_fmt", "yuv420p"}, {"-c:v", "mpeg4", "-q:v", "5"}};
     for (int c = 0; c < 2 && !*out; c++) {
         char *argv[] = {"ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
                         "testsrc2=size=320x240:rate=25:duration=10", (char *)codecs[c][0], (char *)codecs[c][1],
-                        (char *)codecs[c][2], (char *)codecs[c][3], tmp, NULL};
+                        (char *)codecs[c][2], (char *)codecs[c][3], "-f", "mp4", tmp, NULL};
         if (run_quiet(argv) == 0 && rename(tmp, mp4) == 0) *out = mp4;
     }
     unlink(tmp);
@@ -190,6 +226,8 @@ int qv_cmd_demo(int argc, char **argv) {
     double t_start = qv_now();
     qv_err err = {0};
 
+    /* 0. the folder: new, empty or the demo's own */
+    if (claim_dir(dir, &err)) return cli_fail("demo: %s", err.msg);
     /* 1. the model */
     int complete = file_ok(dir, "config.json") && file_ok(dir, "tokenizer.json") &&
                    (file_ok(dir, "model.safetensors") || file_ok(dir, "model.safetensors.index.json"));
