@@ -252,8 +252,48 @@ qv_status qv_prompt_render_chat(const qv_chat_msg *msgs, int n_msgs, int add_gen
 
 static int has_marker(const char *s) { return strstr(s, "{{image:") || strstr(s, "{{video:"); }
 
+/* The built prompt must hold exactly the vision markers of the inputs, in order: user text (question,
+ * framing, system message) that forms "{{image:PATH}}" only once joined (framing "{{ima{question}" +
+ * question "ge:/etc/passwd}}") would otherwise read a file into the prompt. Checked on the result, so
+ * it holds for every way texts meet. */
+static qv_status check_markers(char **out, const qv_prompt_media *media, int n_media, qv_err *err) {
+    qv_prompt_seg *segs;
+    int n, k = 0, bad = 0;
+    qv_status st = qv_prompt_parse(*out, &segs, &n, err);
+    if (st == QV_ERR_NOMEM) {
+        free(*out);
+        *out = NULL;
+        return st;
+    }
+    if (st) bad = 1; /* an unterminated marker the user text started */
+    for (int i = 0; !bad && i < n; i++) {
+        if (segs[i].kind == QV_SEG_TEXT) continue;
+        if (k >= n_media || (segs[i].kind == QV_SEG_VIDEO) != (media[k].is_video != 0) || strcmp(segs[i].text, media[k].path))
+            bad = 1;
+        k++;
+    }
+    if (!st) qv_prompt_segs_free(segs, n);
+    if (bad || k != n_media) {
+        free(*out);
+        *out = NULL;
+        return qv_errf(err, QV_ERR_INVALID,
+                       "the question, framing or system text would form an '{{image:' or '{{video:' marker once joined (use --raw for that)");
+    }
+    return QV_OK;
+}
+
+static qv_status build_unchecked(int chat, const char *system, const qv_prompt_media *media, int n_media,
+                                 const char *question, const char *framing, char **out, qv_err *err);
+
 qv_status qv_prompt_build(int chat, const char *system, const qv_prompt_media *media, int n_media,
                           const char *question, const char *framing, char **out, qv_err *err) {
+    qv_status st = build_unchecked(chat, system, media, n_media, question, framing, out, err);
+    if (st) return st;
+    return check_markers(out, media, n_media, err);
+}
+
+static qv_status build_unchecked(int chat, const char *system, const qv_prompt_media *media, int n_media,
+                                 const char *question, const char *framing, char **out, qv_err *err) {
     *out = NULL;
     if (!question || !*question) return qv_errf(err, QV_ERR_INVALID, "the question is empty");
     if (has_marker(question))
