@@ -366,9 +366,21 @@ static qv_status tokenize_and_place(qv_run *r) {
     res->position_ids = malloc((size_t)n * 3 * sizeof *res->position_ids);
     if (!res->position_ids) return qv_errf(err, QV_ERR_NOMEM, "out of memory for %lld positions", (long long)n);
     const int merge = e->ck->cfg.vision.spatial_merge_size > 0 ? e->ck->cfg.vision.spatial_merge_size : 2;
-    return qv_mrope_positions(res->prompt_ids, (int)n, (const int(*)[3])r->grids[0], r->n_kind[0],
-                              (const int(*)[3])r->grids[1], r->n_kind[1], qv_lm_hparams(e->lm), merge,
-                              res->position_ids, &res->rope_delta, err);
+    qv_status st2 = qv_mrope_positions(res->prompt_ids, (int)n, (const int(*)[3])r->grids[0], r->n_kind[0],
+                                       (const int(*)[3])r->grids[1], r->n_kind[1], qv_lm_hparams(e->lm), merge,
+                                       res->position_ids, &res->rope_delta, err);
+    if (st2) return st2;
+    /* positions beyond what the model was trained for: refused (a 10 MB question would be hours of
+     * prefill for noise) unless --ctx-max (n_ctx_max) raises the bound */
+    const int64_t need = n + res->rope_delta + r->go.max_tokens, max_pos = e->ck->cfg.text.max_pos;
+    const int64_t limit = e->p.n_ctx_max > 0 ? e->p.n_ctx_max : max_pos;
+    if (need > limit)
+        return qv_errf(err, QV_ERR_INVALID,
+                       "the prompt (%lld tokens, positions up to %lld) + max_tokens (%d) needs %lld positions, more than %s %lld "
+                       "(raise it with --ctx-max)",
+                       (long long)n, (long long)(n + res->rope_delta - 1), r->go.max_tokens, (long long)need,
+                       e->p.n_ctx_max > 0 ? "the --ctx-max of" : "the model's max_position_embeddings", (long long)limit);
+    return QV_OK;
 }
 
 /* -- phase 3: encode vision: each input's pairs, from its producer, into its rows of embd -- */
