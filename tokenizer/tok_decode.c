@@ -169,6 +169,11 @@ size_t qv_tok_stream_push(qv_tok_stream *s, int32_t id, char *out, size_t cap) {
     return hand_out(s, out, cap);
 }
 
+size_t qv_tok_stream_take(qv_tok_stream *s, char *out, size_t cap) {
+    if (out && cap) out[0] = 0;
+    return s ? hand_out(s, out, cap) : 0;
+}
+
 size_t qv_tok_stream_flush(qv_tok_stream *s, char *out, size_t cap) {
     if (out && cap) out[0] = 0;
     if (!s) return 0;

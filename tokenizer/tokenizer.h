@@ -48,9 +48,12 @@ size_t qv_tok_decode(const qv_tokenizer *t, const int32_t *ids, size_t n, int sk
 typedef struct qv_tok_stream qv_tok_stream;
 qv_tok_stream *qv_tok_stream_create(const qv_tokenizer *t, int skip_special);  /* NULL on OOM */
 /* Returns bytes written to out (NUL-terminated), holding back an incomplete UTF-8 tail. Output is cut only
- * between characters; text that does not fit in cap - 1 bytes is kept for the next call (cap >= 5 always
- * makes progress; 1024 fits any one token). */
+ * between characters; text that does not fit in cap - 1 bytes is kept (cap >= 5 always makes progress):
+ * a token can be longer than any buffer (a tokenizer.json may hold a 1 MB token), so after each push and
+ * flush call qv_tok_stream_take until it returns 0. */
 size_t qv_tok_stream_push(qv_tok_stream *s, int32_t id, char *out, size_t cap);
+/* Hands out more of the text kept back by push or flush (0: none left). */
+size_t qv_tok_stream_take(qv_tok_stream *s, char *out, size_t cap);
 /* Emits the rest (U+FFFD for a broken tail); with a small cap, call until it returns 0. */
 size_t qv_tok_stream_flush(qv_tok_stream *s, char *out, size_t cap);
 void qv_tok_stream_free(qv_tok_stream *s);             /* NULL-safe */
