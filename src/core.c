@@ -75,6 +75,31 @@ void qv_log(int level, const char *fmt, ...) {
     g_log_fn(level, buf, g_log_user);
 }
 
+char *qv_term_safe(const char *s, char *out, size_t cap) {
+    size_t k = 0;
+    if (!cap) return out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        size_t n;
+        if (*p < 0x20 || *p == 0x7f) n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
+        else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) n = (size_t)snprintf(esc, sizeof esc, "\\u%04x", p[1]), p++;
+        else esc[0] = (char)*p, n = 1;
+        if (k + n >= cap) break;
+        memcpy(out + k, esc, n);
+        k += n;
+    }
+    /* a character cut by the end of out: drop its first bytes */
+    size_t i = k;
+    while (i > 0 && ((unsigned char)out[i - 1] & 0xC0) == 0x80) i--;
+    if (i > 0 && ((unsigned char)out[i - 1] & 0xC0) == 0xC0) {
+        unsigned char c = (unsigned char)out[i - 1];
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        if (k - (i - 1) < need) k = i - 1;
+    }
+    out[k] = 0;
+    return out;
+}
+
 int qv_open_regular(const char *path, int flags, qv_err *err) {
     /* O_NONBLOCK: opening a FIFO for reading would wait for a writer forever; it is cleared again for
      * the regular file, where it means nothing anyway */

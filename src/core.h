@@ -40,6 +40,11 @@ void qv_log_set(qv_log_fn fn, void *user, int max_level);
 void qv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int  qv_log_level(void);
 
+/* Copies text for a terminal into out (cap bytes, always NUL-terminated, cut at a character): control
+ * bytes (C0, DEL) become "\xNN" and C1 controls (U+0080..U+009F) "\u00NN", so user text (a job id, a
+ * path, a question) printed to stderr can never start an escape sequence. Returns out. */
+char *qv_term_safe(const char *s, char *out, size_t cap);
+
 /* Opens a path that must be a regular file (flags: O_RDONLY ...) without ever blocking on it: a FIFO or
  * device is refused with a message, never waited on. Returns the fd (close-on-exec), or -1 with err set.
  * Every path qv reads goes through this (or qv_check_regular where a library opens it). */

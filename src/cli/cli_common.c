@@ -164,7 +164,8 @@ int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) 
 
 static void log_stderr(int level, const char *msg, void *user) {
     (void)user;
-    fprintf(stderr, "%s%s\n", level == 0 ? "qv: error: " : "", msg);
+    char safe[4096];
+    fprintf(stderr, "%s%s\n", level == 0 ? "qv: error: " : "", qv_term_safe(msg, safe, sizeof safe));
 }
 
 int cli_engine_open(const cli_opts *o, const char *cmd, qv_engine **out) {

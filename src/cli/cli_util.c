@@ -11,20 +11,20 @@
 int cli_fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("qv: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char raw[4096], safe[8192]; /* user text in the message (paths, ids) cannot reach the terminal raw */
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "qv: %s\n", qv_term_safe(raw, safe, sizeof safe));
     return 1;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "qv %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'qv %s --help')\n", cmd);
+    char raw[4096], safe[8192];
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "qv %s: %s (see 'qv %s --help')\n", cmd, qv_term_safe(raw, safe, sizeof safe), cmd);
     return 2;
 }
 

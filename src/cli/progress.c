@@ -132,7 +132,7 @@ void qv_progress_free(qv_progress *p) {
 
 void qv_progress_set_label(qv_progress *p, const char *label) {
     if (!p) return;
-    snprintf(p->label, sizeof p->label, "%s", label ? label : "");
+    qv_term_safe(label ? label : "", p->label, sizeof p->label); /* a job id may hold escape sequences */
 }
 
 void qv_progress_set_step(qv_progress *p, const char *step) {
@@ -288,11 +288,11 @@ void qv_progress_log(qv_progress *p, const char *fmt, ...) {
     int had = p->line_shown;
     qv_progress_clear(p);
     va_list ap;
+    char raw[2048], safe[4096];
     va_start(ap, fmt);
-    fputs("qv: ", p->f);
-    vfprintf(p->f, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fputc('\n', p->f);
+    fprintf(p->f, "qv: %s\n", qv_term_safe(raw, safe, sizeof safe)); /* ids, paths, messages: no escapes */
     if (had && p->stage[0]) draw_tty(p, p_now(p));
     fflush(p->f);
 }
