@@ -562,12 +562,17 @@ static qv_status generate(qv_run *r) {
             res->stopped = 1;
             break;
         }
-        if ((st = text_add(&ta, piece, qv_tok_stream_push(ts, id, piece, sizeof piece), r->err))) break;
+        /* a token longer than piece[] (tokenizer.json may hold any) comes out over several takes */
+        for (size_t got = qv_tok_stream_push(ts, id, piece, sizeof piece); got && !st; got = qv_tok_stream_take(ts, piece, sizeof piece))
+            st = text_add(&ta, piece, got, r->err);
+        if (st) break;
         progress(go, "generate", k + 1, go->max_tokens);
         if (k + 1 < go->max_tokens && (st = qv_lm_decode(r->e->ctx, id, n + k + res->rope_delta, r->logits, r->err)))
             break;
     }
-    qv_status st2 = text_add(&ta, piece, qv_tok_stream_flush(ts, piece, sizeof piece), r->err);
+    qv_status st2 = QV_OK;
+    for (size_t got = qv_tok_stream_flush(ts, piece, sizeof piece); got && !st2; got = qv_tok_stream_take(ts, piece, sizeof piece))
+        st2 = text_add(&ta, piece, got, r->err);
     if (!st) st = st2;
     res->text = ta.p;
     res->t_generate = qv_now() - t0;

@@ -51,7 +51,10 @@ static qv_status pv_read(qv_pv_file *f, const char *path, int patch_dim, qv_err 
             if (gt[0] < 1 || gt[1] < 2 || gt[2] < 2 || gt[1] % 2 || gt[2] % 2 || gt[0] > 1 << 20 || gt[1] > 1 << 14 ||
                 gt[2] > 1 << 14)
                 return qv_errf(err, QV_ERR_FORMAT, "%s: %s row %d is not a valid grid", path, grid_names[k], i);
-            rows += gt[0] * gt[1] * gt[2];
+            rows += gt[0] * gt[1] * gt[2]; /* at most 2^48 per row: no overflow while rows <= shape[0] */
+            if (rows > px->shape[0])
+                return qv_errf(err, QV_ERR_FORMAT, "%s: the grids of %s imply more than its %lld rows", path, grid_names[k],
+                               (long long)px->shape[0]);
         }
         if (rows != px->shape[0])
             return qv_errf(err, QV_ERR_FORMAT, "%s: %s has %lld rows, its grids imply %lld", path, px_names[k],

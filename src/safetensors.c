@@ -153,6 +153,13 @@ static qv_status parse_shard(qv_st *st, int si, qv_err *err) {
                          (unsigned long long)(e.end - e.begin));
             break;
         }
+        /* the kernels read elements in place: a tensor that does not start on a multiple of its element
+         * size (odd header length or offset) would be a misaligned load (UB; a fault on some CPUs) */
+        if (nbytes && (data_off + e.begin) % qv_dtype_size(dtype)) {
+            rc = qv_errf(err, QV_ERR_FORMAT, "%s: tensor '%s' starts at byte %llu, not aligned to its %d-byte elements", fn, name,
+                         (unsigned long long)(data_off + e.begin), (int)qv_dtype_size(dtype));
+            break;
+        }
         e.t.nbytes = nbytes;
         e.t.data = (const unsigned char *)sh->map + data_off + e.begin;
         e.t.name = strdup(name);
@@ -281,7 +288,7 @@ qv_status qv_st_open(qv_st **out, const char *path, qv_err *err) {
     }
     for (int i = 0; i < st->n_shards && !rc; i++) rc = parse_shard(st, i, err);
     if (rc) goto done;
-    qsort(st->ents, (size_t)st->n_ents, sizeof *st->ents, cmp_entry);
+    if (st->n_ents > 1) qsort(st->ents, (size_t)st->n_ents, sizeof *st->ents, cmp_entry); /* never qsort(NULL, 0): UB */
     for (int i = 1; i < st->n_ents; i++)
         if (strcmp(st->ents[i].t.name, st->ents[i - 1].t.name) == 0) {
             rc = qv_errf(err, QV_ERR_FORMAT, "%s: tensor '%s' appears twice", base_name(st->shards[st->ents[i].shard].path),
@@ -409,17 +416,26 @@ qv_status qv_st_writer_begin(qv_st_writer *w, const char *const *metadata, qv_er
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
         for (int i = 0; metadata[i] && metadata[i + 1]; i += 2) cJSON_AddStringToObject(m, metadata[i], metadata[i + 1]);
     }
+    /* data offsets: tensors with larger elements first (8, 4, 2, 1 bytes), so that with the header padded
+     * to 8 bytes every tensor starts aligned to its element size (the reader refuses misaligned ones)
+     * and the data stays one buffer without holes, as the safetensors format asks */
     uint64_t off = 0;
+    for (size_t es = 8; es >= 1; es /= 2)
+        for (int i = 0; i < w->n; i++) {
+            size_t d = qv_dtype_size(w->ts[i].dt);
+            if (d == es || (es == 1 && d < 1) || (es == 8 && d > 8)) {
+                w->ts[i].off = off;
+                off += w->ts[i].nbytes;
+            }
+        }
     for (int i = 0; i < w->n; i++) {
         cJSON *t = cJSON_AddObjectToObject(root, w->ts[i].name);
         cJSON_AddStringToObject(t, "dtype", qv_dtype_name(w->ts[i].dt));
         cJSON *sh = cJSON_AddArrayToObject(t, "shape");
         for (int d = 0; d < w->ts[i].ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)w->ts[i].shape[d]));
         cJSON *of = cJSON_AddArrayToObject(t, "data_offsets");
-        w->ts[i].off = off;
-        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
-        off += w->ts[i].nbytes;
-        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)w->ts[i].off));
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)(w->ts[i].off + w->ts[i].nbytes)));
     }
     char *js = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

@@ -136,7 +136,7 @@ int main(void) {
     {
         char env[64], *out, *err;
         snprintf(env, sizeof env, "timeout --preserve-status -s INT 3");
-        snprintf(args, sizeof args, "--model '%s' --raw 'hello' --no-stop --max-tokens 1000000", g_model);
+        snprintf(args, sizeof args, "--model '%s' --raw 'hello' --no-stop --max-tokens 1000000 --ctx-max 2000000", g_model);
         double t0 = qv_now();
         int rc = ask(env, args, &out, &err);
         CHECK_MSG(rc == 130 && strstr(err, "cancelled"), "SIGINT: exit %d (want 130), stderr '%s'", rc, err);
