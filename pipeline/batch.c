@@ -216,22 +216,26 @@ qv_status qv_jobs_parse(const char *text, size_t len, qv_joblist *out, qv_err *e
             if (!(j->id = strdup(buf))) goto oom;
         }
         if (!(j->file_id = make_file_id(j->id))) goto oom;
-        /* ids (and the file names made from them) must be unique */
-        for (int k = 0; k < out->n - 1 && !j->error; k++) {
-            if (!strcmp(out->jobs[k].id, j->id)) {
-                /* report it under "line-N" so it cannot mark the first job as failed or done */
-                char b2[64], nid[32];
+        /* ids (and the file names made from them) must be unique, for failed lines too: a line that fails
+         * and repeats an id is reported under its own "line-N", so it can never mark the first job as
+         * failed or done (found by tests/fuzz/fuzz_jobs) */
+        for (int k = 0; k < out->n - 1; k++) {
+            int same_id = !strcmp(out->jobs[k].id, j->id), same_file = !strcmp(out->jobs[k].file_id, j->file_id);
+            if (!same_id && !same_file) continue;
+            if (!j->error) {
+                char b2[64];
                 snprintf(b2, sizeof b2, "%d", out->jobs[k].line);
-                if (!set_error(j, "id already used on line %s", b2)) goto oom;
-                snprintf(nid, sizeof nid, "line-%d", line);
-                free(j->id);
-                free(j->file_id);
-                j->file_id = NULL;
-                if (!(j->id = strdup(nid)) || !(j->file_id = make_file_id(nid))) goto oom;
-            } else if (!strcmp(out->jobs[k].file_id, j->file_id)) {
-                if (!set_error(j, "id gives the same file name as the one on an earlier line (%s)", j->file_id))
+                if (same_id ? !set_error(j, "id already used on line %s", b2)
+                            : !set_error(j, "id gives the same file name as the one on an earlier line (%s)", j->file_id))
                     goto oom;
             }
+            char nid[32];
+            snprintf(nid, sizeof nid, "line-%d", line);
+            free(j->id);
+            free(j->file_id);
+            j->file_id = NULL;
+            if (!(j->id = strdup(nid)) || !(j->file_id = make_file_id(nid))) goto oom;
+            break;
         }
     }
     if (out->n == 0) return qv_errf(err, QV_ERR_FORMAT, "the job file holds no job (one JSON object per line)");

@@ -35,6 +35,13 @@ check [ "$(status_of "$T/eq" m)" = failed ]
 check grep -q 'unknown option \\"prompt=Describe\\"' "$T/eq/results.jsonl"
 check [ "$(status_of "$T/eq" fine)" = ok ]
 
+# finding 10: a job id with terminal escape sequences reaches stderr escaped
+printf '{"id":"\\u001b]0;pwned\\u0007\\u001b[31mred\\u009b","video":"nothere.png","question":"What?"}\n' >"$T/esc.jsonl"
+batch "$T/esc.jsonl" -o "$T/esc"
+check [ $? -eq 1 ]
+check grep -q 'x1b\]0;pwned' "$T/err.txt"
+check [ "$(LC_ALL=C grep -c -P '[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$T/err.txt")" = 0 ]
+
 # finding 7: automatic ids never collide with typed ones
 cat >"$T/ids.jsonl" <<'J'
 {"id":"line-2","video":"c.png","question":"What?","max_tokens":2}
