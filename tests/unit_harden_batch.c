@@ -71,6 +71,16 @@ int main(void) {
         qv_jobs_free(&j2);
     }
     const char *fine = "{\"id\":\"line-2b\",\"video\":\"v\",\"question\":\"q\"}\n{\"id\":\"Line-2\",\"video\":\"v\",\"question\":\"q\"}";
+    /* a failing line that repeats an id is reported under its own line-N (found by fuzz_jobs) */
+    const char *dup = "{\"id\":\"a\",\"video\":\"v\",\"question\":\"q\"}\n{\"id\":\"a\",\"video\":\"w\"}\n{\"id\":\"a\",\"question\":\"q\"}";
+    qv_joblist jd;
+    CHECK(qv_jobs_parse(dup, strlen(dup), &jd, &err) == QV_OK && jd.n == 3);
+    if (jd.n == 3) {
+        CHECK(!strcmp(jd.jobs[0].id, "a") && !jd.jobs[0].error);
+        CHECK(!strcmp(jd.jobs[1].id, "line-2") && jd.jobs[1].error && !strcmp(jd.jobs[1].file_id, "line-2"));
+        CHECK(!strcmp(jd.jobs[2].id, "line-3") && jd.jobs[2].error);
+    }
+    qv_jobs_free(&jd);
     qv_joblist j3;
     CHECK(qv_jobs_parse(fine, strlen(fine), &j3, &err) == QV_OK && j3.n == 2 && !j3.jobs[0].error && !j3.jobs[1].error);
     qv_jobs_free(&j3);
