@@ -83,10 +83,22 @@ qv_status qv_config_parse(qv_model_config *mc, const char *json, size_t len, con
     }
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    const cJSON *sub[2] = {tc, vc};
+    for (int i = 0; i < 2; i++)
+        if (sub[i] && !cJSON_IsNull(sub[i]) && !cJSON_IsObject(sub[i])) {
+            char m[64];
+            snprintf(m, sizeof m, "%s", i ? "vision_config" : "text_config");
+            cJSON_Delete(root);
+            return qv_errf(err, QV_ERR_FORMAT, "%s: '%s' must be an object", what, m);
+        }
     if (tc && !cJSON_IsObject(tc)) tc = NULL;
     if (vc && !cJSON_IsObject(vc)) vc = NULL;
     mc->nested_layout = tc != NULL;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (mt && !cJSON_IsNull(mt) && !cJSON_IsString(mt)) {
+        cJSON_Delete(root);
+        return qv_errf(err, QV_ERR_FORMAT, "%s: 'model_type' must be a string", what);
+    }
     if (cJSON_IsString(mt) && strcmp(mt->valuestring, "qwen2_vl") != 0 && strcmp(mt->valuestring, "qwen2_vl_text") != 0) {
         char m[64];
         snprintf(m, sizeof m, "%s", mt->valuestring);
@@ -123,6 +135,7 @@ qv_status qv_config_parse(qv_model_config *mc, const char *json, size_t len, con
     for (int i = 0; i < 2 && !rs; i++)
         for (int k = 0; k < 2 && !rs; k++) {
             const cJSON *o = find(&txt[i], 1, rkeys[k]);
+            if (o && !cJSON_IsObject(o)) TRY(qv_errf(err, QV_ERR_FORMAT, "%s: '%s' must be an object", what, rkeys[k]));
             if (cJSON_IsObject(o)) rs = o;
         }
     if (rs) {

@@ -87,6 +87,10 @@ int main(void) {
     for (int i = 0; i < 2; i++) CHECK_MSG(parse(flags_ok[i], &e) == QV_OK, "%s: %s", flags_ok[i], e.msg);
     CHECK(parse("{\"tie_word_embeddings\":2}", &e) != QV_OK);
     CHECK(parse("{\"tie_word_embeddings\":\"yes\"}", &e) != QV_OK);
+    /* objects and strings: the wrong JSON type is an error, not a silent default */
+    const char *wrong[] = {"{\"text_config\":[1]}", "{\"vision_config\":true}", "{\"rope_scaling\":\"mrope\"}",
+                           "{\"model_type\":7}", "{\"rope_scaling\":{\"mrope_section\":[8,true,0]}}"};
+    for (int i = 0; i < 5; i++) CHECK_MSG(parse(wrong[i], &e) != QV_OK, "%s accepted", wrong[i]);
     /* finding 3: vision geometry the front end cannot follow */
     const char *geo[] = {"\"patch_size\":14", "\"patch_size\":16", "\"in_chans\":3", "\"in_chans\":1",
                          "\"spatial_merge_size\":2", "\"spatial_merge_size\":1", "\"temporal_patch_size\":2", "\"temporal_patch_size\":1"};
