@@ -8,10 +8,12 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavutil/pixdesc.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jerror.h>
 #include <jpeglib.h>
@@ -27,12 +29,12 @@ int qv_image_kind(const uint8_t *b, size_t n) {
 }
 
 int qv_image_sniff(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return QV_IMAGE_NONE;
+    int fd = qv_open_regular(path, O_RDONLY, NULL); /* a FIFO is not waited on (issue 12, finding 5) */
+    if (fd < 0) return QV_IMAGE_NONE;
     uint8_t b[12];
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
-    return qv_image_kind(b, n);
+    ssize_t n = read(fd, b, sizeof b);
+    close(fd);
+    return qv_image_kind(b, n > 0 ? (size_t)n : 0);
 }
 
 /* ---- EXIF orientation ------------------------------------------------------------------------------ */

@@ -28,6 +28,8 @@ for f in config.json tokenizer.json; do
     [ "$f" = config.json ] && check refused "$QV" info --model "$T/m"
 done
 check refused "$QV" tokenize --tokenizer "$T/fifo"
+check refused "$QV" ask --model "$M" --image "$T/fifo" "What?"
+check refused "$QV" ask --model "$M" --video "$T/fifo" "What?"
 
 # demo --dir: never into a folder of someone else's files
 rm -rf "$T/real" && mkdir "$T/real" && cp "$M"/* "$T/real/"
