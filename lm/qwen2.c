@@ -400,6 +400,79 @@ void qv_lm_ctx_reset(qv_lm_ctx *c) {
 }
 
 void qv_lm_ctx_stats(const qv_lm_ctx *c, qv_lm_stats *out) { *out = c->st; }
+
+/* ---- KV prefix export/import (the cache's portable layout, lm.h) ---- */
+
+uint64_t qv_lm_kv_bytes(const qv_lm_ctx *c, int n) {
+    const qv_text_hparams *hp = &c->m->hp;
+    return (uint64_t)hp->n_layers * hp->n_kv_heads * 2 * (uint64_t)n * hp->head_dim * c->kv_esz;
+}
+
+qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c) { return c->p.kv_dtype; }
+
+/* Copies position p's v row of head (layer, g) to/from row [hd] in the cache's own layout. */
+static void *v_elem(const qv_lm_ctx *c, size_t hbase, int p, int d) {
+    size_t hd = (size_t)c->m->hp.head_dim;
+    if (c->kv_esz == 4) return (float *)c->vc + hbase + (size_t)p * hd + d;
+    int col = p % ATTN_T;
+    return (uint16_t *)c->vc + hbase + (size_t)(p - col) * hd + (size_t)d * ATTN_T + col;
+}
+
+static int kv_copy(qv_lm_ctx *c, int n, unsigned char *buf, int to_cache) {
+    const qv_text_hparams *hp = &c->m->hp;
+    const int KV = hp->n_kv_heads, hd = hp->head_dim;
+    const size_t es = c->kv_esz, row = (size_t)hd * es;
+    for (int l = 0; l < hp->n_layers; l++)
+        for (int g = 0; g < KV; g++) {
+            size_t hbase = ((size_t)l * KV + g) * c->n_cap * hd;
+            unsigned char *kc = (unsigned char *)c->kc + hbase * es;
+            if (to_cache) memcpy(kc, buf, (size_t)n * row);
+            else memcpy(buf, kc, (size_t)n * row);
+            buf += (size_t)n * row;
+            for (int p = 0; p < n; p++, buf += row) {
+                if (to_cache && es == 2 && p % ATTN_T == 0) /* a fresh tile: zeros past the last position */
+                    memset(v_elem(c, hbase, p, 0), 0, (size_t)hd * ATTN_T * 2);
+                if (es == 4) {
+                    if (to_cache) memcpy(v_elem(c, hbase, p, 0), buf, row);
+                    else memcpy(buf, v_elem(c, hbase, p, 0), row);
+                } else
+                    for (int d = 0; d < hd; d++) {
+                        uint16_t *e = v_elem(c, hbase, p, d);
+                        if (to_cache) memcpy(e, buf + 2 * d, 2);
+                        else memcpy(buf + 2 * d, e, 2);
+                    }
+            }
+        }
+    return 0;
+}
+
+qv_status qv_lm_kv_export(const qv_lm_ctx *c, int n, void *out, qv_err *err) {
+    if (n < 0 || n > c->n_past) return qv_errf(err, QV_ERR_INVALID, "kv export: %d tokens, the cache holds %d", n, c->n_past);
+    kv_copy((qv_lm_ctx *)c, n, out, 0);
+    return QV_OK;
+}
+
+qv_status qv_lm_kv_import(qv_lm_ctx *c, int n, const void *in, qv_err *err) {
+    if (n < 0 || n > c->p.n_ctx) return qv_errf(err, QV_ERR_NOMEM, "kv import: %d tokens, the cache holds at most %d", n, c->p.n_ctx);
+    qv_lm_ctx_reset(c);
+    kv_copy(c, n, (unsigned char *)in, 1);
+    c->n_past = n;
+    return QV_OK;
+}
+
+void qv_lm_ctx_truncate(qv_lm_ctx *c, int n) {
+    if (n < 0 || n >= c->n_past) return;
+    if (c->kv_esz == 2 && n % ATTN_T) { /* the state a fresh prefill of n tokens leaves: zeros past n in its tile */
+        const qv_text_hparams *hp = &c->m->hp;
+        for (int l = 0; l < hp->n_layers; l++)
+            for (int g = 0; g < hp->n_kv_heads; g++) {
+                size_t hbase = ((size_t)l * hp->n_kv_heads + g) * c->n_cap * hp->head_dim;
+                for (int d = 0; d < hp->head_dim; d++)
+                    memset(v_elem(c, hbase, n, d), 0, (size_t)(ATTN_T - n % ATTN_T) * 2);
+            }
+    }
+    c->n_past = n;
+}
 int qv_lm_n_past(const qv_lm_ctx *c) { return c->n_past; }
 int qv_lm_n_ctx(const qv_lm_ctx *c) { return c->p.n_ctx; }
 
