@@ -70,6 +70,11 @@ typedef struct {
     qv_quant quant;          /* QV_QUANT_NONE (default): bf16 weights; QV_QUANT_Q8: 8-bit language-model
                                 weights made at load (qv_lm_set_quant): ~2x faster decode, answers may
                                 differ from the reference */
+    const char *cache_dir;   /* persistent cache folder (pipeline/cache.h): vision embeddings and KV prefixes
+                                of earlier runs are reused from it; NULL (default) = none (the last prompt's
+                                prefix is still reused within this engine). An unusable folder is one
+                                warning (qv_log) and runs go on uncached */
+    uint64_t cache_max;      /* its size cap in bytes, least recently used entries evicted (0 = 20 GiB) */
 } qv_engine_params;
 
 qv_engine_params qv_engine_default_params(void);
@@ -118,6 +123,9 @@ typedef struct {
     qv_dump_fn dump;
     void *dump_user;
     int dump_layers;
+    /* A run with dump set reads nothing from the caches (every tensor is computed and dumped). */
+
+    float *logits_last;      /* non-NULL: [vocab] receives the logits of the last prompt token */
 } qv_gen_opts;
 
 /* Defaults for this engine (e may be NULL: greedy, built-in stop ids). */
@@ -151,6 +159,9 @@ typedef struct {
     double t_vision;         /* seconds in the vision encoder */
     double t_prefill;        /* seconds of prefill (n_prompt tokens) */
     double t_generate;       /* seconds of generation (n_gen tokens) */
+    int n_vision_cached;     /* vision inputs whose embeddings came from the cache (not decoded, not encoded) */
+    int64_t n_prefix_reused; /* prompt tokens whose KV came from a stored prefix (not prefilled) */
+    int prefix_from_disk;    /* 1 when that prefix was read from the cache folder, 0 from memory */
 } qv_result;
 
 void qv_result_free(qv_result *r);                            /* frees the arrays, zeroes *r; NULL-safe */
