@@ -286,7 +286,8 @@ static void bad_entry(qv_cache *c, const char *path, const char *why) {
     unlink(path);
 }
 
-static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_len, qv_cache_hit *hit) {
+/* hit NULL: existence only; meta_only: hit gets the meta, the payload is not read */
+static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_len, qv_cache_hit *hit, int meta_only) {
     if (hit) memset(hit, 0, sizeof *hit);
     char *name = entry_name(kind, key), *path = name ? qv_path_join(c->dir, name) : NULL;
     free(name);
@@ -303,7 +304,13 @@ static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max
     if (!why && (h.kind != (uint32_t)kind || strcmp(h.key, key) != 0)) why = "its key does not match";
     if (!why && max_len && h.payload_len > max_len) why = "payload larger than expected";
     int ok = 0;
-    if (!why && hit) {
+    if (!why && hit && meta_only) {
+        hit->meta = h.meta;
+        hit->meta_len = h.meta_len;
+        hit->len = h.payload_len;
+        h.meta = NULL;
+        ok = 1;
+    } else if (!why && hit) {
         void *stored = NULL, *data = NULL;
         size_t al = (size_t)((h.payload_len + 63) / 64 * 64);
         if (h.payload_len > SIZE_MAX - 64 || !(data = aligned_alloc(64, al ? al : 64))) why = "out of memory";
@@ -339,7 +346,7 @@ static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max
     if (why) {
         if (strcmp(why, "out of memory") == 0) qv_cache_warn(c, "cache: out of memory reading %s", path);
         else bad_entry(c, path, why);
-    } else if (hit) utimensat(AT_FDCWD, path, NULL, 0); /* last use, for LRU */
+    } else if (hit && !meta_only) utimensat(AT_FDCWD, path, NULL, 0); /* last use, for LRU */
     if (!why || strcmp(why, "not a regular file")) header_free(&h);
     free(path);
     return ok;
@@ -347,12 +354,17 @@ static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max
 
 int qv_cache_get(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_len, qv_cache_hit *h) {
     if (!c || !key || !h) return 0;
-    return lookup(c, kind, key, max_len, h);
+    return lookup(c, kind, key, max_len, h, 0);
+}
+
+int qv_cache_peek(qv_cache *c, qv_cache_kind kind, const char *key, qv_cache_hit *h) {
+    if (!c || !key || !h) return 0;
+    return lookup(c, kind, key, 0, h, 1);
 }
 
 int qv_cache_has(qv_cache *c, qv_cache_kind kind, const char *key) {
     if (!c || !key) return 0;
-    return lookup(c, kind, key, 0, NULL);
+    return lookup(c, kind, key, 0, NULL, 0);
 }
 
 static int write_full(int fd, const void *buf, uint64_t n) {

@@ -68,6 +68,9 @@ void qv_cache_hit_free(qv_cache_hit *h);        /* NULL-safe, zeroes *h */
 /* 1 = hit (*h filled, entry marked used), 0 = miss (also after a bad entry: warned and deleted), never
  * an error: a cache that cannot be read is a miss. max_len: refuse payloads above it (0 = no limit). */
 int qv_cache_get(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_len, qv_cache_hit *h);
+/* Like get, but only the header is read and checked: h->meta and h->len (payload size) are set, h->data is
+ * NULL. The payload's CRC is checked when it is read (qv_cache_get). */
+int qv_cache_peek(qv_cache *c, qv_cache_kind kind, const char *key, qv_cache_hit *h);
 /* 1 when an entry for key exists (header and key checked, payload not read). */
 int qv_cache_has(qv_cache *c, qv_cache_kind kind, const char *key);
 

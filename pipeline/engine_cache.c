@@ -1,6 +1,7 @@
 /* engine_cache.c — the engine's cache keys (engine_cache.h). */
 #include "engine_cache.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,4 +94,163 @@ char *qv_ec_kv_key(const char *model_id, int prec, int quant, int chunk, const i
         n += (size_t)snprintf(s + n, cap - n, "vision %s\n", h.hex);
     }
     return s;
+}
+
+/* ---- engine cache state ---- */
+
+struct qv_ec {
+    const qv_ckpt *ck;
+    qv_cache *disk;
+    char model_id[72];       /* "" until first needed */
+    char *mem_key;           /* the prefix in the engine's KV cache */
+    int64_t mem_n;
+};
+
+static void warn_log(void *user, const char *msg) {
+    (void)user;
+    qv_log(1, "qv: warning: %s", msg);
+}
+
+qv_ec *qv_ec_create(const qv_ckpt *ck, const char *dir, uint64_t max_bytes) {
+    qv_ec *ec = calloc(1, sizeof *ec);
+    if (!ec) return NULL;
+    ec->ck = ck;
+    if (dir && *dir) {
+        qv_cache_params cp = qv_cache_default_params();
+        cp.dir = dir;
+        cp.max_bytes = max_bytes;
+        cp.warn = warn_log;
+        qv_err err = {0};
+        if (qv_cache_open(&ec->disk, &cp, &err)) {
+            qv_log(1, "qv: warning: cache folder unusable (%s); running uncached", err.msg);
+            ec->disk = NULL;
+        }
+    }
+    return ec;
+}
+
+void qv_ec_free(qv_ec *ec) {
+    if (!ec) return;
+    qv_cache_free(ec->disk);
+    free(ec->mem_key);
+    free(ec);
+}
+
+int qv_ec_has_disk(const qv_ec *ec) { return ec->disk != NULL; }
+
+static const char *model_id(qv_ec *ec) {
+    if (!ec->model_id[0]) {
+        qv_err err = {0};
+        double t0 = qv_now();
+        if (qv_ec_model_id(ec->disk, ec->ck, ec->model_id, &err)) {
+            qv_log(1, "qv: warning: cannot fingerprint the model (%s); running uncached", err.msg);
+            qv_cache_free(ec->disk);
+            ec->disk = NULL;
+            qv_ec_model_id(NULL, ec->ck, ec->model_id, NULL);
+        } else if (ec->disk)
+            qv_log(2, "model fingerprint %s in %.2f s", ec->model_id, qv_now() - t0);
+    }
+    return ec->model_id;
+}
+
+char *qv_ec_vision_key_for(qv_ec *ec, const char *path, int is_video, const qv_media_opts *mo, int prec,
+                           qv_err *err) {
+    qv_hash h;
+    if (qv_hash_file(path, &h, err)) return NULL;
+    char *k = qv_ec_vision_key(model_id(ec), prec, &h, is_video, mo);
+    if (!k) qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    return k;
+}
+
+int qv_ec_vision_peek(qv_ec *ec, const char *key, int D, qv_ec_vmeta *m) {
+    if (!ec->disk || !key) return 0;
+    qv_cache_hit h;
+    if (qv_cache_peek(ec->disk, QV_CACHE_VISION, key, &h) != 1) return 0;
+    int ok = qv_ec_vmeta_parse(h.meta, h.meta_len, m) && m->D == D &&
+             h.len == (uint64_t)m->n_tokens * (uint64_t)D * sizeof(float);
+    if (!ok) qv_cache_warn(ec->disk, "cache: a vision entry's sizes do not match its header; ignored");
+    qv_cache_hit_free(&h);
+    return ok;
+}
+
+int qv_ec_vision_get(qv_ec *ec, const char *key, const qv_ec_vmeta *m, float **rows) {
+    *rows = NULL;
+    if (!ec->disk || !key) return 0;
+    qv_cache_hit h;
+    uint64_t want = (uint64_t)m->n_tokens * (uint64_t)m->D * sizeof(float);
+    if (qv_cache_get(ec->disk, QV_CACHE_VISION, key, want, &h) != 1) return 0;
+    if (h.len != want) {
+        qv_cache_hit_free(&h);
+        return 0;
+    }
+    *rows = h.data;
+    h.data = NULL;
+    qv_cache_hit_free(&h);
+    return 1;
+}
+
+void qv_ec_vision_put(qv_ec *ec, const char *key, const char *path, const qv_ec_vmeta *m, const float *rows) {
+    if (!ec->disk || !key) return;
+    char meta[256], desc[1500];
+    qv_ec_vmeta_write(m, meta, sizeof meta);
+    /* the options are the key's lines after "kind" */
+    const char *opts = strstr(key, "\nkind ");
+    char o2[400];
+    snprintf(o2, sizeof o2, "%s", opts ? opts + 1 : "");
+    for (char *q = o2; *q; q++)
+        if (*q == '\n') *q = ' ';
+    snprintf(desc, sizeof desc, "%.900s | model %.300s | %s| %lld tokens", path, ec->ck->dir, o2,
+             (long long)m->n_tokens);
+    qv_cache_part part = {rows, (uint64_t)m->n_tokens * (uint64_t)m->D * sizeof(float)};
+    qv_cache_put(ec->disk, QV_CACHE_VISION, key, desc, meta, strlen(meta) + 1, &part, 1, 0);
+}
+
+int64_t qv_ec_prefix_end(const int32_t *ids, int64_t n, int32_t image_pad, int32_t video_pad, int32_t vision_end) {
+    int64_t last = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] == image_pad || ids[i] == video_pad) last = i;
+    if (last < 0) return 0;
+    int64_t P = last + 1;
+    if (P < n && ids[P] == vision_end) P++;
+    return P < n ? P : 0;
+}
+
+char *qv_ec_kv_key_for(qv_ec *ec, int prec, int quant, int chunk, const int32_t *ids, const int64_t *pos,
+                       int64_t stride, int64_t P, char *const *vision_keys, int n_vision) {
+    return qv_ec_kv_key(model_id(ec), prec, quant, chunk, ids, pos, stride, P, vision_keys, n_vision);
+}
+
+int qv_ec_kv_get(qv_ec *ec, const char *key, uint64_t bytes, void **data) {
+    *data = NULL;
+    if (!ec->disk || !key) return 0;
+    qv_cache_hit h;
+    if (qv_cache_get(ec->disk, QV_CACHE_KV, key, bytes, &h) != 1) return 0;
+    if (h.len != bytes) {
+        qv_cache_warn(ec->disk, "cache: a prefix entry has %llu bytes, %llu expected; ignored",
+                      (unsigned long long)h.len, (unsigned long long)bytes);
+        qv_cache_hit_free(&h);
+        return 0;
+    }
+    *data = h.data;
+    h.data = NULL;
+    qv_cache_hit_free(&h);
+    return 1;
+}
+
+int qv_ec_kv_has(qv_ec *ec, const char *key) { return ec->disk && key && qv_cache_has(ec->disk, QV_CACHE_KV, key); }
+
+void qv_ec_kv_put(qv_ec *ec, const char *key, const char *desc, const void *data, uint64_t bytes) {
+    if (!ec->disk || !key) return;
+    qv_cache_part part = {data, bytes};
+    qv_cache_put(ec->disk, QV_CACHE_KV, key, desc, "kv", 3, &part, 1, 0);
+}
+
+void qv_ec_mem_set(qv_ec *ec, const char *key, int64_t n) {
+    free(ec->mem_key);
+    ec->mem_key = key ? strdup(key) : NULL;
+    ec->mem_n = ec->mem_key ? n : 0;
+}
+
+int64_t qv_ec_mem_match(const qv_ec *ec, const char *key) {
+    return ec->mem_key && key && strcmp(ec->mem_key, key) == 0 ? ec->mem_n : 0;
 }

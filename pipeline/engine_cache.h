@@ -41,4 +41,39 @@ char *qv_ec_vision_key(const char *model_id, int prec, const qv_hash *media, int
 char *qv_ec_kv_key(const char *model_id, int prec, int quant, int chunk, const int32_t *ids, const int64_t *pos,
                    int64_t stride, int64_t P, char *const *vision_keys, int n_vision);
 
+/* ---- the engine's cache state: disk folder (optional), model identity, the in-memory prefix ---- */
+
+typedef struct qv_ec qv_ec;
+
+/* dir NULL: no folder. An unusable folder is one warning (qv_log) and no folder. NULL only on OOM. */
+qv_ec *qv_ec_create(const qv_ckpt *ck, const char *dir, uint64_t max_bytes);
+void qv_ec_free(qv_ec *ec);                                  /* NULL-safe */
+
+/* The vision key of one input (hashes the file); NULL on a read error (err set) or OOM. */
+char *qv_ec_vision_key_for(qv_ec *ec, const char *path, int is_video, const qv_media_opts *mo, int prec,
+                           qv_err *err);
+/* 1 = an entry exists: *m filled from its (checked) header, its sizes checked against D. */
+int qv_ec_vision_peek(qv_ec *ec, const char *key, int D, qv_ec_vmeta *m);
+/* 1 = hit: *rows ([m->n_tokens][D] float32, malloc'd) of the entry peeked with m. */
+int qv_ec_vision_get(qv_ec *ec, const char *key, const qv_ec_vmeta *m, float **rows);
+void qv_ec_vision_put(qv_ec *ec, const char *key, const char *path, const qv_ec_vmeta *m, const float *rows);
+
+/* The end of the reusable prefix: just after the last vision block's <|vision_end|> (0 when the prompt has
+ * no vision block, or when nothing follows the prefix). */
+int64_t qv_ec_prefix_end(const int32_t *ids, int64_t n, int32_t image_pad, int32_t video_pad, int32_t vision_end);
+
+/* The KV key of a prefix (model identity included); NULL on OOM. */
+char *qv_ec_kv_key_for(qv_ec *ec, int prec, int quant, int chunk, const int32_t *ids, const int64_t *pos,
+                       int64_t stride, int64_t P, char *const *vision_keys, int n_vision);
+/* Disk: 1 = hit, *data [bytes] malloc'd (exactly bytes long, else a miss). */
+int qv_ec_kv_get(qv_ec *ec, const char *key, uint64_t bytes, void **data);
+int qv_ec_kv_has(qv_ec *ec, const char *key);
+void qv_ec_kv_put(qv_ec *ec, const char *key, const char *desc, const void *data, uint64_t bytes);
+int qv_ec_has_disk(const qv_ec *ec);
+
+/* The prefix the engine's KV cache holds now (key, tokens); set after a prefill reaches it, cleared
+ * whenever the cache is reset. */
+void qv_ec_mem_set(qv_ec *ec, const char *key, int64_t n);
+int64_t qv_ec_mem_match(const qv_ec *ec, const char *key);   /* its length when key matches, else 0 */
+
 #endif
