@@ -112,6 +112,13 @@ ok test $? -eq 0; ok test "$(wc -l < "$T/chat.json")" -eq 2                 # ch
 ok grep -q '"prefix_tokens_reused":0' <(sed -n 1p "$T/chat.json")
 ok test "$(sed -n 2p "$T/chat.json" | grep -o '"prefix_tokens_reused":[0-9]*' | cut -d: -f2)" -gt 400
 
+# --- qv subtitles: each window's embeddings cached; a second run encodes nothing, same captions ---
+"$QV" subtitles --model "$M" --cache-dir "$T/sub" --window 1 --max-tokens 3 "$V" > "$T/s1.srt" 2>/dev/null; ok test $? -eq 0
+"$QV" subtitles --model "$M" --cache-dir "$T/sub" --window 1 --max-tokens 3 --verbose "$V" > "$T/s2.srt" 2> "$T/s2.err"
+ok test $? -eq 0; ok cmp -s "$T/s1.srt" "$T/s2.srt"
+ok test "$(grep -c 'vision of .* from the cache' "$T/s2.err")" -eq 3
+ok test "$(grep -c -- '-->' "$T/s2.srt")" -eq 3
+
 # --- qv cache list | du | clear ---
 out=$("$QV" cache list --cache-dir "$C"); ok test $? -eq 0
 ok grep -q "a.mp4" <<<"$out"; ok grep -q "tiny-qwen2vl" <<<"$out"; ok grep -q "fps 2" <<<"$out"
