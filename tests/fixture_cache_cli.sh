@@ -119,6 +119,12 @@ ok test $? -eq 0; ok cmp -s "$T/s1.srt" "$T/s2.srt"
 ok test "$(grep -c 'vision of .* from the cache' "$T/s2.err")" -eq 3
 ok test "$(grep -c -- '-->' "$T/s2.srt")" -eq 3
 
+# --- qv batch: jobs on one video share its prefix (in memory here, no folder) ---
+printf '{"id": "a", "video": "%s", "task": "ask", "question": "%s", "max_tokens": 3}\n{"id": "b", "video": "%s", "task": "ask", "question": "%s", "max_tokens": 3}\n' \
+  "$V" "$Q1" "$V" "$Q2" > "$T/jobs.jsonl"
+"$QV" batch "$T/jobs.jsonl" -o "$T/bo" --model "$M" --no-cache --verbose > /dev/null 2> "$T/b.err"; ok test $? -eq 0
+ok test "$(grep -c 'prompt prefix of .* from memory' "$T/b.err")" -eq 1
+
 # --- qv cache list | du | clear ---
 out=$("$QV" cache list --cache-dir "$C"); ok test $? -eq 0
 ok grep -q "a.mp4" <<<"$out"; ok grep -q "tiny-qwen2vl" <<<"$out"; ok grep -q "fps 2" <<<"$out"
