@@ -105,6 +105,7 @@ static void golden_case(const char *name, int prec, const char *dir) {
         }
         qv_engine_free(e);
     }
+    cJSON_Delete(g);
 }
 
 int main(void) {
