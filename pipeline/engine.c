@@ -1,8 +1,11 @@
 /* engine.c — where the layers meet (engine.h): the engine object, and one run as five phases over one run
  * struct (qv_run): plan inputs -> tokenize and place -> encode vision -> prefill -> generate, each a static
- * function reading what the earlier ones left. Hooks for a cache: encode_input() makes one input's rows
- * of the embeddings (a cache hit can fill them instead), prefill() starts at run.prefill_start with the
- * tokens before it already in the KV cache and honours run.cuts.
+ * function reading what the earlier ones left. The caches (pipeline/engine_cache.h, issue 11): plan_input()
+ * keys each input and takes its grid from a vision entry when there is one (nothing opened); kv_and_prefix()
+ * makes the KV cache and puts the stored prefix in it (memory, else the cache folder), then prefill starts
+ * after it and encode_vision() has nothing to do; encode_input() fills a cached input's rows from its entry
+ * and stores an encoded one's; the prefill's progress callback stores the prefix when the cut at its end
+ * is reached.
  * Reference: spec sections 6-8 (positions computed once for the whole prompt, chunks slice embeddings and
  * the three position rows at the same offset). The dumps follow fixtures/golden/<case>.safetensors. */
 #include "engine.h"

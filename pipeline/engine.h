@@ -26,15 +26,20 @@
  *                        --pixel-values file (pipeline/pixel_values.h) — and its grid;
  *   2. tokenize, place   prompt ids with the pads expanded, M-RoPE positions computed once for the whole
  *                        prompt; then the KV cache (prompt + max_tokens) is made, refused early when it
- *                        would not fit;
+ *                        would not fit, holding the stored KV of the prompt's prefix up to its last vision
+ *                        block when an earlier run left it (in this engine, or in params.cache_dir): then
+ *                        phase 3 is skipped and phase 4 starts after the prefix;
  *   3. encode vision     per input (images first, then videos, each in prompt order — the reference's
- *                        order) its producer streams pairs through one qv_pair_fn into the encoder, which
+ *                        order) its rows come from the vision cache (params.cache_dir; keyed by the file's
+ *                        content, the frame options, the model and the numeric path), or its producer
+ *                        streams pairs through one qv_pair_fn into the encoder, which
  *                        writes the input's rows of the embeddings (memory: one pair of frames; the
  *                        embeddings of the whole prompt stay float32 until prefilled: 46k tokens of the
  *                        7B, 660 MB);
  *   4. prefill           lm/ (qv_lm_prefill_seq) runs the prompt from a start position (0, or the length
  *                        of a prefix already in the KV cache) in chunks it cuts itself (params.chunk, and
- *                        optional cut points);
+ *                        a cut at the end of the reusable prefix in every run, so that cached and uncached
+ *                        runs compute the same chunks and give bit-identical results);
  *   5. generate          sample, stream text, decode, until a stop id, max_tokens or the abort callback.
  *
  * Threads: an engine runs one call at a time (it owns the KV cache and scratch); use one engine per
