@@ -138,6 +138,11 @@ uint64_t qv_lm_kv_bytes(const qv_lm_ctx *c, int n);
 qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c);
 qv_status qv_lm_kv_export(const qv_lm_ctx *c, int n, void *out, qv_err *err);   /* n <= n_past */
 qv_status qv_lm_kv_import(qv_lm_ctx *c, int n, const void *in, qv_err *err);    /* resets; n_past = n */
+/* The same by byte ranges [off, off+len) of that layout (offsets multiples of the element size), for
+ * streaming without a second copy: a write at off 0 resets the context, the write that ends the layout
+ * sets n_past = n (qv_lm_ctx_reset abandons a partial import). */
+qv_status qv_lm_kv_read(const qv_lm_ctx *c, int n, uint64_t off, uint64_t len, void *out, qv_err *err);
+qv_status qv_lm_kv_write(qv_lm_ctx *c, int n, uint64_t off, uint64_t len, const void *in, qv_err *err);
 /* Keeps the first n tokens (n < n_past; else nothing changes), as if only they had been prefilled. */
 void qv_lm_ctx_truncate(qv_lm_ctx *c, int n);
 

@@ -286,8 +286,33 @@ static void bad_entry(qv_cache *c, const char *path, const char *why) {
     unlink(path);
 }
 
-/* hit NULL: existence only; meta_only: hit gets the meta, the payload is not read */
-static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_len, qv_cache_hit *hit, int meta_only) {
+typedef int (*consume_fn)(void *user, const void *buf, uint64_t off, uint64_t len);
+
+/* Streams the payload of an uncompressed entry to consume in blocks, CRC checked at the end. */
+static const char *stream_payload(int fd, const header *h, consume_fn consume, void *user, int *stopped) {
+    enum { BLK = 32 << 20 };
+    unsigned char *buf = malloc(BLK);
+    if (!buf) return "out of memory";
+    uint32_t crc = 0;
+    const char *why = NULL;
+    for (uint64_t off = 0; off < h->stored_len && !why && !*stopped;) {
+        uint64_t m = h->stored_len - off < BLK ? h->stored_len - off : BLK;
+        if (read_full(fd, buf, m)) why = "truncated";
+        else {
+            crc = (uint32_t)crc32(crc, buf, (uInt)m);
+            *stopped = consume(user, buf, off, m) != 0;
+            off += m;
+        }
+    }
+    free(buf);
+    if (!why && !*stopped && crc != h->payload_crc) why = "payload checksum mismatch";
+    return why;
+}
+
+/* hit NULL: existence only; meta_only: hit gets the meta, the payload is not read; consume: the payload is
+ * streamed to it (hit NULL) */
+static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_len, qv_cache_hit *hit, int meta_only,
+                  consume_fn consume, void *cuser) {
     if (hit) memset(hit, 0, sizeof *hit);
     char *name = entry_name(kind, key), *path = name ? qv_path_join(c->dir, name) : NULL;
     free(name);
@@ -303,8 +328,21 @@ static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max
                                                                   : read_header(fd, (uint64_t)sb.st_size, &h);
     if (!why && (h.kind != (uint32_t)kind || strcmp(h.key, key) != 0)) why = "its key does not match";
     if (!why && max_len && h.payload_len > max_len) why = "payload larger than expected";
-    int ok = 0;
-    if (!why && hit && meta_only) {
+    int ok = 0, stopped = 0;
+    if (!why && consume && !h.compressed) {
+        why = stream_payload(fd, &h, consume, cuser, &stopped);
+        ok = !why && !stopped;
+    } else if (!why && consume) { /* a deflated entry: whole, then one block */
+        qv_cache_hit whole;
+        close(fd);
+        fd = -1;
+        header_free(&h);
+        free(path);
+        if (!lookup(c, kind, key, max_len, &whole, 0, NULL, NULL)) return 0;
+        ok = consume(cuser, whole.data, 0, whole.len) == 0;
+        qv_cache_hit_free(&whole);
+        return ok;
+    } else if (!why && hit && meta_only) {
         hit->meta = h.meta;
         hit->meta_len = h.meta_len;
         hit->len = h.payload_len;
@@ -342,11 +380,11 @@ static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max
             ok = 1;
         } else free(data);
     } else if (!why) ok = 1;
-    close(fd);
+    if (fd >= 0) close(fd);
     if (why) {
         if (strcmp(why, "out of memory") == 0) qv_cache_warn(c, "cache: out of memory reading %s", path);
         else bad_entry(c, path, why);
-    } else if (hit && !meta_only) utimensat(AT_FDCWD, path, NULL, 0); /* last use, for LRU */
+    } else if (ok && (consume || (hit && !meta_only))) utimensat(AT_FDCWD, path, NULL, 0); /* last use, for LRU */
     if (!why || strcmp(why, "not a regular file")) header_free(&h);
     free(path);
     return ok;
@@ -354,17 +392,28 @@ static int lookup(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max
 
 int qv_cache_get(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_len, qv_cache_hit *h) {
     if (!c || !key || !h) return 0;
-    return lookup(c, kind, key, max_len, h, 0);
+    return lookup(c, kind, key, max_len, h, 0, NULL, NULL);
+}
+
+int qv_cache_get_stream(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t len,
+                        int (*consume)(void *user, const void *buf, uint64_t off, uint64_t len), void *user) {
+    if (!c || !key || !consume) return 0;
+    qv_cache_hit h;
+    if (qv_cache_peek(c, kind, key, &h) != 1) return 0;
+    uint64_t have = h.len;
+    qv_cache_hit_free(&h);
+    if (have != len) return 0;
+    return lookup(c, kind, key, len, NULL, 0, consume, user);
 }
 
 int qv_cache_peek(qv_cache *c, qv_cache_kind kind, const char *key, qv_cache_hit *h) {
     if (!c || !key || !h) return 0;
-    return lookup(c, kind, key, 0, h, 1);
+    return lookup(c, kind, key, 0, h, 1, NULL, NULL);
 }
 
 int qv_cache_has(qv_cache *c, qv_cache_kind kind, const char *key) {
     if (!c || !key) return 0;
-    return lookup(c, kind, key, 0, NULL, 0);
+    return lookup(c, kind, key, 0, NULL, 0, NULL, NULL);
 }
 
 static int write_full(int fd, const void *buf, uint64_t n) {
@@ -420,8 +469,25 @@ static int write_deflated(int fd, const qv_cache_part *parts, int n_parts, uint6
     return rc;
 }
 
+static int put_core(qv_cache *c, qv_cache_kind kind, const char *key, const char *desc, const void *meta,
+                    size_t meta_len, const qv_cache_part *parts, int n_parts, int compress, uint64_t fill_len,
+                    int (*fill)(void *, void *, uint64_t, uint64_t), void *fill_user);
+
 int qv_cache_put(qv_cache *c, qv_cache_kind kind, const char *key, const char *desc, const void *meta,
                  size_t meta_len, const qv_cache_part *parts, int n_parts, int compress) {
+    return put_core(c, kind, key, desc, meta, meta_len, parts, n_parts, compress, 0, NULL, NULL);
+}
+
+int qv_cache_put_stream(qv_cache *c, qv_cache_kind kind, const char *key, const char *desc, const void *meta,
+                        size_t meta_len, uint64_t len, int (*fill)(void *user, void *buf, uint64_t off, uint64_t len),
+                        void *user) {
+    if (!fill) return -1;
+    return put_core(c, kind, key, desc, meta, meta_len, NULL, 0, 0, len, fill, user);
+}
+
+static int put_core(qv_cache *c, qv_cache_kind kind, const char *key, const char *desc, const void *meta,
+                    size_t meta_len, const qv_cache_part *parts, int n_parts, int compress, uint64_t fill_len,
+                    int (*fill)(void *, void *, uint64_t, uint64_t), void *fill_user) {
     if (!c || !key) return -1;
     if (!desc) desc = "";
     size_t key_len = strlen(key), desc_len = strlen(desc);
@@ -441,6 +507,7 @@ int qv_cache_put(qv_cache *c, qv_cache_kind kind, const char *key, const char *d
         uint64_t payload_len = 0, stored = 0;
         uint32_t crc = 0;
         for (int i = 0; i < n_parts; i++) payload_len += parts[i].len;
+        if (fill) payload_len = fill_len;
         unsigned char fixed[FIXED];
         memset(fixed, 0, sizeof fixed);
         size_t pre = FIXED + key_len + desc_len + meta_len + 4;
@@ -464,6 +531,19 @@ int qv_cache_put(qv_cache *c, qv_cache_kind kind, const char *key, const char *d
                 }
                 free(buf);
             }
+        } else if (fill) {
+            enum { BLK = 32 << 20 };
+            unsigned char *buf = malloc(BLK);
+            if (!buf) err_no = ENOMEM, why = "cannot write";
+            for (uint64_t off = 0; !why && off < fill_len;) {
+                uint64_t m = fill_len - off < BLK ? fill_len - off : BLK;
+                if (fill(fill_user, buf, off, m)) err_no = 0, why = "cannot fill";
+                else if (write_full(fd, buf, m)) err_no = errno, why = "cannot write";
+                else crc = (uint32_t)crc32(crc, buf, (uInt)m);
+                off += m;
+            }
+            free(buf);
+            stored = payload_len;
         } else {
             for (int i = 0; !why && i < n_parts; i++) {
                 if (write_full(fd, parts[i].p, parts[i].len)) err_no = errno, why = "cannot write";

@@ -71,6 +71,16 @@ int qv_cache_get(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t max_
 /* Like get, but only the header is read and checked: h->meta and h->len (payload size) are set, h->data is
  * NULL. The payload's CRC is checked when it is read (qv_cache_get). */
 int qv_cache_peek(qv_cache *c, qv_cache_kind kind, const char *key, qv_cache_hit *h);
+/* Streams: get hands the payload (exactly len bytes, else a miss) to consume in blocks in order and checks
+ * the CRC after the last one: 1 = every block consumed and the CRC good; 0 = a miss, a bad entry (warned,
+ * deleted) or consume returned nonzero — then whatever consume did with the blocks must be undone. put
+ * asks fill for the payload block by block (nonzero = abandon the entry, no warning). Memory: one 32 MiB
+ * block, whatever the payload (a KV prefix of the 7B: 2.5 GiB for 46k tokens). */
+int qv_cache_get_stream(qv_cache *c, qv_cache_kind kind, const char *key, uint64_t len,
+                        int (*consume)(void *user, const void *buf, uint64_t off, uint64_t len), void *user);
+int qv_cache_put_stream(qv_cache *c, qv_cache_kind kind, const char *key, const char *desc, const void *meta,
+                        size_t meta_len, uint64_t len, int (*fill)(void *user, void *buf, uint64_t off, uint64_t len),
+                        void *user);
 /* 1 when an entry for key exists (header and key checked, payload not read). */
 int qv_cache_has(qv_cache *c, qv_cache_kind kind, const char *key);
 

@@ -444,10 +444,8 @@ static qv_status kv_and_prefix(qv_run *r) {
         reused = st ? 0 : r->P;
     } else {
         st = get_ctx(e, need, r->err);
-        if (!st && r->pkey && !r->go.dump &&
-            qv_ec_kv_get(e->ec, r->pkey, qv_lm_kv_bytes(e->ctx, (int)r->P), &buf)) {
-            st = qv_lm_kv_import(e->ctx, (int)r->P, buf, r->err);
-            reused = st ? 0 : r->P;
+        if (!st && r->pkey && !r->go.dump && qv_ec_kv_get(e->ec, r->pkey, e->ctx, r->P)) {
+            reused = r->P;
             res->prefix_from_disk = 1;
         }
     }
@@ -561,19 +559,14 @@ static void save_prefix(qv_run *r) {
     qv_engine *e = r->e;
     qv_ec_mem_set(e->ec, r->pkey, r->P);
     if (!qv_ec_has_disk(e->ec) || qv_ec_kv_has(e->ec, r->pkey)) return;
-    uint64_t kb = qv_lm_kv_bytes(e->ctx, (int)r->P);
-    void *buf = malloc(kb ? kb : 1);
-    if (buf && qv_lm_kv_export(e->ctx, (int)r->P, buf, NULL) == QV_OK) {
-        char desc[1500];
-        int dn = snprintf(desc, sizeof desc, "prefix of");
-        for (int i = 0; i < r->res->n_vision && dn < 1000; i++)
-            dn += snprintf(desc + dn, sizeof desc - (size_t)dn, " %.400s", r->res->vision[i].path);
-        snprintf(desc + dn, sizeof desc - (size_t)dn, " | model %.300s | %lld tokens, %s, chunk %d%s", e->model_dir,
-                 (long long)r->P, e->p.prec == QV_PREC_REF ? "ref" : "fast", e->p.chunk,
-                 e->p.quant == QV_QUANT_Q8 ? ", q8" : "");
-        qv_ec_kv_put(e->ec, r->pkey, desc, buf, kb);
-    }
-    free(buf);
+    char desc[1500];
+    int dn = snprintf(desc, sizeof desc, "prefix of");
+    for (int i = 0; i < r->res->n_vision && dn < 1000; i++)
+        dn += snprintf(desc + dn, sizeof desc - (size_t)dn, " %.400s", r->res->vision[i].path);
+    snprintf(desc + dn, sizeof desc - (size_t)dn, " | model %.300s | %lld tokens, %s, chunk %d%s", e->model_dir,
+             (long long)r->P, e->p.prec == QV_PREC_REF ? "ref" : "fast", e->p.chunk,
+             e->p.quant == QV_QUANT_Q8 ? ", q8" : "");
+    qv_ec_kv_put(e->ec, r->pkey, desc, e->ctx, r->P);
 }
 
 static void on_prefill(void *user, int64_t done, int64_t total) {

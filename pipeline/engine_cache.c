@@ -220,29 +220,37 @@ char *qv_ec_kv_key_for(qv_ec *ec, int prec, int quant, int chunk, const int32_t 
     return qv_ec_kv_key(model_id(ec), prec, quant, chunk, ids, pos, stride, P, vision_keys, n_vision);
 }
 
-int qv_ec_kv_get(qv_ec *ec, const char *key, uint64_t bytes, void **data) {
-    *data = NULL;
+typedef struct {
+    qv_lm_ctx *ctx;
+    int n;
+} kv_io;
+
+static int kv_consume(void *user, const void *buf, uint64_t off, uint64_t len) {
+    kv_io *k = user;
+    return qv_lm_kv_write(k->ctx, k->n, off, len, buf, NULL) != QV_OK;
+}
+
+static int kv_fill(void *user, void *buf, uint64_t off, uint64_t len) {
+    kv_io *k = user;
+    return qv_lm_kv_read(k->ctx, k->n, off, len, buf, NULL) != QV_OK;
+}
+
+int qv_ec_kv_get(qv_ec *ec, const char *key, qv_lm_ctx *ctx, int64_t P) {
     if (!ec->disk || !key) return 0;
-    qv_cache_hit h;
-    if (qv_cache_get(ec->disk, QV_CACHE_KV, key, bytes, &h) != 1) return 0;
-    if (h.len != bytes) {
-        qv_cache_warn(ec->disk, "cache: a prefix entry has %llu bytes, %llu expected; ignored",
-                      (unsigned long long)h.len, (unsigned long long)bytes);
-        qv_cache_hit_free(&h);
-        return 0;
-    }
-    *data = h.data;
-    h.data = NULL;
-    qv_cache_hit_free(&h);
-    return 1;
+    kv_io k = {ctx, (int)P};
+    if (qv_cache_get_stream(ec->disk, QV_CACHE_KV, key, qv_lm_kv_bytes(ctx, (int)P), kv_consume, &k) == 1 &&
+        qv_lm_n_past(ctx) == P)
+        return 1;
+    qv_lm_ctx_reset(ctx); /* a partial import is no prefix */
+    return 0;
 }
 
 int qv_ec_kv_has(qv_ec *ec, const char *key) { return ec->disk && key && qv_cache_has(ec->disk, QV_CACHE_KV, key); }
 
-void qv_ec_kv_put(qv_ec *ec, const char *key, const char *desc, const void *data, uint64_t bytes) {
+void qv_ec_kv_put(qv_ec *ec, const char *key, const char *desc, const qv_lm_ctx *ctx, int64_t P) {
     if (!ec->disk || !key) return;
-    qv_cache_part part = {data, bytes};
-    qv_cache_put(ec->disk, QV_CACHE_KV, key, desc, "kv", 3, &part, 1, 0);
+    kv_io k = {(qv_lm_ctx *)ctx, (int)P};
+    qv_cache_put_stream(ec->disk, QV_CACHE_KV, key, desc, "kv", 3, qv_lm_kv_bytes(ctx, (int)P), kv_fill, &k);
 }
 
 void qv_ec_mem_set(qv_ec *ec, const char *key, int64_t n) {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "lm/lm.h"
 #include "pipeline/cache.h"
 #include "pipeline/video.h"
 
@@ -65,10 +66,11 @@ int64_t qv_ec_prefix_end(const int32_t *ids, int64_t n, int32_t image_pad, int32
 /* The KV key of a prefix (model identity included); NULL on OOM. */
 char *qv_ec_kv_key_for(qv_ec *ec, int prec, int quant, int chunk, const int32_t *ids, const int64_t *pos,
                        int64_t stride, int64_t P, char *const *vision_keys, int n_vision);
-/* Disk: 1 = hit, *data [bytes] malloc'd (exactly bytes long, else a miss). */
-int qv_ec_kv_get(qv_ec *ec, const char *key, uint64_t bytes, void **data);
+/* Disk, streamed (one 32 MiB block in memory): get = 1 when the prefix of P tokens was read into ctx (its
+ * n_past = P), else 0 with ctx reset; put stores ctx's first P tokens. */
+int qv_ec_kv_get(qv_ec *ec, const char *key, qv_lm_ctx *ctx, int64_t P);
 int qv_ec_kv_has(qv_ec *ec, const char *key);
-void qv_ec_kv_put(qv_ec *ec, const char *key, const char *desc, const void *data, uint64_t bytes);
+void qv_ec_kv_put(qv_ec *ec, const char *key, const char *desc, const qv_lm_ctx *ctx, int64_t P);
 int qv_ec_has_disk(const qv_ec *ec);
 
 /* The prefix the engine's KV cache holds now (key, tokens); set after a prefill reaches it, cleared

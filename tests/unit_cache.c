@@ -23,6 +23,23 @@ static void warn(void *u, const char *m) {
     snprintf(last_warn, sizeof last_warn, "%s", m);
 }
 
+/* streaming: payload = a[] bytes, filled / consumed in the blocks the cache asks for */
+typedef struct {
+    const unsigned char *src;
+    unsigned char *dst;
+    uint64_t seen;
+} stream_io;
+static int fill_fn(void *u, void *buf, uint64_t off, uint64_t len) {
+    memcpy(buf, ((stream_io *)u)->src + off, len);
+    return 0;
+}
+static int consume_fn(void *u, const void *buf, uint64_t off, uint64_t len) {
+    stream_io *s = u;
+    memcpy(s->dst + off, buf, len);
+    s->seen += len;
+    return 0;
+}
+
 static qv_cache *open_cache(const char *dir, uint64_t max) {
     qv_cache_params p = qv_cache_default_params();
     p.dir = dir;
@@ -126,6 +143,23 @@ int main(void) {
         CHECK(n_warn == w0 + 1 && strstr(last_warn, "key does not match"));
         free(p);
         free(q);
+    }
+
+    {   /* streamed put and get; a flipped byte: consumed, then refused at the end with one warning */
+        unsigned char *back = calloc(N, sizeof *a);
+        stream_io io = {(const unsigned char *)a, back, 0};
+        CHECK(qv_cache_put_stream(c, QV_CACHE_KV, "streamed", "d", "m", 2, N * sizeof *a, fill_fn, &io) == 0);
+        CHECK(qv_cache_has(c, QV_CACHE_KV, "streamed") == 1);
+        CHECK(qv_cache_get_stream(c, QV_CACHE_KV, "streamed", N * sizeof *a, consume_fn, &io) == 1);
+        CHECK(io.seen == N * sizeof *a && memcmp(back, a, N * sizeof *a) == 0);
+        CHECK(qv_cache_get_stream(c, QV_CACHE_KV, "streamed", N * sizeof *a - 4, consume_fn, &io) == 0); /* size */
+        char *p = entry_path(c, "streamed", QV_CACHE_KV);
+        poke(p, -7, SEEK_END, 0x04);
+        int w0 = n_warn;
+        CHECK(qv_cache_get_stream(c, QV_CACHE_KV, "streamed", N * sizeof *a, consume_fn, &io) == 0);
+        CHECK(n_warn == w0 + 1 && !qv_file_exists(p));
+        free(p);
+        free(back);
     }
 
     /* list / LRU: three entries of ~400 KB, cap at two: the least recently USED goes */
