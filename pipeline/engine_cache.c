@@ -65,15 +65,22 @@ qv_status qv_ec_model_id(qv_cache *c, const qv_ckpt *ck, char id[72], qv_err *er
     return st;
 }
 
+/* Every field of qv_media_opts that changes the frames is in the key; the others (mode, threads, pool, abort)
+ * do not. A new field fails this check until it is placed on one side or the other. */
+_Static_assert(sizeof(qv_media_opts) == 96, "qv_media_opts changed: add the new option to qv_ec_vision_key "
+                                            "when it changes the frames, then update this size");
+
+/* "qv vision key N": N goes up whenever the front end (decoding, sampling, resize) or the encoder changes
+ * its numbers, so that older entries miss. */
 char *qv_ec_vision_key(const char *model_id, int prec, const qv_hash *media, int is_video, const qv_media_opts *mo) {
     char *s = malloc(1024);
     if (!s) return NULL;
     snprintf(s, 1024,
-             "qv vision key 1\nmodel %s\nprec %d\nmedia %s\nkind %s\nfps %.17g\nmin_frames %d\nmax_frames %d\n"
-             "min_pixels %lld\nmax_pixels %lld\ntotal_pixels %lld\nstart %.17g\nend %.17g\n",
+             "qv vision key 2\nmodel %s\nprec %d\nmedia %s\nkind %s\nfps %.17g\nmin_frames %d\nmax_frames %d\n"
+             "min_pixels %lld\nmax_pixels %lld\ntotal_pixels %lld\nstart %.17g\nend %.17g\nautorotate %d\n",
              model_id, prec, media->hex, is_video ? "video" : "image", mo->fps, mo->min_frames, mo->max_frames,
              (long long)mo->min_pixels, (long long)mo->max_pixels, (long long)mo->total_pixels, mo->start_s,
-             mo->end_s);
+             mo->end_s, mo->autorotate);
     return s;
 }
 

@@ -33,7 +33,7 @@ mv "$T/a.mp4" "$T/b.mp4"                                    # renamed: the conte
 ask "$C" "$T/b.mp4" "$Q1"; ok test $? -eq 0; ok test "$(vis)" = 1; ok test "$(pre)" -gt 400; ok test "$(ids)" = "$want1"
 ask "$C" "$T/b.mp4" "$Q2"; ok test $? -eq 0; ok test "$(vis)" = 1; ok test "$(pre)" -gt 400; ok test "$(ids)" = "$want2"
 ok test "$(grep -c warning "$T/err")" -eq 0
-for opt in "--fps 1" "--max-pixels 40000" "--start 1"; do  # every frame option is in the key
+for opt in "--fps 1" "--max-pixels 40000" "--start 1" "--autorotate"; do  # every frame option is in the key
   ask "$C" "$T/b.mp4" "$Q1" $opt; ok test $? -eq 0; ok test "$(vis)" = 0; ok test "$(pre)" = 0
   ask "$C" "$T/b.mp4" "$Q1" $opt; ok test "$(vis)" = 1
 done
