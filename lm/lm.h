@@ -130,6 +130,22 @@ qv_status qv_lm_prefill_seq(qv_lm_ctx *c, const int32_t *ids, int64_t n, const f
  * generated token); logits [vocab] of it. No allocation. */
 qv_status qv_lm_decode(qv_lm_ctx *c, int32_t id, int64_t pos, float *logits, qv_err *err);
 
+/* ---- KV prefix export/import (the persistent prefix cache, pipeline/cache.h) ----
+ * Portable layout of n tokens: per layer, per KV head: K rows [n][head_dim], then V rows [n][head_dim], in
+ * the cache's dtype (qv_lm_kv_dtype: f32 on the reference path, bf16 on the fast one). An import followed
+ * by a prefill of the rest computes exactly what one prefill cut at n computes. */
+uint64_t qv_lm_kv_bytes(const qv_lm_ctx *c, int n);
+qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c);
+qv_status qv_lm_kv_export(const qv_lm_ctx *c, int n, void *out, qv_err *err);   /* n <= n_past */
+qv_status qv_lm_kv_import(qv_lm_ctx *c, int n, const void *in, qv_err *err);    /* resets; n_past = n */
+/* The same by byte ranges [off, off+len) of that layout (offsets multiples of the element size), for
+ * streaming without a second copy: a write at off 0 resets the context, the write that ends the layout
+ * sets n_past = n (qv_lm_ctx_reset abandons a partial import). */
+qv_status qv_lm_kv_read(const qv_lm_ctx *c, int n, uint64_t off, uint64_t len, void *out, qv_err *err);
+qv_status qv_lm_kv_write(qv_lm_ctx *c, int n, uint64_t off, uint64_t len, const void *in, qv_err *err);
+/* Keeps the first n tokens (n < n_past; else nothing changes), as if only they had been prefilled. */
+void qv_lm_ctx_truncate(qv_lm_ctx *c, int n);
+
 /* Where a context's time went since create/reset (wall seconds, summed over calls). */
 typedef struct {
     double linear_s;      /* matrix products (qv_linear), lm_head included */

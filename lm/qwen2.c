@@ -400,6 +400,98 @@ void qv_lm_ctx_reset(qv_lm_ctx *c) {
 }
 
 void qv_lm_ctx_stats(const qv_lm_ctx *c, qv_lm_stats *out) { *out = c->st; }
+
+/* ---- KV prefix export/import (the cache's portable layout, lm.h) ---- */
+
+uint64_t qv_lm_kv_bytes(const qv_lm_ctx *c, int n) {
+    const qv_text_hparams *hp = &c->m->hp;
+    return (uint64_t)hp->n_layers * hp->n_kv_heads * 2 * (uint64_t)n * hp->head_dim * c->kv_esz;
+}
+
+qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c) { return c->p.kv_dtype; }
+
+/* Copies position p's v row of head (layer, g) to/from row [hd] in the cache's own layout. */
+static void *v_elem(const qv_lm_ctx *c, size_t hbase, int p, int d) {
+    size_t hd = (size_t)c->m->hp.head_dim;
+    if (c->kv_esz == 4) return (float *)c->vc + hbase + (size_t)p * hd + d;
+    int col = p % ATTN_T;
+    return (uint16_t *)c->vc + hbase + (size_t)(p - col) * hd + (size_t)d * ATTN_T + col;
+}
+
+/* Copies bytes [off, off+len) of the portable layout of n tokens between buf and the cache. The layout is
+ * a run of segments, K then V of each (layer, KV head), each n * head_dim elements. */
+static void kv_copy(qv_lm_ctx *c, int n, uint64_t off, uint64_t len, unsigned char *buf, int to_cache) {
+    const qv_text_hparams *hp = &c->m->hp;
+    const int KV = hp->n_kv_heads, hd = hp->head_dim;
+    const uint64_t es = c->kv_esz, seg = (uint64_t)n * hd * es;
+    while (len > 0 && seg > 0) {
+        uint64_t si = off / seg, in = off % seg, m = seg - in < len ? seg - in : len;
+        int lg = (int)(si / 2), is_v = (int)(si % 2), l = lg / KV, g = lg % KV;
+        size_t hbase = ((size_t)l * KV + g) * c->n_cap * hd;
+        if (!is_v || es == 4) { /* contiguous rows from position 0 */
+            unsigned char *base = (unsigned char *)(is_v ? c->vc : c->kc) + hbase * es + in;
+            if (to_cache) memcpy(base, buf, m);
+            else memcpy(buf, base, m);
+        } else /* bf16 V: tiles of ATTN_T positions stored transposed */
+            for (uint64_t e = in / 2; e < (in + m) / 2; e++) {
+                uint16_t *x = v_elem(c, hbase, (int)(e / hd), (int)(e % hd));
+                if (to_cache) memcpy(x, buf + 2 * (e - in / 2), 2);
+                else memcpy(buf + 2 * (e - in / 2), x, 2);
+            }
+        buf += m;
+        off += m;
+        len -= m;
+    }
+}
+
+/* zeros past position n in n's V tile (bf16): the state a fresh prefill of n tokens leaves */
+static void zero_tile_tail(qv_lm_ctx *c, int n) {
+    if (c->kv_esz != 2 || n % ATTN_T == 0) return;
+    const qv_text_hparams *hp = &c->m->hp;
+    for (int l = 0; l < hp->n_layers; l++)
+        for (int g = 0; g < hp->n_kv_heads; g++) {
+            size_t hbase = ((size_t)l * hp->n_kv_heads + g) * c->n_cap * hp->head_dim;
+            for (int d = 0; d < hp->head_dim; d++)
+                memset(v_elem(c, hbase, n, d), 0, (size_t)(ATTN_T - n % ATTN_T) * 2);
+        }
+}
+
+qv_status qv_lm_kv_read(const qv_lm_ctx *c, int n, uint64_t off, uint64_t len, void *out, qv_err *err) {
+    uint64_t total = qv_lm_kv_bytes(c, n);
+    if (n < 0 || n > c->n_past || off > total || len > total - off)
+        return qv_errf(err, QV_ERR_INVALID, "kv read: %d tokens (the cache holds %d), bytes %llu+%llu of %llu", n,
+                       c->n_past, (unsigned long long)off, (unsigned long long)len, (unsigned long long)total);
+    kv_copy((qv_lm_ctx *)c, n, off, len, out, 0);
+    return QV_OK;
+}
+
+qv_status qv_lm_kv_write(qv_lm_ctx *c, int n, uint64_t off, uint64_t len, const void *in, qv_err *err) {
+    uint64_t total = qv_lm_kv_bytes(c, n);
+    if (n < 0 || n > c->p.n_ctx || off > total || len > total - off)
+        return qv_errf(err, QV_ERR_INVALID, "kv write: %d tokens (room for %d), bytes %llu+%llu of %llu", n,
+                       c->p.n_ctx, (unsigned long long)off, (unsigned long long)len, (unsigned long long)total);
+    if (off == 0) {
+        qv_lm_ctx_reset(c);
+        zero_tile_tail(c, n);
+    }
+    kv_copy(c, n, off, len, (unsigned char *)in, 1);
+    if (off + len == total) c->n_past = n;
+    return QV_OK;
+}
+
+qv_status qv_lm_kv_export(const qv_lm_ctx *c, int n, void *out, qv_err *err) {
+    return qv_lm_kv_read(c, n, 0, qv_lm_kv_bytes(c, n), out, err);
+}
+
+qv_status qv_lm_kv_import(qv_lm_ctx *c, int n, const void *in, qv_err *err) {
+    return qv_lm_kv_write(c, n, 0, qv_lm_kv_bytes(c, n), in, err);
+}
+
+void qv_lm_ctx_truncate(qv_lm_ctx *c, int n) {
+    if (n < 0 || n >= c->n_past) return;
+    zero_tile_tail(c, n);
+    c->n_past = n;
+}
 int qv_lm_n_past(const qv_lm_ctx *c) { return c->n_past; }
 int qv_lm_n_ctx(const qv_lm_ctx *c) { return c->p.n_ctx; }
 

@@ -1,8 +1,11 @@
 /* engine.c — where the layers meet (engine.h): the engine object, and one run as five phases over one run
  * struct (qv_run): plan inputs -> tokenize and place -> encode vision -> prefill -> generate, each a static
- * function reading what the earlier ones left. Hooks for a cache: encode_input() makes one input's rows
- * of the embeddings (a cache hit can fill them instead), prefill() starts at run.prefill_start with the
- * tokens before it already in the KV cache and honours run.cuts.
+ * function reading what the earlier ones left. The caches (pipeline/engine_cache.h, issue 11): plan_input()
+ * keys each input and takes its grid from a vision entry when there is one (nothing opened); kv_and_prefix()
+ * makes the KV cache and puts the stored prefix in it (memory, else the cache folder), then prefill starts
+ * after it and encode_vision() has nothing to do; encode_input() fills a cached input's rows from its entry
+ * and stores an encoded one's; the prefill's progress callback stores the prefix when the cut at its end
+ * is reached.
  * Reference: spec sections 6-8 (positions computed once for the whole prompt, chunks slice embeddings and
  * the three position rows at the same offset). The dumps follow fixtures/golden/<case>.safetensors. */
 #include "engine.h"
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "pipeline/engine_cache.h"
 #include "pipeline/pixel_values.h"
 #include "pipeline/prompt.h"
 #include "safetensors.h"
@@ -33,6 +37,7 @@ struct qv_engine {
     double t_load;
     qv_vision_ids vids;
     int32_t eot_id, im_start_id, im_end_id; /* -1 when the tokenizer lacks them */
+    qv_ec *ec;               /* the caches: folder (optional), model identity, the prefix held in ctx */
 };
 
 qv_engine_params qv_engine_default_params(void) {
@@ -109,6 +114,11 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
     e->im_start_id = tok_id(e->tok, "<|im_start|>");
     e->im_end_id = tok_id(e->tok, "<|im_end|>");
     e->chat = p->chat >= 0 ? !!p->chat : detect_chat(e->model_dir);
+    e->p.cache_dir = NULL; /* the caller's string: not kept */
+    if (!(e->ec = qv_ec_create(e->ck, p->cache_dir, p->cache_max))) {
+        st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     e->t_load = qv_now() - t0;
     *out = e;
     return QV_OK;
@@ -119,6 +129,7 @@ fail:
 
 void qv_engine_free(qv_engine *e) {
     if (!e) return;
+    qv_ec_free(e->ec);
     qv_lm_ctx_free(e->ctx);
     qv_vision_ctx_free(e->vctx);
     qv_lm_free(e->lm);
@@ -172,6 +183,7 @@ qv_status qv_engine_build_prompt(const qv_engine *e, const char *const *videos, 
 }
 
 static qv_status get_ctx(qv_engine *e, int n_ctx, qv_err *err) {
+    qv_ec_mem_set(e->ec, NULL, 0); /* whatever prefix it held is gone */
     if (e->ctx && e->ctx_n >= n_ctx) {
         qv_lm_ctx_reset(e->ctx);
         return QV_OK;
@@ -206,6 +218,8 @@ typedef struct {
     qv_media *media;         /* producer 1: the decoded file (NULL once run, or with --pixel-values) */
     qv_pv_source pv;         /* producer 2: its rows of the --pixel-values file */
     int64_t row;             /* first row of its embeddings in run.embd */
+    char *vkey;              /* its vision-cache key (NULL with --pixel-values) */
+    qv_ec_vmeta vm;          /* its vision-cache entry (vm.n_tokens 0: none; then media is open) */
 } run_input;
 
 /* Everything one run holds between its phases; run_free releases it (res is the caller's). */
@@ -227,6 +241,8 @@ typedef struct {
     int64_t prefill_start;   /* first prompt token to prefill (0; > 0 when the KV cache holds a prefix) */
     const int64_t *cuts;     /* extra chunk ends for the prefill (qv_lm_prefill_opts.cuts) */
     int n_cuts;
+    int64_t P;               /* end of the reusable prefix (after the last vision block; 0 = none): a cut */
+    char *pkey;              /* its KV-cache key (NULL: not cacheable) */
     /* encoding one input (on_pair) */
     int item;
     qv_status pair_st;
@@ -234,7 +250,8 @@ typedef struct {
 } qv_run;
 
 static void run_free(qv_run *r) {
-    for (int i = 0; r->in && i < r->res->n_vision; i++) qv_media_free(r->in[i].media);
+    for (int i = 0; r->in && i < r->res->n_vision; i++) qv_media_free(r->in[i].media), free(r->in[i].vkey);
+    free(r->pkey);
     free(r->in);
     qv_pv_free(r->pv);
     free(r->grids[0]);
@@ -265,8 +282,25 @@ static char *resolve_path(const char *root, const char *p) {
 
 /* -- phase 1: plan the inputs: paths, producers and grids (media opened, nothing decoded yet) -- */
 
+/* Opens input i's file for decoding (grid known, nothing decoded yet). */
+static qv_status open_media(qv_run *r, int i) {
+    qv_engine *e = r->e;
+    qv_result_vision *v = &r->res->vision[i];
+    qv_media_opts o = r->mo;
+    o.force_image = !v->is_video;
+    if (!o.pool) o.pool = e->pool;
+    if (!o.n_threads) o.n_threads = e->p.n_threads; /* --threads reaches the decoder too */
+    if (!o.abort_cb) o.abort_cb = r->go.abort_cb, o.abort_user = r->go.user;
+    double t0 = qv_now();
+    qv_status st = qv_media_open(&r->in[i].media, v->path, &o, r->err);
+    r->res->t_decode_media += qv_now() - t0;
+    if (st && r->err && !strstr(r->err->msg, v->path)) qv_err_prefix(r->err, "%s", v->path);
+    return st;
+}
+
 static qv_status plan_input(qv_run *r, const qv_prompt_seg *seg, int i) {
     qv_engine *e = r->e;
+    const int merge = e->ck->cfg.vision.spatial_merge_size > 0 ? e->ck->cfg.vision.spatial_merge_size : 2;
     qv_result_vision *v = &r->res->vision[i];
     v->is_video = seg->kind == QV_SEG_VIDEO;
     v->path = resolve_path(r->go.media_root, seg->text);
@@ -283,25 +317,28 @@ static qv_status plan_input(qv_run *r, const qv_prompt_seg *seg, int i) {
     } else {
         if (!qv_file_exists(v->path))
             return qv_errf(r->err, QV_ERR_IO, "%s: no such file (%s in the prompt)", v->path, k ? "video" : "image");
-        qv_media_opts o = r->mo;
-        o.force_image = !v->is_video;
-        if (!o.pool) o.pool = e->pool;
-        if (!o.n_threads) o.n_threads = e->p.n_threads; /* --threads reaches the decoder too */
-        if (!o.abort_cb) o.abort_cb = r->go.abort_cb, o.abort_user = r->go.user;
-        double t0 = qv_now();
-        qv_status st = qv_media_open(&r->in[i].media, v->path, &o, r->err);
-        r->res->t_decode_media += qv_now() - t0;
-        if (st) {
-            if (r->err && !strstr(r->err->msg, v->path)) qv_err_prefix(r->err, "%s", v->path);
-            return st;
+        /* the vision cache: a hit gives the grid (rows later, in encode_input), nothing is decoded */
+        run_input *in = &r->in[i];
+        if (!(in->vkey = qv_ec_vision_key_for(e->ec, v->path, v->is_video, &r->mo, e->p.prec, r->err)))
+            return r->err && r->err->code ? r->err->code : QV_ERR_NOMEM;
+        qv_ec_vmeta vm;
+        if (!r->go.dump && qv_ec_vision_peek(e->ec, in->vkey, r->D, &vm) && vm.gh % merge == 0 && vm.gw % merge == 0 &&
+            vm.n_tokens == (int64_t)vm.t * (vm.gh / merge) * (vm.gw / merge)) {
+            in->vm = vm;
+            v->t = vm.t, v->gh = vm.gh, v->gw = vm.gw, v->n_frames = vm.n_frames;
+            v->first_ms = vm.first_ms, v->last_ms = vm.last_ms, v->duration_s = vm.duration_s;
+            r->res->n_vision_cached++;
+            qv_log(2, "cache: vision of %s (%lld tokens) from the cache", v->path, (long long)vm.n_tokens);
+        } else {
+            qv_status st = open_media(r, i);
+            if (st) return st;
+            const qv_media_info *mi = qv_media_get_info(in->media);
+            v->t = mi->t, v->gh = mi->gh, v->gw = mi->gw;
+            v->n_frames = mi->n_frames;
+            v->duration_s = mi->duration_s;
+            if (mi->n_frames > 0 && mi->pts_ms) v->first_ms = mi->pts_ms[0], v->last_ms = mi->pts_ms[mi->n_frames - 1];
         }
-        const qv_media_info *mi = qv_media_get_info(r->in[i].media);
-        v->t = mi->t, v->gh = mi->gh, v->gw = mi->gw;
-        v->n_frames = mi->n_frames;
-        v->duration_s = mi->duration_s;
-        if (mi->n_frames > 0 && mi->pts_ms) v->first_ms = mi->pts_ms[0], v->last_ms = mi->pts_ms[mi->n_frames - 1];
     }
-    const int merge = e->ck->cfg.vision.spatial_merge_size > 0 ? e->ck->cfg.vision.spatial_merge_size : 2;
     if (v->t < 1 || v->gh < merge || v->gw < merge || v->gh % merge || v->gw % merge)
         return qv_errf(r->err, QV_ERR_FORMAT, "%s: unusable grid %dx%dx%d", v->path, v->t, v->gh, v->gw);
     int *g = r->grids[k][kth];
@@ -383,6 +420,63 @@ static qv_status tokenize_and_place(qv_run *r) {
     return QV_OK;
 }
 
+/* -- phase 2b: the KV cache (refused early when it would not fit), holding the stored prefix when this prompt
+ * has it (from memory, else from the cache folder): then prefill starts after it and no vision is encoded.
+ * Every run, reused or not, cuts a prefill chunk at the prefix end P so that both compute the same chunks. -- */
+
+static qv_status kv_and_prefix(qv_run *r) {
+    qv_engine *e = r->e;
+    qv_result *res = r->res;
+    const int64_t n = res->n_prompt;
+    const int need = (int)(n + r->go.max_tokens);
+    r->P = qv_ec_prefix_end(res->prompt_ids, n, e->vids.image_pad, e->vids.video_pad, e->vids.vision_end);
+    if (r->P > 0) r->cuts = &r->P, r->n_cuts = 1;
+    int keyed = r->P > 0 && !r->pv;
+    for (int i = 0; keyed && i < res->n_vision; i++) keyed = r->in[i].vkey != NULL;
+    if (keyed) {
+        char **vk = calloc((size_t)res->n_vision + 1, sizeof *vk);
+        if (!vk) return qv_errf(r->err, QV_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < res->n_vision; i++) vk[i] = r->in[i].vkey;
+        r->pkey = qv_ec_kv_key_for(e->ec, e->p.prec, e->p.quant, e->p.chunk, res->prompt_ids, res->position_ids, n,
+                                   r->P, vk, res->n_vision);
+        free(vk);
+        if (!r->pkey) return qv_errf(r->err, QV_ERR_NOMEM, "out of memory");
+    }
+    qv_status st = QV_OK;
+    void *buf = NULL;
+    int64_t reused = 0;
+    if (r->pkey && !r->go.dump && e->ctx && qv_ec_mem_match(e->ec, r->pkey) == r->P && qv_lm_n_past(e->ctx) >= r->P) {
+        if (e->ctx_n >= need) qv_lm_ctx_truncate(e->ctx, (int)r->P);
+        else { /* a bigger cache: carry the prefix over */
+            uint64_t kb = qv_lm_kv_bytes(e->ctx, (int)r->P);
+            if (!(buf = malloc(kb ? kb : 1))) return qv_errf(r->err, QV_ERR_NOMEM, "out of memory");
+            qv_lm_kv_export(e->ctx, (int)r->P, buf, NULL);
+            if (!(st = get_ctx(e, need, r->err))) st = qv_lm_kv_import(e->ctx, (int)r->P, buf, r->err);
+        }
+        reused = st ? 0 : r->P;
+    } else {
+        st = get_ctx(e, need, r->err);
+        if (!st && r->pkey && !r->go.dump && qv_ec_kv_get(e->ec, r->pkey, e->ctx, r->P)) {
+            reused = r->P;
+            res->prefix_from_disk = 1;
+        }
+    }
+    free(buf);
+    if (st) return st;
+    if (reused) {
+        qv_ec_mem_set(e->ec, r->pkey, r->P);
+        qv_log(2, "cache: prompt prefix of %lld tokens from %s", (long long)r->P,
+               res->prefix_from_disk ? "the cache folder" : "memory");
+        for (int i = 0; i < res->n_vision; i++) { /* not decoded after all */
+            qv_media_free(r->in[i].media);
+            r->in[i].media = NULL;
+        }
+    } else res->prefix_from_disk = 0;
+    r->prefill_start = reused;
+    res->n_prefix_reused = reused;
+    return QV_OK;
+}
+
 /* -- phase 3: encode vision: each input's pairs, from its producer, into its rows of embd -- */
 
 static int on_pair(void *user, int k, const float *px, const qv_media_info *info) {
@@ -414,6 +508,21 @@ static qv_status encode_input(qv_run *r, int i) {
     run_input *in = &r->in[i];
     r->item = i;
     r->pair_st = QV_OK;
+    if (in->vm.n_tokens) { /* from the vision cache; a payload gone bad since the peek: decode after all */
+        float *rows = NULL;
+        if (qv_ec_vision_get(r->e->ec, in->vkey, &in->vm, &rows)) {
+            memcpy(r->embd + (size_t)in->row * r->D, rows, (size_t)v->n_tokens * r->D * sizeof *rows);
+            free(rows);
+            return QV_OK;
+        }
+        r->res->n_vision_cached--;
+        in->vm.n_tokens = 0;
+        qv_status st = open_media(r, i);
+        if (st) return st;
+        const qv_media_info *mi = qv_media_get_info(in->media);
+        if (mi->t != v->t || mi->gh != v->gh || mi->gw != v->gw)
+            return qv_errf(r->err, QV_ERR_IO, "%s: changed while in use", v->path);
+    }
     double t0 = qv_now(), tv0 = r->res->t_vision;
     qv_status st = in->media ? qv_media_run(in->media, on_pair, NULL, r, r->err) : qv_pv_run(&in->pv, on_pair, r, r->err);
     r->res->t_decode_media += (qv_now() - t0) - (r->res->t_vision - tv0);
@@ -422,6 +531,10 @@ static qv_status encode_input(qv_run *r, int i) {
         if (r->err) *r->err = r->pair_err;
     }
     if (st && r->err && st != QV_ERR_CANCELLED && !strstr(r->err->msg, v->path)) qv_err_prefix(r->err, "%s", v->path);
+    if (!st && in->media) {
+        const qv_ec_vmeta vm = {v->t, v->gh, v->gw, v->n_frames, v->first_ms, v->last_ms, v->duration_s, v->n_tokens, r->D};
+        qv_ec_vision_put(r->e->ec, in->vkey, v->path, &vm, r->embd + (size_t)in->row * r->D);
+    }
     qv_media_free(in->media); /* memory: one input's decoder at a time */
     in->media = NULL;
     return st;
@@ -429,7 +542,7 @@ static qv_status encode_input(qv_run *r, int i) {
 
 static qv_status encode_vision(qv_run *r) {
     qv_result *res = r->res;
-    if (res->n_vision_tokens == 0) return QV_OK;
+    if (res->n_vision_tokens == 0 || r->prefill_start > 0) return QV_OK; /* a reused prefix holds every block */
     uint64_t bytes;
     if (!qv_mul_ok((uint64_t)res->n_vision_tokens, (uint64_t)r->D * sizeof(float), &bytes) || bytes > SIZE_MAX ||
         !(r->embd = malloc((size_t)bytes)))
@@ -453,8 +566,25 @@ static qv_status encode_vision(qv_run *r) {
 
 /* -- phase 4: prefill the prompt (from prefill_start on) into the KV cache; lm/ cuts the chunks -- */
 
+/* The prefix's KV into the cache folder (and remembered in memory) once the prefill has reached P. */
+static void save_prefix(qv_run *r) {
+    qv_engine *e = r->e;
+    qv_ec_mem_set(e->ec, r->pkey, r->P);
+    if (!qv_ec_has_disk(e->ec) || qv_ec_kv_has(e->ec, r->pkey)) return;
+    char desc[1500];
+    int dn = snprintf(desc, sizeof desc, "prefix of");
+    for (int i = 0; i < r->res->n_vision && dn < 1000; i++)
+        dn += snprintf(desc + dn, sizeof desc - (size_t)dn, " %.400s", r->res->vision[i].path);
+    snprintf(desc + dn, sizeof desc - (size_t)dn, " | model %.300s | %lld tokens, %s, chunk %d%s", e->model_dir,
+             (long long)r->P, e->p.prec == QV_PREC_REF ? "ref" : "fast", e->p.chunk,
+             e->p.quant == QV_QUANT_Q8 ? ", q8" : "");
+    qv_ec_kv_put(e->ec, r->pkey, desc, e->ctx, r->P);
+}
+
 static void on_prefill(void *user, int64_t done, int64_t total) {
-    progress(&((qv_run *)user)->go, "prefill", (long)done, (long)total);
+    qv_run *r = user;
+    if (done == r->P && r->pkey && r->prefill_start < r->P) save_prefix(r);
+    progress(&r->go, "prefill", (long)done, (long)total);
 }
 
 static int on_prefill_abort(void *user) { return aborted(&((qv_run *)user)->go); }
@@ -483,6 +613,7 @@ static qv_status prefill(qv_run *r) {
     free(r->embd);
     r->embd = NULL;
     if (!st && r->go.dump) r->go.dump(r->go.dump_user, "logits_last", r->logits, 1, V);
+    if (!st && r->go.logits_last) memcpy(r->go.logits_last, r->logits, (size_t)V * sizeof *r->logits);
     return st;
 }
 
@@ -595,7 +726,7 @@ qv_status qv_engine_run_raw(qv_engine *e, const char *prompt_raw, const qv_media
     if (!prompt_raw || !*prompt_raw) return qv_errf(err, QV_ERR_INVALID, "the prompt is empty");
     qv_status st = plan_inputs(&r, prompt_raw);
     if (!st) st = tokenize_and_place(&r);
-    if (!st) st = get_ctx(e, (int)(res->n_prompt + r.go.max_tokens), err); /* refused before any decoding */
+    if (!st) st = kv_and_prefix(&r); /* refused before any decoding */
     if (!st) st = encode_vision(&r);
     if (!st) st = prefill(&r);
     if (!st) st = generate(&r);

@@ -26,15 +26,20 @@
  *                        --pixel-values file (pipeline/pixel_values.h) — and its grid;
  *   2. tokenize, place   prompt ids with the pads expanded, M-RoPE positions computed once for the whole
  *                        prompt; then the KV cache (prompt + max_tokens) is made, refused early when it
- *                        would not fit;
+ *                        would not fit, holding the stored KV of the prompt's prefix up to its last vision
+ *                        block when an earlier run left it (in this engine, or in params.cache_dir): then
+ *                        phase 3 is skipped and phase 4 starts after the prefix;
  *   3. encode vision     per input (images first, then videos, each in prompt order — the reference's
- *                        order) its producer streams pairs through one qv_pair_fn into the encoder, which
+ *                        order) its rows come from the vision cache (params.cache_dir; keyed by the file's
+ *                        content, the frame options, the model and the numeric path), or its producer
+ *                        streams pairs through one qv_pair_fn into the encoder, which
  *                        writes the input's rows of the embeddings (memory: one pair of frames; the
  *                        embeddings of the whole prompt stay float32 until prefilled: 46k tokens of the
  *                        7B, 660 MB);
  *   4. prefill           lm/ (qv_lm_prefill_seq) runs the prompt from a start position (0, or the length
  *                        of a prefix already in the KV cache) in chunks it cuts itself (params.chunk, and
- *                        optional cut points);
+ *                        a cut at the end of the reusable prefix in every run, so that cached and uncached
+ *                        runs compute the same chunks and give bit-identical results);
  *   5. generate          sample, stream text, decode, until a stop id, max_tokens or the abort callback.
  *
  * Threads: an engine runs one call at a time (it owns the KV cache and scratch); use one engine per
@@ -70,6 +75,11 @@ typedef struct {
     qv_quant quant;          /* QV_QUANT_NONE (default): bf16 weights; QV_QUANT_Q8: 8-bit language-model
                                 weights made at load (qv_lm_set_quant): ~2x faster decode, answers may
                                 differ from the reference */
+    const char *cache_dir;   /* persistent cache folder (pipeline/cache.h): vision embeddings and KV prefixes
+                                of earlier runs are reused from it; NULL (default) = none (the last prompt's
+                                prefix is still reused within this engine). An unusable folder is one
+                                warning (qv_log) and runs go on uncached */
+    uint64_t cache_max;      /* its size cap in bytes, least recently used entries evicted (0 = 20 GiB) */
 } qv_engine_params;
 
 qv_engine_params qv_engine_default_params(void);
@@ -118,6 +128,9 @@ typedef struct {
     qv_dump_fn dump;
     void *dump_user;
     int dump_layers;
+    /* A run with dump set reads nothing from the caches (every tensor is computed and dumped). */
+
+    float *logits_last;      /* non-NULL: [vocab] receives the logits of the last prompt token */
 } qv_gen_opts;
 
 /* Defaults for this engine (e may be NULL: greedy, built-in stop ids). */
@@ -151,6 +164,9 @@ typedef struct {
     double t_vision;         /* seconds in the vision encoder */
     double t_prefill;        /* seconds of prefill (n_prompt tokens) */
     double t_generate;       /* seconds of generation (n_gen tokens) */
+    int n_vision_cached;     /* vision inputs whose embeddings came from the cache (not decoded, not encoded) */
+    int64_t n_prefix_reused; /* prompt tokens whose KV came from a stored prefix (not prefilled) */
+    int prefix_from_disk;    /* 1 when that prefix was read from the cache folder, 0 from memory */
 } qv_result;
 
 void qv_result_free(qv_result *r);                            /* frees the arrays, zeroes *r; NULL-safe */

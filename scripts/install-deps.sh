@@ -10,6 +10,6 @@ $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config ca-certificates \
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
   libopenblas-dev libcjson-dev zlib1g-dev libutf8proc-dev \
-  libjpeg62-turbo-dev libwebp-dev \
+  libjpeg62-turbo-dev libwebp-dev libxxhash-dev \
   clang \
   parallel  # GNU parallel: the local stand-in for the Slurm/Kubernetes samples (tests/fixture_cluster_samples.sh)

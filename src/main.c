@@ -20,6 +20,8 @@ static const command k_commands[] = {
     {"subtitles", qv_cmd_subtitles, "caption a video window by window (SRT, WebVTT, JSON)"},
     {"summarize", qv_cmd_summarize, "summarize a whole video (--detail adds a timestamped outline)"},
     {"batch", qv_cmd_batch, "run many jobs from a JSONL file, resumable"},
+    {"chat", qv_cmd_chat, "ask questions about a video one after another (stdin), answers streamed"},
+    {"cache", qv_cmd_cache, "list, measure or clear the cache of encoded videos and prompt prefixes"},
     {"demo", qv_cmd_demo, "make a demo model and clip, then run ask and subtitles on them"},
     {"info", qv_cmd_info, "check a model folder and print what it holds"},
     {"gen-weights", qv_cmd_gen_weights, "write a checkpoint with the deterministic weight formula"},
@@ -98,6 +100,7 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the write (the cache warns), it does not kill qv */
     qv_log_set(log_to_stderr, NULL, 1);
     return qv_cli_dispatch(cmd, argc - 1, argv + 1);
 }

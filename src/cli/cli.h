@@ -16,6 +16,8 @@ int qv_cmd_ask(int argc, char **argv);
 int qv_cmd_subtitles(int argc, char **argv);
 int qv_cmd_summarize(int argc, char **argv);
 int qv_cmd_batch(int argc, char **argv);
+int qv_cmd_chat(int argc, char **argv);
+int qv_cmd_cache(int argc, char **argv);
 int qv_cmd_bench(int argc, char **argv);
 int qv_cmd_demo(int argc, char **argv);
 

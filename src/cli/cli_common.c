@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "pipeline/cache.h"
 
 const char cli_opts_help[] =
     "model and compute:\n"
@@ -36,6 +37,11 @@ const char cli_opts_help[] =
     "  --top-k K, --top-p P     sampling filters\n"
     "  --repetition-penalty R   HF-style penalty over the ids seen (1 = off)\n"
     "  --seed N                 random seed for sampling (same seed, same answer)\n"
+    "cache:\n"
+    "  --cache-dir DIR          keep vision embeddings and prompt prefixes here for later runs (default\n"
+    "                           $XDG_CACHE_HOME/qv, else ~/.cache/qv); see qv cache --help\n"
+    "  --no-cache               neither read nor write the cache folder\n"
+    "  --cache-max SIZE         size cap of the folder, least recently used entries go first (default 20G)\n"
     "output:\n"
     "  --dry-run                print the cost line (frames, resolution, visual tokens, estimated time on\n"
     "                           this CPU; also as JSON on stdout) and exit: no weights loaded, no frame decoded\n"
@@ -92,11 +98,12 @@ int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) 
     if (strcmp(a, "--autorotate") == 0) return o->media.autorotate = 1, 1;
     if (strcmp(a, "--verbose") == 0) return o->verbose = 1, 1;
     if (strcmp(a, "--dry-run") == 0) return o->dry_run = 1, 1;
+    if (strcmp(a, "--no-cache") == 0) return o->no_cache = 1, 1;
     /* valued options */
     static const char *const valued[] = {"--model", "--threads", "--chunk", "--ctx-max", "--fps", "--max-frames",
                                          "--min-pixels", "--max-pixels", "--total-pixels", "--start", "--end",
                                          "--max-tokens", "--temperature", "--top-k", "--top-p",
-                                         "--repetition-penalty", "--seed"};
+                                         "--repetition-penalty", "--seed", "--cache-dir", "--cache-max"};
     int known = 0;
     for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= cli_opt_is(a, valued[k]);
     if (!known) return 0;
@@ -151,6 +158,12 @@ int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i) 
     } else if (cli_opt_is(a, "--repetition-penalty")) {
         if (!cli_parse_double(cmd, "--repetition-penalty", v, 1e-3, 100, &d)) return -1;
         o->repetition_penalty = d;
+    } else if (cli_opt_is(a, "--cache-dir")) {
+        if (!*v) return cli_usage(cmd, "--cache-dir needs a folder"), -1;
+        o->cache_dir = v;
+    } else if (cli_opt_is(a, "--cache-max")) {
+        if (!(o->cache_max = cli_parse_size(v)))
+            return cli_usage(cmd, "--cache-max takes a size such as 20G, 500M or 1T, not '%s'", v), -1;
     } else if (cli_opt_is(a, "--seed")) {
         char *end;
         unsigned long long s = strtoull(v, &end, 10);
@@ -182,8 +195,17 @@ int cli_engine_open(const cli_opts *o, const char *cmd, qv_engine **out) {
     ep.quant = (qv_quant)o->quant;
     ep.chat = o->chat;
     ep.n_ctx_max = o->n_ctx_max;
+    char *cache_dir = NULL;
+    if (!o->no_cache) {
+        cache_dir = o->cache_dir ? strdup(o->cache_dir) : qv_cache_default_dir();
+        if (!cache_dir) qv_log(1, "qv: warning: no cache folder ($XDG_CACHE_HOME and $HOME unset); running uncached");
+    }
+    ep.cache_dir = cache_dir;
+    ep.cache_max = o->cache_max;
     qv_err err = {0};
-    if (qv_engine_create(out, &ep, &err) != QV_OK) return cli_fail("%s", err.msg);
+    qv_status cst = qv_engine_create(out, &ep, &err);
+    free(cache_dir);
+    if (cst != QV_OK) return cli_fail("%s", err.msg);
     qv_log(2, "loaded %s in %.2f s (%s prompts, %s path)", o->model, qv_engine_load_seconds(*out),
            qv_engine_is_chat(*out) ? "chat" : "base", ep.prec == QV_PREC_REF ? "reference" : "fast");
     if (ep.quant == QV_QUANT_Q8) qv_log(2, "8-bit language-model weights (q8, kernels %s)", qv_q8_kernels_name());
@@ -217,4 +239,20 @@ int cli_is_image_path(const char *path) {
     for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
         if (strcasecmp(dot, ext[i]) == 0) return 1;
     return 0;
+}
+
+uint64_t cli_parse_size(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v > 0) || v > 1e18) return 0;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1048576.0; end++; break;
+    case 'g': case 'G': mul = 1073741824.0; end++; break;
+    case 't': case 'T': mul = 1099511627776.0; end++; break;
+    }
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end || v * mul > 1.8e19 || v * mul < 1) return 0;
+    return (uint64_t)(v * mul);
 }

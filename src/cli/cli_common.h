@@ -43,6 +43,9 @@ typedef struct {
     uint64_t seed;           /* --seed N */
     int quiet, verbose;      /* --quiet / --verbose */
     int dry_run;             /* --dry-run: print the cost line (cli_cost.h) and exit */
+    const char *cache_dir;   /* --cache-dir DIR (default $XDG_CACHE_HOME/qv, else ~/.cache/qv) */
+    int no_cache;            /* --no-cache */
+    uint64_t cache_max;      /* --cache-max SIZE (bytes; 0 = 20 GiB) */
 } cli_opts;
 
 void cli_opts_init(cli_opts *o);
@@ -50,6 +53,13 @@ void cli_opts_init(cli_opts *o);
 /* Looks at argv[*i]: a shared option is consumed (with its value, *i advanced) -> 1; not a shared option
  * -> 0; a bad value -> usage error printed, -1. */
 int cli_opts_parse(cli_opts *o, const char *cmd, int argc, char **argv, int *i);
+
+/* One run's result as one JSON object (text, ids, grids, cache, timings; "question" when non-NULL); malloc'd,
+ * NULL on OOM. (cmd_ask.c) */
+char *cli_result_json(const qv_result *r, double t_load, const char *question);
+
+/* "20G", "500M", "1.5T", "4096" (bytes; K M G T are powers of 1024) -> bytes; 0 on a bad value. */
+uint64_t cli_parse_size(const char *s);
 
 /* The help block of the shared options (ends with a newline). */
 extern const char cli_opts_help[];
