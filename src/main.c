@@ -20,6 +20,7 @@ static const command k_commands[] = {
     {"subtitles", qv_cmd_subtitles, "caption a video window by window (SRT, WebVTT, JSON)"},
     {"summarize", qv_cmd_summarize, "summarize a whole video (--detail adds a timestamped outline)"},
     {"batch", qv_cmd_batch, "run many jobs from a JSONL file, resumable"},
+    {"serve", qv_cmd_serve, "an OpenAI-compatible HTTP server (chat completions with video and images)"},
     {"demo", qv_cmd_demo, "make a demo model and clip, then run ask and subtitles on them"},
     {"info", qv_cmd_info, "check a model folder and print what it holds"},
     {"gen-weights", qv_cmd_gen_weights, "write a checkpoint with the deterministic weight formula"},
