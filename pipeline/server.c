@@ -265,13 +265,14 @@ static void run_job(qv_server *s, job *j) {
     if (ok && j->t_first > 0) s->ttft_sum += j->t_first - j->t_start, s->ttft_n++;
     double dt = j->t_end - j->t_start;
     s->avg_s = s->avg_s > 0 ? 0.8 * s->avg_s + 0.2 * dt : dt;
+    /* logged before J_DONE: from then on the job belongs to its connection thread */
+    qv_log(1, "%s: %s, %lld prompt tokens (%lld vision), %d generated, %.2f s%s%s", j->id,
+           ok ? "done" : "failed", (long long)j->res.n_prompt, (long long)j->res.n_vision_tokens, j->res.n_gen, dt,
+           ok ? "" : ": ", ok ? "" : j->err.msg);
     j->state = J_DONE;
     s->running = 0;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    qv_log(1, "%s: %s, %lld prompt tokens (%lld vision), %d generated, %.2f s%s%s", j->id,
-           ok ? "done" : "failed", (long long)j->res.n_prompt, (long long)j->res.n_vision_tokens, j->res.n_gen, dt,
-           ok ? "" : ": ", ok ? "" : j->err.msg);
 }
 
 void qv_server_run(qv_server *s, volatile sig_atomic_t *stop) {
@@ -548,7 +549,7 @@ static enum MHD_Result chat(qv_server *s, struct MHD_Connection *c, conn *cx) {
     pthread_mutex_lock(&s->mu);
     cfg.req_no = ++s->req_no;
     pthread_mutex_unlock(&s->mu);
-    snprintf(j->id, sizeof j->id, "chatcmpl-%llx%08lx", (unsigned long long)cfg.req_no, (unsigned long)s->started);
+    snprintf(j->id, sizeof j->id, "chatcmpl-%lx-%llu", (unsigned long)s->started, (unsigned long long)cfg.req_no);
     j->created = time(NULL);
     srv_error er;
     if (srv_req_parse(&j->req, cx->body, cx->n, &cfg, &er)) {
