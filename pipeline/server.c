@@ -369,8 +369,22 @@ static cJSON *chunk_head(const job *j) {
     return o;
 }
 
+/* the engine's message with the private temp paths of data: URLs replaced by "data: URL #k" */
+static void hide_tmp_paths(const job *j, char *msg, size_t cap) {
+    for (int k = 0; k < j->req.n_tmp; k++) {
+        const char *p = j->req.tmp_files[k];
+        char *at;
+        while (p && (at = strstr(msg, p)) != NULL) {
+            char rest[sizeof j->err.msg];
+            snprintf(rest, sizeof rest, "%s", at + strlen(p));
+            snprintf(at, cap - (size_t)(at - msg), "data: URL #%d%s", k + 1, rest);
+        }
+    }
+}
+
 /* the OpenAI error of a finished run (engine status -> HTTP status) */
-static void run_error(const job *j, srv_error *e) {
+static void run_error(job *j, srv_error *e) {
+    hide_tmp_paths(j, j->err.msg, sizeof j->err.msg);
     if (j->rejected) {
         srv_fail(e, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
         return;
