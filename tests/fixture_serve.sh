@@ -34,6 +34,7 @@ ROOT=$(cd "$T/root" && pwd -P)
 start_server() {
     local log=$1
     shift
+    : >"$log"
     TMPDIR="$T/tmp" "$QV" serve --model "$M" --port 0 --threads 2 "$@" 2>"$log" &
     PID=$!
     PIDS+=("$PID")
@@ -112,6 +113,19 @@ check eq "$(jq -r '.choices[0].message.content' "$T/image.out")" "$(jq -r .text 
 check [ "$(jq -r .usage.vision_tokens "$T/image.out")" -gt 0 ]
 check eq "$(find "$T/tmp" -type f | wc -l)" 0            # decoded data: URLs are gone after the request
 check eq "$(stat -c %a "$(find "$T/tmp" -mindepth 1 -maxdepth 1 -type d | head -1)")" 700
+
+# ---- multi-message chat prompts equal transformers' chat template (fixtures/golden/chat_template.json)
+# with each vision block's pads collapsed to one, as the golden rendering writes them
+collapse='reduce .[] as $x ([]; if ($x == 151655 or $x == 151656) and (.[-1] // -1) == $x then . else . + [$x] end)'
+for c in 1 2; do
+    jq --arg v "file://$ROOT/sub/clip.mp4" --arg i "data:image/png;base64,$B64" --argjson c $c \
+        '{max_tokens: 1, return_token_ids: true, messages: [.[$c].messages[] | .content |= (if type == "array" then
+          map(if .type == "video" then {type: "video_url", video_url: {url: $v}} elif .type == "image" then
+          {type: "image_url", image_url: $i} else . end) else . end)]}' "$FX/golden/chat_template.json" >"$T/chat$c.json"
+    check eq "$(post "$T/chat$c.json")" 200
+    check eq "$(jq -c ".prompt_token_ids | $collapse" "$T/out.json")" \
+        "$(jq -j ".[$c].rendered" "$FX/golden/chat_template.json" | "$QV" tokenize --model "$M" | jq -c .)"
+done
 
 # ---- streaming, parsed chunk by chunk ------------------------------------------------------------
 jq '. + {stream: true, stream_options: {include_usage: true}} | del(.return_token_ids)' "$T/video.json" >"$T/video_s.json"
@@ -236,6 +250,10 @@ for k in $(seq 0 $((nb - 1))); do # each one answers an OpenAI error object
     c=$(curl -s --max-time 60 -o "$T/bad_out.json" -w '%{http_code}' --data-binary "@$T/bad/$k.json" "$URL/v1/chat/completions")
     [ "${c:0:1}" = 4 ] && jq -e '.error.message | length > 0' "$T/bad_out.json" >/dev/null || { echo "bad $k: $c $(cat "$T/bad/$k.json" | head -c 80)" >&2; fail=$((fail + 1)); }
 done
+msg "$T/notimg.json" '[{"type":"image_url","image_url":{"url":"data:image/png;base64,aGVsbG8="}}]'
+check eq "$(post "$T/notimg.json")" 400                  # not an image: the engine's error, no temp path in it
+check grep -q 'data: URL #1' "$T/out.json"
+check eq "$(grep -c 'qv-serve-' "$T/out.json")" 0
 check eq "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$URL/health")" 200
 check kill -0 "$PID"
 check eq "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$URL/nope")" 404
@@ -295,6 +313,16 @@ wait "$PID"
 check eq "$?" 0
 check eq "$(find "$T/tmp" -mindepth 1 | wc -l)" 0       # the private temp folder is removed
 
+# ---- base form (--base): the same ids as qv ask --base --------------------------------------------
+start_server "$T/s4.log" --base || exit 1
+check grep -q "base prompts" "$T/s4.log"
+check eq "$(post "$T/image.json")" 200
+"$QV" ask --model "$M" --base --threads 2 --quiet --json --max-tokens 12 --image "$FX/media/image_c.png" "Describe it." >"$T/ask_base.json"
+check eq "$(jq -c '.choices[0].token_ids' "$T/out.json")" "$(jq -c .generated_ids "$T/ask_base.json")"
+check eq "$(jq -c '.prompt_token_ids' "$T/out.json")" "$(jq -c .prompt_ids "$T/ask_base.json")"
+kill -TERM "$PID"
+wait "$PID"
+
 # ---- the key rule: non-loopback binds need a key; every request is checked -------------------------
 TMPDIR="$T/tmp" "$QV" serve --model "$M" --host 127.0.0.2 --port 0 >"$T/nokey.out" 2>"$T/nokey.err"
 check eq "$?" 1
@@ -336,6 +364,8 @@ check eq "$?" 1
 check grep -q "media-root" "$T/mr.err"
 "$QV" serve --help | grep -q -- "--media-root"
 check eq "$?" 0
+
+check eq "$(cat "$T"/s*.log | grep -c 'Sanitizer\|runtime error')" 0   # the ASan build of CI reads this
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
