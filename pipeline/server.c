@@ -1,10 +1,8 @@
 /* server.c — the HTTP side of `qv serve` (server.h): libmicrohttpd connection threads parse and queue
  * requests; the thread in qv_server_run runs them on the engine one at a time and hands text to the
- * waiting connection (a JSON answer, or server-sent events as tokens come).
+ * waiting connection (a JSON answer, or server-sent events as tokens come: server_out.c).
  *
- * A job is made by its connection thread, run by the engine thread, and freed by its connection thread
- * once the engine thread has marked it done (server mutex + one condition variable for every change).
- * The client's socket is dup()ed into the job, so the engine thread can poll it (peer closed?) between
+ * Jobs: see server_int.h (server mutex + one condition variable for every change). The client's socket is dup()ed into the job, so the engine thread can poll it (peer closed?) between
  * tokens without racing libmicrohttpd's own close of the original descriptor. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server.h"
@@ -27,62 +25,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
-#include "pipeline/server_req.h"
-
-enum { J_QUEUED, J_RUNNING, J_STARTED, J_DONE };
-
-typedef struct job {
-    struct job *next;
-    struct qv_server *s;
-    srv_req req;
-    char id[48];
-    time_t created;
-    int fd;                  /* dup of the client socket, -1 when unknown */
-    int state;               /* J_* (under s->mu) */
-    int gone;                /* the client went away (stream closed) */
-    int stop_hit;            /* a stop string was generated */
-    int rejected;            /* answered 503 at shutdown without running */
-    char *text;              /* everything generated so far */
-    size_t n, cap, visible;  /* visible: bytes that may be shown (stop strings cut or held back) */
-    qv_result res;
-    qv_status st;
-    qv_err err;
-    double t_queued, t_start, t_first, t_end;
-} job;
-
-typedef struct {
-    int code;
-    unsigned long n;
-} code_count;
-
-struct qv_server {
-    qv_engine *e;
-    qv_server_params p;
-    char *host, *api_key, *media_root, *model_id, *tmp_dir;
-    struct MHD_Daemon *d;
-    int port;
-    time_t started;
-    srv_cfg cfg;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job *head, *tail;
-    int n_queued, running, closing, live;
-    uint64_t req_no;
-    double avg_s;            /* running mean of request seconds (Retry-After) */
-    /* metrics (under mu) */
-    code_count codes[24];
-    unsigned long n_chat, n_cancelled, n_stream;
-    unsigned long long tok_prompt, tok_gen, tok_vision;
-    double sec_queue, sec_media, sec_vision, sec_prefill, sec_generate, ttft_sum;
-    unsigned long ttft_n;
-};
-
-typedef struct {
-    char *body;
-    size_t n, cap;
-    int too_big;
-    int counted;             /* a chat job of this connection counts in s->live */
-} conn;
+#include "pipeline/server_int.h"
 
 qv_server_params qv_server_default_params(void) {
     qv_server_params p;
@@ -106,55 +49,6 @@ int qv_server_host_is_loopback(const char *h) {
 
 int qv_server_port(const qv_server *s) { return s->port; }
 const char *qv_server_tmp_dir(const qv_server *s) { return s->tmp_dir; }
-
-/* ---- replies --------------------------------------------------------------------------------------- */
-
-static void count_code(qv_server *s, int code) {
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < sizeof s->codes / sizeof *s->codes; i++) {
-        if (s->codes[i].code == code || s->codes[i].code == 0) {
-            s->codes[i].code = code;
-            s->codes[i].n++;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* body is malloc'd and taken (NULL: out of memory -> the connection is dropped) */
-static enum MHD_Result reply(qv_server *s, struct MHD_Connection *c, int code, const char *ctype, char *body,
-                             const char *hdr, const char *val) {
-    if (!body) return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (hdr) MHD_add_response_header(r, hdr, val);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)code, r);
-    MHD_destroy_response(r);
-    count_code(s, code);
-    return ret;
-}
-
-static enum MHD_Result reply_json(qv_server *s, struct MHD_Connection *c, int code, cJSON *o) {
-    char *body = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    return reply(s, c, code, "application/json", body, NULL, NULL);
-}
-
-static enum MHD_Result reply_err(qv_server *s, struct MHD_Connection *c, const srv_error *e, const char *hdr,
-                                 const char *val) {
-    return reply(s, c, e->http, "application/json", srv_error_json(e), hdr, val);
-}
-
-static enum MHD_Result fail(qv_server *s, struct MHD_Connection *c, int http, const char *type, const char *code,
-                            const char *msg) {
-    srv_error e;
-    srv_fail(&e, http, type, code, NULL, "%s", msg);
-    return reply_err(s, c, &e, NULL, NULL);
-}
 
 /* ---- the engine side ------------------------------------------------------------------------------- */
 
@@ -319,244 +213,26 @@ void qv_server_run(qv_server *s, volatile sig_atomic_t *stop) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* ---- responses ------------------------------------------------------------------------------------- */
-
-static void job_free(job *j) {
-    if (!j) return;
-    srv_req_free(&j->req);
-    qv_result_free(&j->res);
-    free(j->text);
-    if (j->fd >= 0) close(j->fd);
-    free(j);
-}
-
-static const char *finish_reason(const job *j) {
-    return j->stop_hit || j->res.stopped ? "stop" : "length";
-}
-
-static cJSON *usage_json(const job *j) {
-    cJSON *u = cJSON_CreateObject();
-    cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->res.n_prompt);
-    cJSON_AddNumberToObject(u, "completion_tokens", j->res.n_gen);
-    cJSON_AddNumberToObject(u, "total_tokens", (double)j->res.n_prompt + j->res.n_gen);
-    cJSON_AddNumberToObject(u, "vision_tokens", (double)j->res.n_vision_tokens);
-    return u;
-}
-
-static cJSON *timings_json(const job *j) {
-    cJSON *t = cJSON_CreateObject();
-    cJSON_AddNumberToObject(t, "queue_s", j->t_start - j->t_queued);
-    cJSON_AddNumberToObject(t, "decode_media_s", j->res.t_decode_media);
-    cJSON_AddNumberToObject(t, "vision_s", j->res.t_vision);
-    cJSON_AddNumberToObject(t, "prefill_s", j->res.t_prefill);
-    cJSON_AddNumberToObject(t, "generate_s", j->res.t_generate);
-    cJSON_AddNumberToObject(t, "ttft_s", j->t_first > 0 ? j->t_first - j->t_start : 0);
-    return t;
-}
-
-static cJSON *ids_json(const int32_t *ids, int64_t n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int64_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
-    return a;
-}
-
-static cJSON *chunk_head(const job *j) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
-    cJSON_AddNumberToObject(o, "created", (double)j->created);
-    cJSON_AddStringToObject(o, "model", j->s->model_id);
-    return o;
-}
-
-/* the engine's message with the private temp paths of data: URLs replaced by "data: URL #k" */
-static void hide_tmp_paths(const job *j, char *msg, size_t cap) {
-    for (int k = 0; k < j->req.n_tmp; k++) {
-        const char *p = j->req.tmp_files[k];
-        char *at;
-        while (p && (at = strstr(msg, p)) != NULL) {
-            char rest[sizeof j->err.msg];
-            snprintf(rest, sizeof rest, "%s", at + strlen(p));
-            snprintf(at, cap - (size_t)(at - msg), "data: URL #%d%s", k + 1, rest);
-        }
-    }
-}
-
-/* the OpenAI error of a finished run (engine status -> HTTP status) */
-static void run_error(job *j, srv_error *e) {
-    hide_tmp_paths(j, j->err.msg, sizeof j->err.msg);
-    if (j->rejected) {
-        srv_fail(e, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
-        return;
-    }
-    switch (j->st) {
-    case QV_ERR_NOMEM:
-        if (strstr(j->err.msg, "context"))
-            srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", "messages", "%s", j->err.msg);
-        else srv_fail(e, 400, "invalid_request_error", NULL, "messages", "too large for this server: %s", j->err.msg);
-        break;
-    case QV_ERR_INVALID:
-    case QV_ERR_FORMAT:
-    case QV_ERR_IO:
-    case QV_ERR_UNSUPPORTED:
-        srv_fail(e, 400, "invalid_request_error", NULL, "messages", "%s", j->err.msg);
-        break;
-    case QV_ERR_CANCELLED:
-        srv_fail(e, 499, "invalid_request_error", "cancelled", NULL, "cancelled: the client went away");
-        break;
-    default:
-        srv_fail(e, 500, "server_error", NULL, NULL, "%s", j->err.msg[0] ? j->err.msg : "internal error");
-    }
-}
-
-static int run_ok(const job *j) {
-    return !j->rejected && (j->st == QV_OK || (j->st == QV_ERR_CANCELLED && j->stop_hit));
-}
-
-static enum MHD_Result reply_completion(qv_server *s, struct MHD_Connection *c, job *j) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "object", "chat.completion");
-    cJSON_AddNumberToObject(o, "created", (double)j->created);
-    cJSON_AddStringToObject(o, "model", s->model_id);
-    cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c0 = cJSON_CreateObject();
-    cJSON_AddItemToArray(ch, c0);
-    cJSON_AddNumberToObject(c0, "index", 0);
-    cJSON *m = cJSON_AddObjectToObject(c0, "message");
-    cJSON_AddStringToObject(m, "role", "assistant");
-    char save = j->text ? j->text[j->visible] : 0;
-    if (j->text) j->text[j->visible] = 0;
-    cJSON_AddStringToObject(m, "content", j->text ? j->text : "");
-    if (j->text) j->text[j->visible] = save;
-    cJSON_AddNullToObject(c0, "logprobs");
-    cJSON_AddStringToObject(c0, "finish_reason", finish_reason(j));
-    if (j->req.return_ids) {
-        cJSON_AddItemToObject(c0, "token_ids", ids_json(j->res.gen_ids, j->res.n_gen));
-        cJSON_AddItemToObject(o, "prompt_token_ids", ids_json(j->res.prompt_ids, j->res.n_prompt));
-    }
-    cJSON_AddItemToObject(o, "usage", usage_json(j));
-    cJSON_AddItemToObject(o, "timings", timings_json(j));
-    return reply_json(s, c, 200, o);
-}
-
-/* server-sent events: one "data: {chunk}\n\n" per piece of text, a last chunk with finish_reason, the
- * usage chunk when asked, then "data: [DONE]\n\n" */
-typedef struct {
-    job *j;
-    char *buf;
-    size_t n, off, cap, sent;
-    int role_sent, finished;
-} sse;
-
-static void sse_raw(sse *x, const char *a, const char *b, const char *c) {
-    size_t la = strlen(a), lb = strlen(b), lc = strlen(c), need = x->n + la + lb + lc + 1;
-    if (need > x->cap) {
-        size_t nc = x->cap ? x->cap : 1024;
-        while (nc < need) nc *= 2;
-        char *q = realloc(x->buf, nc);
-        if (!q) return; /* the event is lost; the stream still ends properly */
-        x->buf = q, x->cap = nc;
-    }
-    memcpy(x->buf + x->n, a, la);
-    memcpy(x->buf + x->n + la, b, lb);
-    memcpy(x->buf + x->n + la + lb, c, lc);
-    x->n += la + lb + lc;
-}
-
-static void sse_add(sse *x, cJSON *o) {
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (s) sse_raw(x, "data: ", s, "\n\n");
-    free(s);
-}
-
-static cJSON *delta_chunk(const job *j, const char *role, const char *content, size_t len, const char *finish) {
-    cJSON *o = chunk_head(j), *ch = cJSON_AddArrayToObject(o, "choices"), *c0 = cJSON_CreateObject();
-    cJSON_AddItemToArray(ch, c0);
-    cJSON_AddNumberToObject(c0, "index", 0);
-    cJSON *d = cJSON_AddObjectToObject(c0, "delta");
-    if (role) cJSON_AddStringToObject(d, "role", role);
-    if (content) {
-        char *t = strndup(content, len);
-        cJSON_AddStringToObject(d, "content", t ? t : "");
-        free(t);
-    }
-    cJSON_AddNullToObject(c0, "logprobs");
-    if (finish) cJSON_AddStringToObject(c0, "finish_reason", finish);
-    else cJSON_AddNullToObject(c0, "finish_reason");
-    return o;
-}
-
-static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max) {
-    (void)pos;
-    sse *x = cls;
-    job *j = x->j;
-    qv_server *s = j->s;
-    while (x->off == x->n) {
-        if (x->finished) return MHD_CONTENT_READER_END_OF_STREAM;
-        x->n = x->off = 0;
-        if (!x->role_sent) {
-            x->role_sent = 1;
-            sse_add(x, delta_chunk(j, "assistant", "", 0, NULL));
-            continue;
-        }
-        pthread_mutex_lock(&s->mu);
-        while (j->visible == x->sent && j->state != J_DONE) pthread_cond_wait(&s->cv, &s->mu);
-        size_t from = x->sent, to = j->visible;
-        int done = j->state == J_DONE;
-        x->sent = to;
-        pthread_mutex_unlock(&s->mu);
-        if (to > from) sse_add(x, delta_chunk(j, NULL, j->text + from, to - from, NULL));
-        if (done) { /* the text does not change any more: no lock needed below */
-            if (run_ok(j)) {
-                cJSON *f = delta_chunk(j, NULL, NULL, 0, finish_reason(j));
-                if (j->req.return_ids) {
-                    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(f, "choices"), 0);
-                    cJSON_AddItemToObject(c0, "token_ids", ids_json(j->res.gen_ids, j->res.n_gen));
-                }
-                sse_add(x, f);
-                if (j->req.include_usage) {
-                    cJSON *u = chunk_head(j);
-                    cJSON_AddArrayToObject(u, "choices");
-                    cJSON_AddItemToObject(u, "usage", usage_json(j));
-                    cJSON_AddItemToObject(u, "timings", timings_json(j));
-                    sse_add(x, u);
-                }
-            } else {
-                srv_error e;
-                run_error(j, &e);
-                char *s2 = srv_error_json(&e);
-                if (s2) sse_raw(x, "data: ", s2, "\n\n");
-                free(s2);
-            }
-            sse_raw(x, "data: [DONE]\n\n", "", "");
-            x->finished = 1;
-        }
-    }
-    size_t k = x->n - x->off < max ? x->n - x->off : max;
-    memcpy(out, x->buf + x->off, k);
-    x->off += k;
-    return (ssize_t)k;
-}
-
-static void sse_free(void *cls) {
-    sse *x = cls;
-    job *j = x->j;
-    qv_server *s = j->s;
-    pthread_mutex_lock(&s->mu);
-    j->gone = 1; /* stops the run at its next token when the stream ended early */
-    while (j->state != J_DONE) pthread_cond_wait(&s->cv, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-    job_free(j);
-    free(x->buf);
-    free(x);
-}
-
 /* ---- requests -------------------------------------------------------------------------------------- */
 
+static enum MHD_Result busy(qv_server *s, struct MHD_Connection *c) { /* called with s->mu held; unlocks */
+    int closing = s->closing;
+    double ra = s->avg_s * (s->n_queued + 1) + 1;
+    pthread_mutex_unlock(&s->mu);
+    char v[32];
+    snprintf(v, sizeof v, "%d", (int)(ra < 600 ? ra : 600));
+    srv_error er;
+    srv_fail(&er, 503, "server_error", closing ? "shutting_down" : "queue_full", NULL,
+             closing ? "the server is shutting down" : "the server is busy (queue full); retry later");
+    return srv_reply_err(s, c, &er, closing ? NULL : MHD_HTTP_HEADER_RETRY_AFTER, v);
+}
+
 static enum MHD_Result chat(qv_server *s, struct MHD_Connection *c, conn *cx) {
+    pthread_mutex_lock(&s->mu); /* a full queue refuses before the body is decoded */
+    if (s->closing || s->n_queued >= s->p.queue) return busy(s, c);
+    pthread_mutex_unlock(&s->mu);
     job *j = calloc(1, sizeof *j);
-    if (!j) return fail(s, c, 500, "server_error", NULL, "out of memory");
+    if (!j) return srv_reply_fail(s, c, 500, "server_error", NULL, "out of memory");
     j->s = s;
     j->fd = -1;
     srv_cfg cfg = s->cfg;
@@ -567,21 +243,15 @@ static enum MHD_Result chat(qv_server *s, struct MHD_Connection *c, conn *cx) {
     j->created = time(NULL);
     srv_error er;
     if (srv_req_parse(&j->req, cx->body, cx->n, &cfg, &er)) {
-        job_free(j);
-        return reply_err(s, c, &er, NULL, NULL);
+        srv_job_free(j);
+        return srv_reply_err(s, c, &er, NULL, NULL);
     }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci) j->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 3);
     pthread_mutex_lock(&s->mu);
     if (s->closing || s->n_queued >= s->p.queue) {
-        int closing = s->closing;
-        char ra[32];
-        snprintf(ra, sizeof ra, "%d", (int)(s->avg_s * (s->n_queued + 1) + 1 < 600 ? s->avg_s * (s->n_queued + 1) + 1 : 600));
-        pthread_mutex_unlock(&s->mu);
-        job_free(j);
-        srv_fail(&er, 503, "server_error", closing ? "shutting_down" : "queue_full", NULL,
-                 closing ? "the server is shutting down" : "the server is busy (queue full); retry later");
-        return reply_err(s, c, &er, closing ? NULL : MHD_HTTP_HEADER_RETRY_AFTER, ra);
+        srv_job_free(j); /* no lock needed: the job is still this thread's own */
+        return busy(s, c);
     }
     j->t_queued = qv_now();
     j->state = J_QUEUED;
@@ -597,75 +267,34 @@ static enum MHD_Result chat(qv_server *s, struct MHD_Connection *c, conn *cx) {
     while (j->state < (j->req.stream ? J_STARTED : J_DONE)) pthread_cond_wait(&s->cv, &s->mu);
     int done = j->state == J_DONE;
     pthread_mutex_unlock(&s->mu);
-    if (done && !run_ok(j)) {
-        run_error(j, &er);
-        job_free(j);
-        return reply_err(s, c, &er, NULL, NULL);
+    if (done && !srv_run_ok(j)) {
+        srv_run_error(j, &er);
+        srv_job_free(j);
+        return srv_reply_err(s, c, &er, NULL, NULL);
     }
     if (!j->req.stream) {
-        enum MHD_Result r = reply_completion(s, c, j);
-        job_free(j);
+        enum MHD_Result r = srv_reply_completion(s, c, j);
+        srv_job_free(j);
         return r;
     }
-    sse *x = calloc(1, sizeof *x);
-    struct MHD_Response *resp = x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, x, sse_free) : NULL;
+    srv_sse *x = calloc(1, sizeof *x);
+    struct MHD_Response *resp = x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, srv_sse_read, x, srv_sse_free) : NULL;
     if (!resp) {
         free(x);
         pthread_mutex_lock(&s->mu);
         j->gone = 1;
         while (j->state != J_DONE) pthread_cond_wait(&s->cv, &s->mu);
         pthread_mutex_unlock(&s->mu);
-        job_free(j);
+        srv_job_free(j);
         return MHD_NO;
     }
     x->j = j;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     enum MHD_Result r = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp); /* sse_free runs when the connection is done with it */
-    count_code(s, 200);
+    MHD_destroy_response(resp); /* srv_sse_free runs when the connection is done with it */
+    srv_count_code(s, 200);
     return r;
-}
-
-static enum MHD_Result metrics(qv_server *s, struct MHD_Connection *c) {
-    size_t cap = 8192;
-    char *b = malloc(cap);
-    if (!b) return MHD_NO;
-    size_t n = 0;
-#define OUT(...) n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__)
-    pthread_mutex_lock(&s->mu);
-    OUT("# HELP qv_http_requests_total HTTP requests answered, by status code.\n# TYPE qv_http_requests_total counter\n");
-    for (size_t i = 0; i < sizeof s->codes / sizeof *s->codes && s->codes[i].code; i++)
-        OUT("qv_http_requests_total{code=\"%d\"} %lu\n", s->codes[i].code, s->codes[i].n);
-    OUT("# HELP qv_chat_completions_total Chat completions run by the engine (finished, failed or cancelled).\n"
-        "# TYPE qv_chat_completions_total counter\nqv_chat_completions_total %lu\n", s->n_chat);
-    OUT("# HELP qv_chat_streams_total Chat completions asked for as a stream.\n"
-        "# TYPE qv_chat_streams_total counter\nqv_chat_streams_total %lu\n", s->n_stream);
-    OUT("# HELP qv_chat_cancelled_total Runs stopped because the client went away.\n"
-        "# TYPE qv_chat_cancelled_total counter\nqv_chat_cancelled_total %lu\n", s->n_cancelled);
-    OUT("# HELP qv_tokens_total Tokens by kind (prompt includes vision).\n# TYPE qv_tokens_total counter\n"
-        "qv_tokens_total{kind=\"prompt\"} %llu\nqv_tokens_total{kind=\"vision\"} %llu\n"
-        "qv_tokens_total{kind=\"completion\"} %llu\n", s->tok_prompt, s->tok_vision, s->tok_gen);
-    OUT("# HELP qv_queue_length Requests waiting for the engine.\n# TYPE qv_queue_length gauge\nqv_queue_length %d\n",
-        s->n_queued);
-    OUT("# HELP qv_queue_capacity Requests that may wait (--queue).\n# TYPE qv_queue_capacity gauge\n"
-        "qv_queue_capacity %d\n", s->p.queue);
-    OUT("# HELP qv_requests_running Requests on the engine now (0 or 1).\n# TYPE qv_requests_running gauge\n"
-        "qv_requests_running %d\n", s->running);
-    OUT("# HELP qv_stage_seconds_total Seconds spent per stage over all requests.\n"
-        "# TYPE qv_stage_seconds_total counter\n"
-        "qv_stage_seconds_total{stage=\"queue\"} %.6f\nqv_stage_seconds_total{stage=\"decode_media\"} %.6f\n"
-        "qv_stage_seconds_total{stage=\"vision\"} %.6f\nqv_stage_seconds_total{stage=\"prefill\"} %.6f\n"
-        "qv_stage_seconds_total{stage=\"generate\"} %.6f\n",
-        s->sec_queue, s->sec_media, s->sec_vision, s->sec_prefill, s->sec_generate);
-    OUT("# HELP qv_time_to_first_token_seconds From the start of a run to its first text.\n"
-        "# TYPE qv_time_to_first_token_seconds summary\nqv_time_to_first_token_seconds_sum %.6f\n"
-        "qv_time_to_first_token_seconds_count %lu\n", s->ttft_sum, s->ttft_n);
-    pthread_mutex_unlock(&s->mu);
-#undef OUT
-    if (n >= cap) n = cap - 1;
-    b[n] = 0;
-    return reply(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", b, NULL, NULL);
 }
 
 static enum MHD_Result get_route(qv_server *s, struct MHD_Connection *c, const char *url) {
@@ -677,7 +306,7 @@ static enum MHD_Result get_route(qv_server *s, struct MHD_Connection *c, const c
         cJSON_AddStringToObject(o, "status", closing ? "shutting down" : "ok");
         cJSON_AddNumberToObject(o, "queue", q);
         cJSON_AddNumberToObject(o, "running", run);
-        return reply_json(s, c, closing ? 503 : 200, o);
+        return srv_reply_json(s, c, closing ? 503 : 200, o);
     }
     if (!strcmp(url, "/v1/models")) {
         cJSON *o = cJSON_CreateObject(), *d = cJSON_AddArrayToObject(o, "data"), *m = cJSON_CreateObject();
@@ -687,10 +316,10 @@ static enum MHD_Result get_route(qv_server *s, struct MHD_Connection *c, const c
         cJSON_AddStringToObject(m, "object", "model");
         cJSON_AddNumberToObject(m, "created", (double)s->started);
         cJSON_AddStringToObject(m, "owned_by", "qv");
-        return reply_json(s, c, 200, o);
+        return srv_reply_json(s, c, 200, o);
     }
-    if (!strcmp(url, "/metrics")) return metrics(s, c);
-    return fail(s, c, 404, "invalid_request_error", "not_found", "no such endpoint");
+    if (!strcmp(url, "/metrics")) return srv_metrics(s, c);
+    return srv_reply_fail(s, c, 404, "invalid_request_error", "not_found", "no such endpoint");
 }
 
 static int auth_ok(qv_server *s, struct MHD_Connection *c) {
@@ -715,7 +344,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             srv_error e;
             srv_fail(&e, 401, "invalid_request_error", "invalid_api_key", NULL,
                      "a valid API key is required (Authorization: Bearer KEY)");
-            return reply_err(s, c, &e, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+            return srv_reply_err(s, c, &e, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
         }
         int chat_url = !strcmp(url, "/v1/chat/completions");
         if (post && chat_url) {
@@ -724,14 +353,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 srv_error e;
                 srv_fail(&e, 413, "invalid_request_error", "request_too_large", NULL,
                          "the request body is over the server's limit of %zu bytes (--max-body)", s->p.max_body);
-                return reply_err(s, c, &e, NULL, NULL);
+                return srv_reply_err(s, c, &e, NULL, NULL);
             }
             return MHD_YES; /* the body comes in the next calls */
         }
         if (!strcmp(method, "GET") && !chat_url) return get_route(s, c, url);
         if (chat_url || !strcmp(url, "/health") || !strcmp(url, "/v1/models") || !strcmp(url, "/metrics"))
-            return fail(s, c, 405, "invalid_request_error", "method_not_allowed", "method not allowed here");
-        return fail(s, c, 404, "invalid_request_error", "not_found", "no such endpoint");
+            return srv_reply_fail(s, c, 405, "invalid_request_error", "method_not_allowed", "method not allowed here");
+        return srv_reply_fail(s, c, 404, "invalid_request_error", "not_found", "no such endpoint");
     }
     if (*up_size) {
         size_t k = *up_size;
@@ -892,7 +521,7 @@ qv_status qv_server_create(qv_server **out, qv_engine *e, const qv_server_params
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)(s->p.queue + 16), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->p.conn_timeout_s,
+                            (unsigned)(s->p.queue + 64), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->p.conn_timeout_s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
     if (!s->d) {
         close(fd);

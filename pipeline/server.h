@@ -12,7 +12,7 @@
  * GET /metrics (Prometheus text). Every request, /health included, must carry "Authorization: Bearer KEY"
  * when an api_key is set (compared in constant time). Errors are OpenAI error objects with a 4xx/5xx.
  *
- * Threads: libmicrohttpd runs one thread per connection (at most queue + 16 connections); they parse
+ * Threads: libmicrohttpd runs one thread per connection (at most queue + 64 connections); they parse
  * and check requests and queue them. The engine runs on the thread that calls qv_server_run, one request
  * at a time, in arrival order; a full queue answers 503 with Retry-After. A request whose client has
  * gone (socket closed) is skipped, or stopped at its next frame, chunk or token (the engine's abort_cb),
