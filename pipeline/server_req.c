@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "pipeline/prompt.h"
+#include "pipeline/sampler.h"
 
 int srv_fail(srv_error *e, int http, const char *type, const char *code, const char *param, const char *fmt, ...) {
     e->http = http;
@@ -487,16 +488,18 @@ static int parse_media_opts(srv_req *r, const cJSON *o, srv_error *e) {
     int p;
     if ((p = get_num(o, "fps", 1e-3, 1000, 0, &d, e)) < 0) return -1;
     if (p) r->mo.fps = d;
-    if ((p = get_num(o, "max_frames", 2, 100000, 1, &d, e)) < 0) return -1;
+    /* bounds: the reference's own maxima (a request cannot make the engine allocate beyond what the
+     * defaults of the biggest inputs already need) */
+    if ((p = get_num(o, "max_frames", 2, QV_FPS_MAX_FRAMES, 1, &d, e)) < 0) return -1;
     if (p) {
         r->mo.max_frames = (int)d;
         if (r->mo.min_frames > r->mo.max_frames) r->mo.min_frames = r->mo.max_frames;
     }
-    if ((p = get_num(o, "min_pixels", 784, 1e12, 1, &d, e)) < 0) return -1;
+    if ((p = get_num(o, "min_pixels", 784, (double)QV_IMAGE_MAX_PIXELS, 1, &d, e)) < 0) return -1;
     if (p) r->mo.min_pixels = (int64_t)d;
-    if ((p = get_num(o, "max_pixels", 784, 1e12, 1, &d, e)) < 0) return -1;
+    if ((p = get_num(o, "max_pixels", 784, (double)QV_IMAGE_MAX_PIXELS, 1, &d, e)) < 0) return -1;
     if (p) r->mo.max_pixels = (int64_t)d;
-    if ((p = get_num(o, "total_pixels", 784, 1e15, 1, &d, e)) < 0) return -1;
+    if ((p = get_num(o, "total_pixels", 784, 128000.0 * 28 * 28, 1, &d, e)) < 0) return -1;
     if (p) r->mo.total_pixels = (int64_t)d;
     if ((p = get_num(o, "start", 0, 1e9, 0, &d, e)) < 0) return -1;
     if (p) r->mo.start_s = d;
@@ -555,7 +558,8 @@ static int parse_params(srv_req *r, const cJSON *o, srv_cfg *cfg, srv_error *e) 
         if (cJSON_IsArray(v)) one = NULL;
         for (int i = 0; i < n; i++) {
             it = one ? one : cJSON_GetArrayItem(v, i);
-            if (!cJSON_IsString(it) || !*it->valuestring || strlen(it->valuestring) > 256)
+            if (!cJSON_IsString(it) || !*it->valuestring || strlen(it->valuestring) > 256 ||
+                ((unsigned char)it->valuestring[0] & 0xC0) == 0x80) /* starts on a character (see server.c) */
                 return BAD(e, "stop", "'stop' must be a non-empty string (at most 256 bytes) or an array of them");
             if (!(r->stop[r->n_stop++] = strdup(it->valuestring)))
                 return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
