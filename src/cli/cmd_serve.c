@@ -1,6 +1,7 @@
 /* cmd_serve.c — `qv serve`: the OpenAI-compatible HTTP server (pipeline/server.h) on one engine.
  * Options, the API-key rule, signals (SIGTERM/SIGINT: finish the running request, then exit; a second
- * signal leaves at once) and the startup line ("listening on http://HOST:PORT", which tests read). */
+ * signal half a second later leaves at once) and the startup line ("listening on http://HOST:PORT",
+ * which tests read). */
 #include "cli.h"
 #include "cli_common.h"
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -15,9 +17,18 @@
 
 static volatile sig_atomic_t g_stop;
 
+/* SIGTERM / Ctrl-C: stop after the running request. A second one at least half a second later: leave
+ * now (as main.c's handler: one stop request may arrive twice within microseconds). */
 static void on_signal(int sig) {
     (void)sig;
-    if (g_stop) _exit(130);
+    static struct timespec first;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe */
+    if (g_stop) {
+        if ((double)(now.tv_sec - first.tv_sec) + (now.tv_nsec - first.tv_nsec) * 1e-9 >= 0.5) _exit(130);
+        return;
+    }
+    first = now;
     g_stop = 1;
 }
 
