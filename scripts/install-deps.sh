@@ -11,5 +11,6 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
   libopenblas-dev libcjson-dev zlib1g-dev libutf8proc-dev \
   libjpeg62-turbo-dev libwebp-dev libxxhash-dev \
+  libmicrohttpd-dev curl jq \
   clang \
   parallel  # GNU parallel: the local stand-in for the Slurm/Kubernetes samples (tests/fixture_cluster_samples.sh)

@@ -22,6 +22,7 @@ static const command k_commands[] = {
     {"batch", qv_cmd_batch, "run many jobs from a JSONL file, resumable"},
     {"chat", qv_cmd_chat, "ask questions about a video one after another (stdin), answers streamed"},
     {"cache", qv_cmd_cache, "list, measure or clear the cache of encoded videos and prompt prefixes"},
+    {"serve", qv_cmd_serve, "an OpenAI-compatible HTTP server (chat completions with video and images)"},
     {"demo", qv_cmd_demo, "make a demo model and clip, then run ask and subtitles on them"},
     {"info", qv_cmd_info, "check a model folder and print what it holds"},
     {"gen-weights", qv_cmd_gen_weights, "write a checkpoint with the deterministic weight formula"},
