@@ -151,6 +151,9 @@ static void run_job(qv_server *s, job *j) {
     s->tok_prompt += (unsigned long long)j->res.n_prompt;
     s->tok_gen += (unsigned long long)j->res.n_gen;
     s->tok_vision += (unsigned long long)j->res.n_vision_tokens;
+    s->cache_vision_hits += (unsigned long long)j->res.n_vision_cached;
+    s->cache_prefix_hits += j->res.n_prefix_reused > 0;
+    s->tok_cached += (unsigned long long)j->res.n_prefix_reused;
     s->sec_queue += j->t_start - j->t_queued;
     s->sec_media += j->res.t_decode_media;
     s->sec_vision += j->res.t_vision;

@@ -64,6 +64,7 @@ struct qv_server {
     unsigned long long tok_prompt, tok_gen, tok_vision;
     double sec_queue, sec_media, sec_vision, sec_prefill, sec_generate, ttft_sum;
     unsigned long ttft_n;
+    unsigned long long cache_vision_hits, cache_prefix_hits, tok_cached; /* the engine's caches (issue 11) */
 };
 
 typedef struct {

@@ -78,6 +78,8 @@ static cJSON *usage_json(const job *j) {
     cJSON_AddNumberToObject(u, "completion_tokens", j->res.n_gen);
     cJSON_AddNumberToObject(u, "total_tokens", (double)j->res.n_prompt + j->res.n_gen);
     cJSON_AddNumberToObject(u, "vision_tokens", (double)j->res.n_vision_tokens);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details"); /* OpenAI's name for reused prompt tokens */
+    cJSON_AddNumberToObject(d, "cached_tokens", (double)j->res.n_prefix_reused);
     return u;
 }
 
@@ -318,6 +320,11 @@ enum MHD_Result srv_metrics(qv_server *s, struct MHD_Connection *c) {
     OUT("# HELP qv_time_to_first_token_seconds From the start of a run to its first text.\n"
         "# TYPE qv_time_to_first_token_seconds summary\nqv_time_to_first_token_seconds_sum %.6f\n"
         "qv_time_to_first_token_seconds_count %lu\n", s->ttft_sum, s->ttft_n);
+    OUT("# HELP qv_cache_hits_total Cache hits: vision inputs not decoded nor encoded, runs that reused a prompt prefix.\n"
+        "# TYPE qv_cache_hits_total counter\nqv_cache_hits_total{kind=\"vision\"} %llu\n"
+        "qv_cache_hits_total{kind=\"prefix\"} %llu\n", s->cache_vision_hits, s->cache_prefix_hits);
+    OUT("# HELP qv_cached_prompt_tokens_total Prompt tokens whose KV came from a stored prefix (not prefilled).\n"
+        "# TYPE qv_cached_prompt_tokens_total counter\nqv_cached_prompt_tokens_total %llu\n", s->tok_cached);
     pthread_mutex_unlock(&s->mu);
 #undef OUT
     if (n >= cap) n = cap - 1;

@@ -2,9 +2,9 @@
 # fixture_serve.sh — `qv serve` on the tiny fixture model, driven with curl (jq reads the JSON):
 # a text question, an image as a data: URL and a video under --media-root give the same greedy ids and
 # text as `qv ask` (the video also the reference's greedy ids); a streamed answer parsed chunk by chunk
-# equals the plain one; stop strings; the security rules (file:// outside the root, "..", a symlink
-# escape, http(s), no/wrong API key on a non-loopback bind, an oversized body, 1000 malformed requests
-# then /health); a client that leaves mid-stream is cancelled and the next request is served at once;
+# equals the plain one; a second question about the video reuses its prefix; stop strings; the security
+# rules (file:// outside the root, "..", a symlink escape, http(s), no/wrong API key on a non-loopback
+# bind, an oversized body, 1000 malformed requests then /health); a client that leaves mid-stream is cancelled and the next request is served at once;
 # a full queue answers 503 + Retry-After; SIGTERM lets the running request finish, then the server exits.
 # Every server started here is killed on exit; every wait is bounded.
 set -u
@@ -24,6 +24,7 @@ command -v jq >/dev/null && command -v curl >/dev/null || { echo "jq and curl ar
 
 rm -rf "$T"
 mkdir -p "$T/root/sub" "$T/tmp" "$T/outside"
+export XDG_CACHE_HOME="$T/cache" # the engine's cache folder (qv serve and qv ask): a fresh one
 cp "$FX/media/sample_a.mp4" "$T/root/sub/clip.mp4"
 cp "$FX/media/image_c.png" "$T/outside/secret.png"
 ln -s "$T/outside/secret.png" "$T/root/escape.png"      # points outside the root
@@ -94,6 +95,18 @@ check eq "$(jq -c '.choices[0].token_ids' "$T/video.out")" "$(jq -c .greedy_ids 
 check eq "$(jq -c .prompt_token_ids "$T/video.out")" "$(jq -c .input_ids "$FX/golden/tiny_video.json")"
 check eq "$(jq -r .usage.vision_tokens "$T/video.out")" 432
 check eq "$(jq -r .usage.prompt_tokens "$T/video.out")" 460
+check eq "$(jq -r .usage.prompt_tokens_details.cached_tokens "$T/video.out")" 0
+# another question about the same video reuses the first one's prompt prefix (the engine's cache: up to
+# the end of the vision block), with the same ids as an uncached qv ask
+Q3="Which colours are there?"
+msg "$T/video3.json" "[{\"type\":\"video_url\",\"video_url\":{\"url\":\"file://$ROOT/sub/clip.mp4\"}},{\"type\":\"text\",\"text\":\"$Q3\"}]" \
+    ',"max_tokens":8,"return_token_ids":true'
+check eq "$(post "$T/video3.json")" 200
+cached=$(jq -r .usage.prompt_tokens_details.cached_tokens "$T/out.json")
+check [ "$cached" -gt 432 ] && check [ "$cached" -lt "$(jq -r .usage.prompt_tokens "$T/out.json")" ]
+"$QV" ask --model "$M" --threads 2 --quiet --json --no-cache --max-tokens 8 "$T/root/sub/clip.mp4" "$Q3" >"$T/ask_video3.json"
+check eq "$(jq -c '.choices[0].token_ids' "$T/out.json")" "$(jq -c .generated_ids "$T/ask_video3.json")"
+check grep -q '^qv_cache_hits_total{kind="prefix"} 1$' <<<"$(curl -s --max-time 10 "$URL/metrics")"
 # a symlink that stays inside the root, and per-request sampling fields (fewer frames -> fewer tokens)
 msg "$T/video2.json" "[{\"type\":\"video_url\",\"video_url\":{\"url\":\"file://$ROOT/inside.mp4\"}},{\"type\":\"text\",\"text\":\"$Q\"}]" \
     ',"max_tokens":2,"fps":1,"start":0.5,"end":2.5'
