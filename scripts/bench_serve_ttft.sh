@@ -54,4 +54,4 @@ ask() { # ask N QUESTION
 }
 ask 1 "What is happening in this video?"
 ask 2 "What colours do you see in this video?"
-curl -s "$URL/metrics" | grep -E '^qv_(prefix_cache|time_to_first)' || true
+curl -s "$URL/metrics" | grep -E '^qv_(cache_hits|cached_prompt|time_to_first)' || true
