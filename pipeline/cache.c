@@ -105,8 +105,8 @@ static void hash_hex(XXH128_hash_t h, qv_hash *out) {
 void qv_hash_bytes(const void *p, size_t n, qv_hash *out) { hash_hex(XXH3_128bits(p, n), out); }
 
 qv_status qv_hash_file(const char *path, qv_hash *out, qv_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
+    int fd = qv_open_regular(path, O_RDONLY, err);   /* a FIFO or a device is refused, not waited on */
+    if (fd < 0) return QV_ERR_IO;
     XXH3_state_t *s = XXH3_createState();
     enum { BLK = 4 << 20 };
     char *buf = malloc(BLK);
