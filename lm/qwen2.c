@@ -405,18 +405,6 @@ int qv_lm_n_ctx(const qv_lm_ctx *c) { return c->p.n_ctx; }
 
 /* ---------------------------------------------------------------- pieces of the forward pass */
 
-/* y[i] = w * (x[i] / sqrt(mean(x[i]^2) + eps)) for m rows of D */
-static void rmsnorm(float *y, const float *x, const uint16_t *w, int m, int D, float eps) {
-    for (int i = 0; i < m; i++) {
-        const float *xi = x + (size_t)i * D;
-        float *yi = y + (size_t)i * D;
-        double ss = 0;
-        for (int d = 0; d < D; d++) ss += (double)xi[d] * xi[d];
-        float r = (float)(1.0 / sqrt(ss / D + eps));
-        for (int d = 0; d < D; d++) yi[d] = qv_bf16_to_f32(w[d]) * (xi[d] * r);
-    }
-}
-
 /* cos/sin tables [m][hd/2] for token i at positions (pt, ph, pw)[i] */
 static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m) {
     const qv_lm *M = c->m;
@@ -433,83 +421,7 @@ static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m)
 /* rotate-half rotation of n_heads heads of hd in each of m rows of stride ld */
 static void rope_apply(const qv_lm_ctx *c, float *x, int m, int n_heads, size_t ld) {
     int hd = c->m->hp.head_dim, hh = hd / 2;
-    for (int i = 0; i < m; i++) {
-        const float *cs = c->cs + (size_t)i * hh, *sn = c->sn + (size_t)i * hh;
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + (size_t)i * ld + (size_t)h * hd;
-            for (int j = 0; j < hh; j++) {
-                float a = v[j], b = v[j + hh];
-                v[j] = a * cs[j] - b * sn[j];
-                v[j + hh] = b * cs[j] + a * sn[j];
-            }
-        }
-    }
-}
-
-/* exp on 4 lanes with GCC generic vectors (SSE2 on any x86-64, no ISA flags needed here): Cephes
- * expf's range reduction and polynomial, relative error ~1e-7; lanes below -87.3 give 0, above 88 are
- * clamped. The softmax and SiLU spend most of their time here (glibc expf is scalar). */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4f exp4(v4f x) {
-    const v4f lo = {-87.33654f, -87.33654f, -87.33654f, -87.33654f};
-    const v4f hi = {88.0f, 88.0f, 88.0f, 88.0f};
-    v4i under = x < lo, over = x > hi;
-    x = (v4f)(((v4i)x & ~under) | ((v4i)lo & under));
-    x = (v4f)(((v4i)x & ~over) | ((v4i)hi & over));
-    const float magic = 12582912.0f;                       /* 1.5 * 2^23: adds round to nearest */
-    v4f n = (x * 1.44269504088896341f + magic) - magic;
-    v4f r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    v4f z = r * r;
-    v4f y = 1.9875691500e-4f * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * z + r + 1.0f;
-    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
-    y = y * (v4f)e;
-    return (v4f)((v4i)y & ~under);
-}
-
-/* s[j] = exp(s[j] - m) for j < n; returns the sum. */
-static float exp_sub_sum(float *s, int n, float m) {
-    v4f acc = {0, 0, 0, 0}, vm = {m, m, m, m};
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        v4f v;
-        memcpy(&v, s + j, sizeof v);
-        v = exp4(v - vm);
-        memcpy(s + j, &v, sizeof v);
-        acc += v;
-    }
-    float t = acc[0] + acc[1] + acc[2] + acc[3];
-    if (j < n) {
-        v4f v = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-        memcpy(&v, s + j, (size_t)(n - j) * sizeof(float));
-        v = exp4(v - vm);
-        memcpy(s + j, &v, (size_t)(n - j) * sizeof(float));
-        for (int k = 0; k < n - j; k++) t += v[k];
-    }
-    return t;
-}
-
-/* max(m, s[0..n)) on 4 lanes */
-static float row_max(const float *s, int n, float m) {
-    v4f vm = {m, m, m, m};
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        v4f v;
-        memcpy(&v, s + j, sizeof v);
-        v4i gt = v > vm;
-        vm = (v4f)(((v4i)v & gt) | ((v4i)vm & ~gt));
-    }
-    float r = vm[0];
-    for (int k = 1; k < 4; k++) r = vm[k] > r ? vm[k] : r;
-    for (; j < n; j++) r = s[j] > r ? s[j] : r;
-    return r;
+    for (int i = 0; i < m; i++) qv_rope_half(x + (size_t)i * ld, n_heads, hd, c->cs + (size_t)i * hh, c->sn + (size_t)i * hh);
 }
 
 typedef struct {
@@ -569,13 +481,13 @@ static void attn_task(void *ctx, int ith, int nth) {
                     const int row = i * rep + r;
                     float *s = S + (size_t)row * ATTN_T;
                     if (valid <= 0) { memset(s, 0, (size_t)(small ? ATTN_T : tn) * sizeof *s); continue; }
-                    float m = row_max(s, valid, mx[row]);
+                    float m = qv_row_max(s, valid, mx[row]);
                     float corr = expf(mx[row] - m);           /* 0 on the first tile (-inf) */
                     if (corr != 1.0f) {
                         float *o = O + (size_t)row * hd;
                         for (int d = 0; d < hd; d++) o[d] *= corr;
                     }
-                    float acc = exp_sub_sum(s, valid, m);
+                    float acc = qv_exp_sub_sum(s, valid, m);
                     for (int j = valid; j < (small ? ATTN_T : tn); j++) s[j] = 0;
                     sum[row] = (float)(sum[row] * corr + acc);
                     mx[row] = m;
@@ -607,18 +519,7 @@ static void silu_task(void *ctx, int ith, int nth) {
     silu_args *a = ctx;
     int64_t lo, hi;
     qv_split((int64_t)a->n, ith, nth, 64, &lo, &hi);
-    int64_t i = lo;
-    for (; i + 4 <= hi; i += 4) {
-        v4f x, u;
-        memcpy(&x, a->g + i, sizeof x);
-        memcpy(&u, a->u + i, sizeof u);
-        x = x / (1.0f + exp4(-x)) * u;
-        memcpy(a->g + i, &x, sizeof x);
-    }
-    for (; i < hi; i++) {
-        float x = a->g[i];
-        a->g[i] = x / (1.0f + expf(-x)) * a->u[i];
-    }
+    if (hi > lo) qv_silu_mul(a->g + lo, a->u + lo, hi - lo);
 }
 
 /* Stores the chunk's k, v rows into the cache at [layer][n_past + i]. */
@@ -663,7 +564,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     LAP(attention_s);
     for (int l = 0; l < hp->n_layers; l++) {
         const lm_layer *L = &M->layers[l];
-        rmsnorm(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
+        qv_rmsnorm_bf16(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
         LAP(other_s);
         LIN(c->q, Hd, c->xn, L->wq, l * 7 + 0, L->bq, m, Hd, D);
         LIN(c->k, KVd, c->xn, L->wk, l * 7 + 1, L->bk, m, KVd, D);
@@ -678,7 +579,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
         LIN(c->xn, D, c->att, L->wo, l * 7 + 3, NULL, m, D, Hd);
         LAP(linear_s);
         for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
-        rmsnorm(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
+        qv_rmsnorm_bf16(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
         LAP(other_s);
         LIN(c->g, F, c->xn, L->wg, l * 7 + 4, NULL, m, F, D);
         LIN(c->u, F, c->xn, L->wu, l * 7 + 5, NULL, m, F, D);
@@ -703,7 +604,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     /* only the last row is needed for logits; all rows when dumping */
     int r0 = dump ? 0 : m - 1;
     t0 = qv_now();
-    rmsnorm(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
+    qv_rmsnorm_bf16(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
     if (dump) dump(du, "lm.norm", c->xn, m, D);
     LAP(other_s);
     if (logits) LIN(logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, hp->n_layers * 7, NULL, 1, hp->vocab, D);
