@@ -74,25 +74,50 @@ struct qv_lm_ctx {
 
 /* ---------------------------------------------------------------- weights */
 
-static const uint16_t *get_w(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, uint64_t *bytes,
-                             qv_err *err) {
-    const qv_tensor *t = qv_ckpt_get(ck, name);
-    if (!t) { qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s missing from the checkpoint", name); return NULL; }
-    int ok = t->dtype == QV_BF16 && ((d1 < 0 && t->ndim == 1 && t->shape[0] == d0) ||
-                                     (d1 >= 0 && t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1));
-    if (!ok) {
-        char sb[64];
-        qv_errf(err, t->dtype == QV_BF16 ? QV_ERR_FORMAT : QV_ERR_UNSUPPORTED,
-                "lm: tensor %s is %s %s, expected BF16 [%lld%s%lld]", name, qv_dtype_name(t->dtype),
-                qv_shape_str(t, sb, sizeof sb), (long long)d0, d1 >= 0 ? ", " : "", d1 >= 0 ? (long long)d1 : 0LL);
-        return NULL;
-    }
-    if (t->nbytes < (uint64_t)d0 * (uint64_t)(d1 < 0 ? 1 : d1) * 2) {
-        qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s is shorter than its shape", name);
-        return NULL;
-    }
-    *bytes += (uint64_t)d0 * (uint64_t)(d1 < 0 ? 1 : d1) * 2;
-    return t->data;
+/* The decoder's weight table (checkpoint.h): released names, shapes over lm_dims, where each binds. */
+enum { LM_D, LM_HD, LM_KVD, LM_F, LM_V, LM_UNTIED, LM_NDIMS };
+#define LG(nm, nd, d0, d1, fld) {nm, 0, nd, {d0, d1}, offsetof(struct qv_lm, fld), 0, 0}
+#define LL(nm, nd, d0, d1, fld) {"model.layers.%d." nm, 1, nd, {d0, d1}, offsetof(lm_layer, fld), 0, 0}
+static const qv_weight_def lm_weights[] = {
+    LG("model.embed_tokens.weight", 2, LM_V, LM_D, embed),
+    LL("input_layernorm.weight", 1, LM_D, 0, in_norm),
+    LL("post_attention_layernorm.weight", 1, LM_D, 0, post_norm),
+    LL("self_attn.q_proj.weight", 2, LM_HD, LM_D, wq),
+    LL("self_attn.q_proj.bias", 1, LM_HD, 0, bq),
+    LL("self_attn.k_proj.weight", 2, LM_KVD, LM_D, wk),
+    LL("self_attn.k_proj.bias", 1, LM_KVD, 0, bk),
+    LL("self_attn.v_proj.weight", 2, LM_KVD, LM_D, wv),
+    LL("self_attn.v_proj.bias", 1, LM_KVD, 0, bv),
+    LL("self_attn.o_proj.weight", 2, LM_D, LM_HD, wo),
+    LL("mlp.gate_proj.weight", 2, LM_F, LM_D, wg),
+    LL("mlp.up_proj.weight", 2, LM_F, LM_D, wu),
+    LL("mlp.down_proj.weight", 2, LM_D, LM_F, wd),
+    LG("model.norm.weight", 1, LM_D, 0, norm),
+    {"lm_head.weight", 0, 2, {LM_V, LM_D}, offsetof(struct qv_lm, lm_head), 0, LM_UNTIED + 1},
+};
+#undef LG
+#undef LL
+enum { LM_NW = sizeof lm_weights / sizeof *lm_weights };
+
+static void lm_dims(const qv_text_hparams *hp, int64_t d[LM_NDIMS]) {
+    d[LM_D] = hp->hidden;
+    d[LM_HD] = (int64_t)hp->n_heads * hp->head_dim;
+    d[LM_KVD] = (int64_t)hp->n_kv_heads * hp->head_dim;
+    d[LM_F] = hp->ffn;
+    d[LM_V] = hp->vocab;
+    d[LM_UNTIED] = !hp->tie_embeddings;
+}
+
+int qv_lm_tensor_specs(const qv_text_hparams *hp, qv_tensor_spec *specs) {
+    int64_t d[LM_NDIMS];
+    lm_dims(hp, d);
+    return qv_weights_specs(lm_weights, LM_NW, d, hp->n_layers, specs);
+}
+
+qv_status qv_lm_check(const qv_ckpt *ck, qv_err *err) {
+    int64_t d[LM_NDIMS];
+    lm_dims(&ck->cfg.text, d);
+    return qv_weights_bind(ck, lm_weights, LM_NW, d, ck->cfg.text.n_layers, NULL, NULL, 0, NULL, NULL, err);
 }
 
 qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
@@ -123,33 +148,12 @@ qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
         m->inv_freq[j] = 1.0f / pw;
         m->freq_row[j] = (int8_t)(j < hp->mrope_section[0] ? 0 : j < hp->mrope_section[0] + hp->mrope_section[1] ? 1 : 2);
     }
-    char name[160];
-#define W(dst, d0, d1, ...)                                                    \
-    do {                                                                       \
-        snprintf(name, sizeof name, __VA_ARGS__);                              \
-        if (!((dst) = get_w(ck, name, d0, d1, &m->weight_bytes, err))) goto fail; \
-    } while (0)
-    W(m->embed, V, D, "model.embed_tokens.weight");
-    W(m->norm, D, -1, "model.norm.weight");
-    if (qv_ckpt_get(ck, "lm_head.weight")) W(m->lm_head, V, D, "lm_head.weight");
-    else if (hp->tie_embeddings) m->lm_head = m->embed;
-    else { qv_errf(err, QV_ERR_FORMAT, "lm: lm_head.weight missing and embeddings are not tied"); goto fail; }
-    for (int l = 0; l < hp->n_layers; l++) {
-        lm_layer *L = &m->layers[l];
-        W(L->in_norm, D, -1, "model.layers.%d.input_layernorm.weight", l);
-        W(L->post_norm, D, -1, "model.layers.%d.post_attention_layernorm.weight", l);
-        W(L->wq, (int64_t)H * hd, D, "model.layers.%d.self_attn.q_proj.weight", l);
-        W(L->bq, (int64_t)H * hd, -1, "model.layers.%d.self_attn.q_proj.bias", l);
-        W(L->wk, (int64_t)KV * hd, D, "model.layers.%d.self_attn.k_proj.weight", l);
-        W(L->bk, (int64_t)KV * hd, -1, "model.layers.%d.self_attn.k_proj.bias", l);
-        W(L->wv, (int64_t)KV * hd, D, "model.layers.%d.self_attn.v_proj.weight", l);
-        W(L->bv, (int64_t)KV * hd, -1, "model.layers.%d.self_attn.v_proj.bias", l);
-        W(L->wo, D, (int64_t)H * hd, "model.layers.%d.self_attn.o_proj.weight", l);
-        W(L->wg, F, D, "model.layers.%d.mlp.gate_proj.weight", l);
-        W(L->wu, F, D, "model.layers.%d.mlp.up_proj.weight", l);
-        W(L->wd, D, F, "model.layers.%d.mlp.down_proj.weight", l);
-    }
-#undef W
+    int64_t dims[LM_NDIMS];
+    lm_dims(hp, dims);
+    if (qv_weights_bind(ck, lm_weights, LM_NW, dims, hp->n_layers, m, m->layers, sizeof *m->layers, NULL,
+                        &m->weight_bytes, err))
+        goto fail;
+    if (hp->tie_embeddings) m->lm_head = m->embed;
     *out = m;
     return QV_OK;
 fail:

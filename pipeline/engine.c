@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "pipeline/model.h"
 #include "pipeline/pixel_values.h"
 #include "pipeline/prompt.h"
 #include "safetensors.h"
@@ -81,7 +82,7 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
         st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = qv_ckpt_open(&e->ck, e->model_dir, err))) goto fail;
+    if ((st = qv_model_open(&e->ck, e->model_dir, err))) goto fail;
     qv_st_prefetch(e->ck->st); /* page the weights in while the media are decoded and encoded */
     if ((st = qv_tok_load(&e->tok, e->model_dir, err))) goto fail;
     if ((st = qv_vision_create(&e->vis, e->ck, err))) goto fail;

@@ -35,7 +35,7 @@ typedef struct {
     float rms_eps;           /* 1e-6 */
     double rope_theta;       /* 1e6 */
     int mrope_section[3];    /* [16,24,24]: frequencies per (t,h,w), sums to head_dim/2 */
-    int tie_embeddings;      /* lm_head shares embed_tokens */
+    int tie_embeddings;      /* the output projection is the input embedding */
     int bos_id, eos_id;      /* from config.json (eos may also come from generation config) */
     int vision_start_id, vision_end_id, vision_token_id, image_token_id, video_token_id;
 } qv_text_hparams;

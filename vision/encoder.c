@@ -61,44 +61,58 @@ struct qv_vision_ctx {
 /* ------------------------------------------------------------------------------------------------ */
 /* Weight table                                                                                      */
 
-static const qv_tensor *get_t(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
-    const qv_tensor *t = qv_ckpt_get(ck, name);
-    if (!t) { qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s missing from %s", name, ck->dir); return NULL; }
-    int64_t want = d1 > 0 ? d0 * d1 : d0;
-    if (qv_tensor_numel(t) != want || t->ndim < 1 || t->shape[0] != d0) {
-        char buf[96];
-        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s has shape %s, want [%lld%s%lld]", name,
-                qv_shape_str(t, buf, sizeof buf), (long long)d0, d1 > 0 ? ", " : "", (long long)(d1 > 0 ? d1 : 0));
-        return NULL;
-    }
-    if (t->nbytes != (uint64_t)want * qv_dtype_size(t->dtype)) {
-        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s: byte size does not match its shape", name);
-        return NULL;
-    }
-    return t;
+/* The encoder's weight table (checkpoint.h): released names, shapes over vis_dims, where each binds;
+ * LayerNorm parameters are widened into v->norms. */
+enum { VD_E, VD_3E, VD_M, VD_D, VD_ME, VD_C, VD_T, VD_P, VD_NDIMS };
+#define VG(nm, nd, d0, d1, fld, fl) {"visual." nm, 0, nd, {d0, d1}, offsetof(struct qv_vision, fld), fl, 0}
+#define VB(nm, nd, d0, d1, fld, fl) {"visual.blocks.%d." nm, 1, nd, {d0, d1}, offsetof(vblock, fld), fl, 0}
+static const qv_weight_def vis_weights[] = {
+    {"visual.patch_embed.proj.weight", 0, 5, {VD_E, VD_C, VD_T, VD_P, VD_P}, offsetof(struct qv_vision, patch_w), 0, 0},
+    VB("norm1.weight", 1, VD_E, 0, ln1_w, QV_W_F32),
+    VB("norm1.bias", 1, VD_E, 0, ln1_b, QV_W_F32),
+    VB("norm2.weight", 1, VD_E, 0, ln2_w, QV_W_F32),
+    VB("norm2.bias", 1, VD_E, 0, ln2_b, QV_W_F32),
+    VB("attn.qkv.weight", 2, VD_3E, VD_E, qkv_w, 0),
+    VB("attn.qkv.bias", 1, VD_3E, 0, qkv_b, 0),
+    VB("attn.proj.weight", 2, VD_E, VD_E, proj_w, 0),
+    VB("attn.proj.bias", 1, VD_E, 0, proj_b, 0),
+    VB("mlp.fc1.weight", 2, VD_M, VD_E, fc1_w, 0),
+    VB("mlp.fc1.bias", 1, VD_M, 0, fc1_b, 0),
+    VB("mlp.fc2.weight", 2, VD_E, VD_M, fc2_w, 0),
+    VB("mlp.fc2.bias", 1, VD_E, 0, fc2_b, 0),
+    VG("merger.ln_q.weight", 1, VD_E, 0, lnq_w, QV_W_F32),
+    VG("merger.ln_q.bias", 1, VD_E, 0, lnq_b, QV_W_F32),
+    VG("merger.mlp.0.weight", 2, VD_ME, VD_ME, m0_w, 0),
+    VG("merger.mlp.0.bias", 1, VD_ME, 0, m0_b, 0),
+    VG("merger.mlp.2.weight", 2, VD_D, VD_ME, m2_w, 0),
+    VG("merger.mlp.2.bias", 1, VD_D, 0, m2_b, 0),
+};
+#undef VG
+#undef VB
+enum { VIS_NW = sizeof vis_weights / sizeof *vis_weights };
+
+static void vis_dims(const qv_vision_hparams *hp, int64_t d[VD_NDIMS]) {
+    const int64_t E = hp->embed_dim, m = hp->spatial_merge_size;
+    d[VD_E] = E;
+    d[VD_3E] = 3 * E;
+    d[VD_M] = hp->mlp_dim;
+    d[VD_D] = hp->out_hidden;
+    d[VD_ME] = m * m * E;
+    d[VD_C] = hp->in_chans;
+    d[VD_T] = hp->temporal_patch_size;
+    d[VD_P] = hp->patch_size;
 }
 
-/* bf16 matrix or bias used in place */
-static const uint16_t *get_bf16(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
-    const qv_tensor *t = get_t(ck, name, d0, d1, err);
-    if (!t) return NULL;
-    if (t->dtype != QV_BF16) {
-        qv_errf(err, QV_ERR_UNSUPPORTED, "vision: tensor %s is %s; the encoder uses bf16 weights in place",
-                name, qv_dtype_name(t->dtype));
-        return NULL;
-    }
-    return (const uint16_t *)t->data;
+int qv_vision_tensor_specs(const qv_vision_hparams *hp, qv_tensor_spec *specs) {
+    int64_t d[VD_NDIMS];
+    vis_dims(hp, d);
+    return qv_weights_specs(vis_weights, VIS_NW, d, hp->depth, specs);
 }
 
-/* small float vector (LayerNorm), widened into dst */
-static int get_vec(const qv_ckpt *ck, const char *name, int64_t n, float *dst, qv_err *err) {
-    const qv_tensor *t = get_t(ck, name, n, 0, err);
-    if (!t) return 0;
-    if (!qv_convert_to_f32(dst, t->data, t->dtype, n)) {
-        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s has non-float dtype %s", name, qv_dtype_name(t->dtype));
-        return 0;
-    }
-    return 1;
+qv_status qv_vision_check(const qv_ckpt *ck, qv_err *err) {
+    int64_t d[VD_NDIMS];
+    vis_dims(&ck->cfg.vision, d);
+    return qv_weights_bind(ck, vis_weights, VIS_NW, d, ck->cfg.vision.depth, NULL, NULL, 0, NULL, NULL, err);
 }
 
 qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
@@ -122,37 +136,13 @@ qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
     v->merge = m;
     v->out_dim = hp->out_hidden;
     v->blocks = calloc((size_t)hp->depth, sizeof *v->blocks);
-    v->norms = malloc(((size_t)hp->depth * 4 + 2) * E * sizeof(float));
+    v->norms = malloc(((size_t)hp->depth * 4 + 2) * E * sizeof(float));   /* the QV_W_F32 rows below */
     if (!v->blocks || !v->norms) { qv_vision_free(v); return qv_errf(err, QV_ERR_NOMEM, "vision: out of memory"); }
-    char name[128];
-    const int64_t mE = (int64_t)m * m * E;
-#define NEED(expr) do { if (!(expr)) { qv_vision_free(v); return err->code; } } while (0)
-    NEED(v->patch_w = get_bf16(ck, "visual.patch_embed.proj.weight", E, P, err));
-    float *nw = v->norms;
-    for (int l = 0; l < hp->depth; l++) {
-        vblock *b = &v->blocks[l];
-#define BNAME(s) (snprintf(name, sizeof name, "visual.blocks.%d.%s", l, s), name)
-        NEED(get_vec(ck, BNAME("norm1.weight"), E, nw, err)); b->ln1_w = nw; nw += E;
-        NEED(get_vec(ck, BNAME("norm1.bias"), E, nw, err));   b->ln1_b = nw; nw += E;
-        NEED(get_vec(ck, BNAME("norm2.weight"), E, nw, err)); b->ln2_w = nw; nw += E;
-        NEED(get_vec(ck, BNAME("norm2.bias"), E, nw, err));   b->ln2_b = nw; nw += E;
-        NEED(b->qkv_w = get_bf16(ck, BNAME("attn.qkv.weight"), 3 * (int64_t)E, E, err));
-        NEED(b->qkv_b = get_bf16(ck, BNAME("attn.qkv.bias"), 3 * (int64_t)E, 0, err));
-        NEED(b->proj_w = get_bf16(ck, BNAME("attn.proj.weight"), E, E, err));
-        NEED(b->proj_b = get_bf16(ck, BNAME("attn.proj.bias"), E, 0, err));
-        NEED(b->fc1_w = get_bf16(ck, BNAME("mlp.fc1.weight"), M, E, err));
-        NEED(b->fc1_b = get_bf16(ck, BNAME("mlp.fc1.bias"), M, 0, err));
-        NEED(b->fc2_w = get_bf16(ck, BNAME("mlp.fc2.weight"), E, M, err));
-        NEED(b->fc2_b = get_bf16(ck, BNAME("mlp.fc2.bias"), E, 0, err));
-#undef BNAME
-    }
-    NEED(get_vec(ck, "visual.merger.ln_q.weight", E, nw, err)); v->lnq_w = nw; nw += E;
-    NEED(get_vec(ck, "visual.merger.ln_q.bias", E, nw, err));   v->lnq_b = nw; nw += E;
-    NEED(v->m0_w = get_bf16(ck, "visual.merger.mlp.0.weight", mE, mE, err));
-    NEED(v->m0_b = get_bf16(ck, "visual.merger.mlp.0.bias", mE, 0, err));
-    NEED(v->m2_w = get_bf16(ck, "visual.merger.mlp.2.weight", v->out_dim, mE, err));
-    NEED(v->m2_b = get_bf16(ck, "visual.merger.mlp.2.bias", v->out_dim, 0, err));
-#undef NEED
+    int64_t dims[VD_NDIMS];
+    vis_dims(hp, dims);
+    qv_status rc = qv_weights_bind(ck, vis_weights, VIS_NW, dims, hp->depth, v, v->blocks, sizeof *v->blocks, v->norms,
+                                   NULL, err);
+    if (rc) { qv_vision_free(v); return rc; }
     /* VisionRotaryEmbedding(dim = hd/2): inv_freq[j] = 10000^(-2j / (hd/2)), j < hd/4 */
     for (int j = 0; j < hd / 4; j++) v->inv_freq[j] = 1.0 / pow(10000.0, (2.0 * j) / (hd / 2));
     *out = v;

@@ -9,6 +9,7 @@
 #include "core.h"
 #include "kernels.h"
 #include "lm/lm.h"
+#include "pipeline/model.h"
 #include "safetensors.h"
 #include "tensor.h"
 #include "threads.h"
@@ -182,7 +183,7 @@ static int bench_model(const model_opts *o) {
     int rc = 1;
 
     double t0 = qv_now();
-    if ((st = qv_ckpt_open(&ck, o->model, &err))) goto done;
+    if ((st = qv_model_open(&ck, o->model, &err))) goto done;
     if ((st = qv_lm_create(&lm, ck, &err))) goto done;
     if (o->vision && (st = qv_vision_create(&vis, ck, &err))) goto done;
     double t_load = qv_now() - t0;
