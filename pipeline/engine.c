@@ -12,11 +12,11 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "pipeline/model.h"
-#include "pipeline/pixel_values.h"
-#include "pipeline/prompt.h"
+#include "model.h"
+#include "pixel_values.h"
+#include "prompt.h"
 #include "safetensors.h"
-#include "vision/encoder.h"
+#include "encoder.h"
 
 struct qv_engine {
     qv_engine_params p;

@@ -1,8 +1,8 @@
 /* model.c — the checkpoint checked against both models' weight tables (model.h). */
-#include "pipeline/model.h"
+#include "model.h"
 
-#include "lm/lm.h"
-#include "vision/encoder.h"
+#include "lm.h"
+#include "encoder.h"
 
 qv_status qv_model_open(qv_ckpt **out, const char *dir, qv_err *err) {
     qv_ckpt *ck;

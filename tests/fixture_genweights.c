@@ -2,7 +2,7 @@
  * golden/formula_vectors.json (7B shapes) and the tiny checkpoint, tensor by tensor, byte for byte. */
 #include "checkpoint.h"
 #include "genweights.h"
-#include "pipeline/model.h"
+#include "model.h"
 #include "safetensors.h"
 #include "test.h"
 

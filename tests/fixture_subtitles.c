@@ -4,8 +4,8 @@
  * (monotonic, non-overlapping, inside the clip), the JSON must parse and agree with them, and the
  * windows must tile the clip. Also --start/--end and a bad input's error. */
 #include "genweights.h"
-#include "pipeline/model.h"
-#include "pipeline/demo.h"
+#include "model.h"
+#include "demo.h"
 #include "test.h"
 #include "unit_output_subcheck.h"
 

@@ -4,7 +4,7 @@
 #define _GNU_SOURCE
 #include "checkpoint.h"
 #include "genweights.h"
-#include "pipeline/model.h"
+#include "model.h"
 #include "safetensors.h"
 #include "test.h"
 

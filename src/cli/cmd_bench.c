@@ -8,12 +8,12 @@
 #include "checkpoint.h"
 #include "core.h"
 #include "kernels.h"
-#include "lm/lm.h"
-#include "pipeline/model.h"
+#include "lm.h"
+#include "model.h"
 #include "safetensors.h"
 #include "tensor.h"
 #include "threads.h"
-#include "vision/encoder.h"
+#include "encoder.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -5,8 +5,8 @@
 #include "cli.h"
 #include "cli_tool.h"
 #include "genweights.h"
-#include "pipeline/demo.h"
-#include "pipeline/model.h"
+#include "demo.h"
+#include "model.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* cmd_gen_weights.c — qv gen-weights: write a complete checkpoint by the deterministic weight formula. */
 #include "cli.h"
 #include "genweights.h"
-#include "pipeline/model.h"
+#include "model.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* cmd_info.c — qv info: validate a model folder and print what it holds (or the one-line error). */
 #include "checkpoint.h"
-#include "pipeline/model.h"
+#include "model.h"
 #include "cli.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <string.h>
 
