@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "checkpoint.h"
 #include "model.h"
 #include "pixel_values.h"
@@ -486,14 +487,8 @@ typedef struct {
 
 static qv_status text_add(text_acc *t, const char *piece, size_t len, qv_err *err) {
     if (!len) return QV_OK;
-    if (t->n + len + 1 > t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 1024;
-        while (nc < t->n + len + 1) nc *= 2;
-        char *q = realloc(t->p, nc);
-        if (!q) return qv_errf(err, QV_ERR_NOMEM, "out of memory for the generated text");
-        t->p = q;
-        t->cap = nc;
-    }
+    if (!qv_grow((void **)&t->p, &t->cap, t->n + len + 1))
+        return qv_errf(err, QV_ERR_NOMEM, "out of memory for the generated text");
     memcpy(t->p + t->n, piece, len);
     t->n += len;
     t->p[t->n] = 0;
