@@ -76,6 +76,7 @@ struct qv_lm_ctx {
 
 /* The decoder's weight table (checkpoint.h): released names, shapes over lm_dims, where each binds. */
 enum { LM_D, LM_HD, LM_KVD, LM_F, LM_V, LM_UNTIED, LM_NDIMS };
+_Static_assert((int)LM_NDIMS <= (int)QV_WEIGHT_DIMS, "lm dims");
 #define LG(nm, nd, d0, d1, fld) {nm, 0, nd, {d0, d1}, offsetof(struct qv_lm, fld), 0, 0}
 #define LL(nm, nd, d0, d1, fld) {"model.layers.%d." nm, 1, nd, {d0, d1}, offsetof(lm_layer, fld), 0, 0}
 static const qv_weight_def lm_weights[] = {
@@ -99,7 +100,7 @@ static const qv_weight_def lm_weights[] = {
 #undef LL
 enum { LM_NW = sizeof lm_weights / sizeof *lm_weights };
 
-static void lm_dims(const qv_text_hparams *hp, int64_t d[LM_NDIMS]) {
+static void lm_dims(const qv_text_hparams *hp, int64_t *d) {
     d[LM_D] = hp->hidden;
     d[LM_HD] = (int64_t)hp->n_heads * hp->head_dim;
     d[LM_KVD] = (int64_t)hp->n_kv_heads * hp->head_dim;
@@ -108,16 +109,10 @@ static void lm_dims(const qv_text_hparams *hp, int64_t d[LM_NDIMS]) {
     d[LM_UNTIED] = !hp->tie_embeddings;
 }
 
-int qv_lm_tensor_specs(const qv_text_hparams *hp, qv_tensor_spec *specs) {
-    int64_t d[LM_NDIMS];
-    lm_dims(hp, d);
-    return qv_weights_specs(lm_weights, LM_NW, d, hp->n_layers, specs);
-}
-
-qv_status qv_lm_check(const qv_ckpt *ck, qv_err *err) {
-    int64_t d[LM_NDIMS];
-    lm_dims(&ck->cfg.text, d);
-    return qv_weights_bind(ck, lm_weights, LM_NW, d, ck->cfg.text.n_layers, NULL, NULL, 0, NULL, NULL, err);
+const qv_weight_def *qv_lm_weights(const qv_text_hparams *hp, int64_t dims[QV_WEIGHT_DIMS], int *n_rows) {
+    lm_dims(hp, dims);
+    *n_rows = LM_NW;
+    return lm_weights;
 }
 
 qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
@@ -148,7 +143,7 @@ qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
         m->inv_freq[j] = 1.0f / pw;
         m->freq_row[j] = (int8_t)(j < hp->mrope_section[0] ? 0 : j < hp->mrope_section[0] + hp->mrope_section[1] ? 1 : 2);
     }
-    int64_t dims[LM_NDIMS];
+    int64_t dims[QV_WEIGHT_DIMS];
     lm_dims(hp, dims);
     if (qv_weights_bind(ck, lm_weights, LM_NW, dims, hp->n_layers, m, m->layers, sizeof *m->layers, NULL,
                         &m->weight_bytes, err))

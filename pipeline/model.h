@@ -10,7 +10,7 @@
 
 #include "checkpoint.h"
 
-/* qv_ckpt_open, then qv_vision_check and qv_lm_check: a missing tensor, a shape the config does not
+/* qv_ckpt_open, then both weight tables checked (qv_weights_bind, nothing bound): a missing tensor, a shape the config does not
  * imply or a dtype other than bf16 is an error naming the folder and the tensor. */
 qv_status qv_model_open(qv_ckpt **out, const char *dir, qv_err *err);
 

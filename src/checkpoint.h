@@ -26,6 +26,7 @@ typedef struct {
  * expressions over the config in the simplest form: indices into a dimension vector the model computes
  * from its hyperparameters (dims[]), so one table drives loading, validation and gen-weights. */
 enum { QV_W_F32 = 1 };   /* flags: bound as a widened float copy (into the caller's arena), not in place */
+enum { QV_WEIGHT_DIMS = 16 };   /* the most dimensions a model's table may index */
 typedef struct {
     const char *name;    /* released-layout name; per-layer rows hold one %d (the layer index) */
     int per_layer;       /* a run of per-layer rows repeats for every layer before the next global row */

@@ -64,6 +64,7 @@ struct qv_vision_ctx {
 /* The encoder's weight table (checkpoint.h): released names, shapes over vis_dims, where each binds;
  * LayerNorm parameters are widened into v->norms. */
 enum { VD_E, VD_3E, VD_M, VD_D, VD_ME, VD_C, VD_T, VD_P, VD_NDIMS };
+_Static_assert((int)VD_NDIMS <= (int)QV_WEIGHT_DIMS, "vision dims");
 #define VG(nm, nd, d0, d1, fld, fl) {"visual." nm, 0, nd, {d0, d1}, offsetof(struct qv_vision, fld), fl, 0}
 #define VB(nm, nd, d0, d1, fld, fl) {"visual.blocks.%d." nm, 1, nd, {d0, d1}, offsetof(vblock, fld), fl, 0}
 static const qv_weight_def vis_weights[] = {
@@ -91,7 +92,7 @@ static const qv_weight_def vis_weights[] = {
 #undef VB
 enum { VIS_NW = sizeof vis_weights / sizeof *vis_weights };
 
-static void vis_dims(const qv_vision_hparams *hp, int64_t d[VD_NDIMS]) {
+static void vis_dims(const qv_vision_hparams *hp, int64_t *d) {
     const int64_t E = hp->embed_dim, m = hp->spatial_merge_size;
     d[VD_E] = E;
     d[VD_3E] = 3 * E;
@@ -103,16 +104,10 @@ static void vis_dims(const qv_vision_hparams *hp, int64_t d[VD_NDIMS]) {
     d[VD_P] = hp->patch_size;
 }
 
-int qv_vision_tensor_specs(const qv_vision_hparams *hp, qv_tensor_spec *specs) {
-    int64_t d[VD_NDIMS];
-    vis_dims(hp, d);
-    return qv_weights_specs(vis_weights, VIS_NW, d, hp->depth, specs);
-}
-
-qv_status qv_vision_check(const qv_ckpt *ck, qv_err *err) {
-    int64_t d[VD_NDIMS];
-    vis_dims(&ck->cfg.vision, d);
-    return qv_weights_bind(ck, vis_weights, VIS_NW, d, ck->cfg.vision.depth, NULL, NULL, 0, NULL, NULL, err);
+const qv_weight_def *qv_vision_weights(const qv_vision_hparams *hp, int64_t dims[QV_WEIGHT_DIMS], int *n_rows) {
+    vis_dims(hp, dims);
+    *n_rows = VIS_NW;
+    return vis_weights;
 }
 
 qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
@@ -138,7 +133,7 @@ qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
     v->blocks = calloc((size_t)hp->depth, sizeof *v->blocks);
     v->norms = malloc(((size_t)hp->depth * 4 + 2) * E * sizeof(float));   /* the QV_W_F32 rows below */
     if (!v->blocks || !v->norms) { qv_vision_free(v); return qv_errf(err, QV_ERR_NOMEM, "vision: out of memory"); }
-    int64_t dims[VD_NDIMS];
+    int64_t dims[QV_WEIGHT_DIMS];
     vis_dims(hp, dims);
     qv_status rc = qv_weights_bind(ck, vis_weights, VIS_NW, dims, hp->depth, v, v->blocks, sizeof *v->blocks, v->norms,
                                    NULL, err);
