@@ -5,19 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-int qv_grow(void **p, size_t *cap, size_t need) {
+int qv_grow_n(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 1;
     size_t nc = *cap ? *cap : 256;
     while (nc < need) {
         if (nc > SIZE_MAX / 2) return 0;
         nc *= 2;
     }
-    void *q = realloc(*p, nc);
+    if (elem && nc > SIZE_MAX / elem) return 0;
+    void *q = realloc(*p, nc * elem);
     if (!q) return 0;
     *p = q;
     *cap = nc;
     return 1;
 }
+
+int qv_grow(void **p, size_t *cap, size_t need) { return qv_grow_n(p, cap, need, 1); }
 
 int qv_buf_put(qv_buf *b, const void *s, size_t n) {
     if (b->oom) return 0;

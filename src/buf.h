@@ -14,6 +14,8 @@
  * until it fits, the contents are kept. 1 on success; 0 when out of memory or need overflows, with *p
  * and *cap unchanged. */
 int qv_grow(void **p, size_t *cap, size_t need);
+/* The same for an array of elem-byte elements, *cap and need counted in elements. */
+int qv_grow_n(void **p, size_t *cap, size_t need, size_t elem);
 
 typedef struct {
     char *p;        /* NUL-terminated once anything was put */

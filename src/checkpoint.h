@@ -5,7 +5,7 @@
  *   if (qv_ckpt_open(&ck, "path/to/Qwen2-VL-7B", &err)) ...
  *   const qv_tensor *w = qv_ckpt_get(ck, name);   // name in the released layout
  *
- * Names are always asked for in the released layout (`visual.*`, `model.*`, `lm_head.weight`);
+ * Names are always asked for in the released layout (`visual.*`, `model.*`, ...);
  * checkpoints re-saved by newer transformers (`model.visual.*`, `model.language_model.*`) are mapped
  * transparently. qv_ckpt_open reads the config and maps the files; which tensors must be there is each
  * model's weight table (lm/, vision/: qv_weight_def rows), checked and bound by qv_weights_bind (the

@@ -1,5 +1,5 @@
-/* unit_buf.c — the core's growable buffer (buf.h): qv_grow keeps contents and doubles from 256, refuses
- * an overflowing size; qv_buf appends, stays NUL-terminated, hands over "" when empty; an allocation
+/* unit_buf.c — the core's growable buffer (buf.h): qv_grow / qv_grow_n keep contents and double from
+ * 256, refuse an overflowing size; qv_buf appends, stays NUL-terminated, hands over "" when empty; an allocation
  * failure (the seam's fault injector, alloc.h) makes the buffer sticky-oom and finish return NULL. */
 #include "test.h"
 #include "alloc.h"
@@ -15,6 +15,12 @@ int main(void) {
     CHECK(qv_grow(&p, &cap, 257) && cap == 512 && ((char *)p)[255] == 'x');
     CHECK(qv_grow(&p, &cap, 100) && cap == 512);              /* already fits: unchanged */
     CHECK(!qv_grow(&p, &cap, SIZE_MAX) && cap == 512 && p);   /* overflow refused, buffer kept */
+    free(p);
+    p = NULL;
+    cap = 0;
+    CHECK(qv_grow_n(&p, &cap, 300, sizeof(double)) && cap == 512);   /* elements */
+    ((double *)p)[511] = 1.0;
+    CHECK(!qv_grow_n(&p, &cap, 513, SIZE_MAX / 8) && cap == 512);    /* bytes would overflow */
     free(p);
 
     qv_buf b = {0};
