@@ -533,7 +533,7 @@ static qv_status scan_object(jscan *s, cJSON *obj, int is_model, big_spans *bs, 
         qv_status st = QV_OK;
         if (!is_model && strcmp(key, "model") == 0) {
             cJSON *m = cJSON_CreateObject();
-            if (!m || !cJSON_AddItemToObject(obj, key, m)) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+            if (!m || !cJSON_AddItemToObject(obj, key, m)) cJSON_Delete(m), st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
             else st = scan_object(s, m, 1, bs, src, base, err);
         } else if (!js_skip(s)) {
             st = qv_errf(err, QV_ERR_FORMAT, "%s: not valid JSON (near byte %ld)", src, (long)(s->p - base));
