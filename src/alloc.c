@@ -1,10 +1,4 @@
 /* alloc.c — the allocation seam (alloc.h): libc's allocator behind a counter and a one-shot fault. */
-#include "alloc.h"
-
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <stdatomic.h>
-
 /* this file is compiled with the seam's header forced in too: the names here are libc's */
 #undef malloc
 #undef calloc
@@ -13,6 +7,15 @@
 #undef strdup
 #undef strndup
 #undef posix_memalign
+#define _GNU_SOURCE
+#include "alloc.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 static atomic_uint_fast64_t g_count;      /* allocations since the last arming */
 static atomic_uint_fast64_t g_fail_at;    /* 0: off */
@@ -39,7 +42,7 @@ int qv_posix_memalign(void **out, size_t align, size_t n) {
 
 static void *hook_malloc(size_t n) { return qv_malloc(n); }
 
-void qv_alloc_fail_at(uint64_t n) {
+void qv_alloc_fail_at(unsigned long long n) {
     static atomic_int hooked;
     if (!atomic_exchange(&hooked, 1)) {
         cJSON_Hooks h = {hook_malloc, qv_free};
@@ -50,4 +53,4 @@ void qv_alloc_fail_at(uint64_t n) {
     atomic_store(&g_fail_at, n);
 }
 
-uint64_t qv_alloc_count(void) { return atomic_load(&g_count); }
+unsigned long long qv_alloc_count(void) { return atomic_load(&g_count); }

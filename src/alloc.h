@@ -2,7 +2,7 @@
  * posix_memalign in library code (src/ minus the CLI, tokenizer/, vision/, lm/, pipeline/) goes through
  * qv_malloc & co. The build makes that so without a call site to remember: each library target is
  * compiled with `-include alloc.h -DQV_ALLOC_SEAM` (CMakeLists.txt, qv_layer), which maps the standard
- * names onto these after <stdlib.h> and <string.h> are in. Programs on top (CLI, tests) keep libc's.
+ * names onto these. Programs on top (CLI, tests) keep libc's.
  *
  * The seam is plain malloc underneath (memory from either side may be freed by the other), plus a
  * counter and a fault injector for tests:
@@ -12,21 +12,19 @@
 #ifndef QV_ALLOC_H
 #define QV_ALLOC_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-void *qv_malloc(size_t n);
-void *qv_calloc(size_t n, size_t size);
-void *qv_realloc(void *p, size_t n);
+/* No system header here: forced in before a file's own lines, this header must not fix the file's
+ * feature-test macros (_GNU_SOURCE); the standard declarations that follow it are then read through
+ * the macros below as (compatible) declarations of the qv_ functions. */
+void *qv_malloc(__SIZE_TYPE__ n);
+void *qv_calloc(__SIZE_TYPE__ n, __SIZE_TYPE__ size);
+void *qv_realloc(void *p, __SIZE_TYPE__ n);
 void qv_free(void *p);
 char *qv_strdup(const char *s);
-char *qv_strndup(const char *s, size_t n);
-int qv_posix_memalign(void **out, size_t align, size_t n);
+char *qv_strndup(const char *s, __SIZE_TYPE__ n);
+int qv_posix_memalign(void **out, __SIZE_TYPE__ align, __SIZE_TYPE__ n);
 
-void qv_alloc_fail_at(uint64_t n);
-uint64_t qv_alloc_count(void);
+void qv_alloc_fail_at(unsigned long long n);
+unsigned long long qv_alloc_count(void);
 
 #ifdef QV_ALLOC_SEAM
 #define malloc(n) qv_malloc(n)
