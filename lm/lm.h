@@ -42,6 +42,9 @@ typedef struct qv_lm qv_lm;
 /* Looks up every decoder tensor (released names), checks shapes against ck->cfg.text; borrows ck. */
 qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err);
 void qv_lm_free(qv_lm *m);                                 /* NULL-safe */
+/* The decoder's weight table (checkpoint.h: released names, shapes, in file order; per-layer rows
+ * repeat n_layers times) and the dimensions its shapes index, for a text config. */
+const qv_weight_def *qv_lm_weights(const qv_text_hparams *hp, int64_t dims[QV_WEIGHT_DIMS], int *n_rows);
 const qv_text_hparams *qv_lm_hparams(const qv_lm *m);
 /* Weight format of the big matrices (q, k, v, o, gate, up, down, lm_head; embeddings stay bf16):
  * QV_QUANT_Q8 makes 8-bit copies now (src/quant.h; threaded on pool; ~1.1 bytes per weight, one

@@ -74,25 +74,45 @@ struct qv_lm_ctx {
 
 /* ---------------------------------------------------------------- weights */
 
-static const uint16_t *get_w(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, uint64_t *bytes,
-                             qv_err *err) {
-    const qv_tensor *t = qv_ckpt_get(ck, name);
-    if (!t) { qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s missing from the checkpoint", name); return NULL; }
-    int ok = t->dtype == QV_BF16 && ((d1 < 0 && t->ndim == 1 && t->shape[0] == d0) ||
-                                     (d1 >= 0 && t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1));
-    if (!ok) {
-        char sb[64];
-        qv_errf(err, t->dtype == QV_BF16 ? QV_ERR_FORMAT : QV_ERR_UNSUPPORTED,
-                "lm: tensor %s is %s %s, expected BF16 [%lld%s%lld]", name, qv_dtype_name(t->dtype),
-                qv_shape_str(t, sb, sizeof sb), (long long)d0, d1 >= 0 ? ", " : "", d1 >= 0 ? (long long)d1 : 0LL);
-        return NULL;
-    }
-    if (t->nbytes < (uint64_t)d0 * (uint64_t)(d1 < 0 ? 1 : d1) * 2) {
-        qv_errf(err, QV_ERR_FORMAT, "lm: tensor %s is shorter than its shape", name);
-        return NULL;
-    }
-    *bytes += (uint64_t)d0 * (uint64_t)(d1 < 0 ? 1 : d1) * 2;
-    return t->data;
+/* The decoder's weight table (checkpoint.h): released names, shapes over lm_dims, where each binds. */
+enum { LM_D, LM_HD, LM_KVD, LM_F, LM_V, LM_UNTIED, LM_NDIMS };
+_Static_assert((int)LM_NDIMS <= (int)QV_WEIGHT_DIMS, "lm dims");
+#define LG(nm, nd, d0, d1, fld) {nm, 0, nd, {d0, d1}, offsetof(struct qv_lm, fld), 0, 0}
+#define LL(nm, nd, d0, d1, fld) {"model.layers.%d." nm, 1, nd, {d0, d1}, offsetof(lm_layer, fld), 0, 0}
+static const qv_weight_def lm_weights[] = {
+    LG("model.embed_tokens.weight", 2, LM_V, LM_D, embed),
+    LL("input_layernorm.weight", 1, LM_D, 0, in_norm),
+    LL("post_attention_layernorm.weight", 1, LM_D, 0, post_norm),
+    LL("self_attn.q_proj.weight", 2, LM_HD, LM_D, wq),
+    LL("self_attn.q_proj.bias", 1, LM_HD, 0, bq),
+    LL("self_attn.k_proj.weight", 2, LM_KVD, LM_D, wk),
+    LL("self_attn.k_proj.bias", 1, LM_KVD, 0, bk),
+    LL("self_attn.v_proj.weight", 2, LM_KVD, LM_D, wv),
+    LL("self_attn.v_proj.bias", 1, LM_KVD, 0, bv),
+    LL("self_attn.o_proj.weight", 2, LM_D, LM_HD, wo),
+    LL("mlp.gate_proj.weight", 2, LM_F, LM_D, wg),
+    LL("mlp.up_proj.weight", 2, LM_F, LM_D, wu),
+    LL("mlp.down_proj.weight", 2, LM_D, LM_F, wd),
+    LG("model.norm.weight", 1, LM_D, 0, norm),
+    {"lm_head.weight", 0, 2, {LM_V, LM_D}, offsetof(struct qv_lm, lm_head), 0, LM_UNTIED + 1},
+};
+#undef LG
+#undef LL
+enum { LM_NW = sizeof lm_weights / sizeof *lm_weights };
+
+static void lm_dims(const qv_text_hparams *hp, int64_t *d) {
+    d[LM_D] = hp->hidden;
+    d[LM_HD] = (int64_t)hp->n_heads * hp->head_dim;
+    d[LM_KVD] = (int64_t)hp->n_kv_heads * hp->head_dim;
+    d[LM_F] = hp->ffn;
+    d[LM_V] = hp->vocab;
+    d[LM_UNTIED] = !hp->tie_embeddings;
+}
+
+const qv_weight_def *qv_lm_weights(const qv_text_hparams *hp, int64_t dims[QV_WEIGHT_DIMS], int *n_rows) {
+    lm_dims(hp, dims);
+    *n_rows = LM_NW;
+    return lm_weights;
 }
 
 qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
@@ -123,33 +143,12 @@ qv_status qv_lm_create(qv_lm **out, const qv_ckpt *ck, qv_err *err) {
         m->inv_freq[j] = 1.0f / pw;
         m->freq_row[j] = (int8_t)(j < hp->mrope_section[0] ? 0 : j < hp->mrope_section[0] + hp->mrope_section[1] ? 1 : 2);
     }
-    char name[160];
-#define W(dst, d0, d1, ...)                                                    \
-    do {                                                                       \
-        snprintf(name, sizeof name, __VA_ARGS__);                              \
-        if (!((dst) = get_w(ck, name, d0, d1, &m->weight_bytes, err))) goto fail; \
-    } while (0)
-    W(m->embed, V, D, "model.embed_tokens.weight");
-    W(m->norm, D, -1, "model.norm.weight");
-    if (qv_ckpt_get(ck, "lm_head.weight")) W(m->lm_head, V, D, "lm_head.weight");
-    else if (hp->tie_embeddings) m->lm_head = m->embed;
-    else { qv_errf(err, QV_ERR_FORMAT, "lm: lm_head.weight missing and embeddings are not tied"); goto fail; }
-    for (int l = 0; l < hp->n_layers; l++) {
-        lm_layer *L = &m->layers[l];
-        W(L->in_norm, D, -1, "model.layers.%d.input_layernorm.weight", l);
-        W(L->post_norm, D, -1, "model.layers.%d.post_attention_layernorm.weight", l);
-        W(L->wq, (int64_t)H * hd, D, "model.layers.%d.self_attn.q_proj.weight", l);
-        W(L->bq, (int64_t)H * hd, -1, "model.layers.%d.self_attn.q_proj.bias", l);
-        W(L->wk, (int64_t)KV * hd, D, "model.layers.%d.self_attn.k_proj.weight", l);
-        W(L->bk, (int64_t)KV * hd, -1, "model.layers.%d.self_attn.k_proj.bias", l);
-        W(L->wv, (int64_t)KV * hd, D, "model.layers.%d.self_attn.v_proj.weight", l);
-        W(L->bv, (int64_t)KV * hd, -1, "model.layers.%d.self_attn.v_proj.bias", l);
-        W(L->wo, D, (int64_t)H * hd, "model.layers.%d.self_attn.o_proj.weight", l);
-        W(L->wg, F, D, "model.layers.%d.mlp.gate_proj.weight", l);
-        W(L->wu, F, D, "model.layers.%d.mlp.up_proj.weight", l);
-        W(L->wd, D, F, "model.layers.%d.mlp.down_proj.weight", l);
-    }
-#undef W
+    int64_t dims[QV_WEIGHT_DIMS];
+    lm_dims(hp, dims);
+    if (qv_weights_bind(ck, lm_weights, LM_NW, dims, hp->n_layers, m, m->layers, sizeof *m->layers, NULL,
+                        &m->weight_bytes, err))
+        goto fail;
+    if (hp->tie_embeddings) m->lm_head = m->embed;
     *out = m;
     return QV_OK;
 fail:
@@ -497,18 +496,6 @@ int qv_lm_n_ctx(const qv_lm_ctx *c) { return c->p.n_ctx; }
 
 /* ---------------------------------------------------------------- pieces of the forward pass */
 
-/* y[i] = w * (x[i] / sqrt(mean(x[i]^2) + eps)) for m rows of D */
-static void rmsnorm(float *y, const float *x, const uint16_t *w, int m, int D, float eps) {
-    for (int i = 0; i < m; i++) {
-        const float *xi = x + (size_t)i * D;
-        float *yi = y + (size_t)i * D;
-        double ss = 0;
-        for (int d = 0; d < D; d++) ss += (double)xi[d] * xi[d];
-        float r = (float)(1.0 / sqrt(ss / D + eps));
-        for (int d = 0; d < D; d++) yi[d] = qv_bf16_to_f32(w[d]) * (xi[d] * r);
-    }
-}
-
 /* cos/sin tables [m][hd/2] for token i at positions (pt, ph, pw)[i] */
 static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m) {
     const qv_lm *M = c->m;
@@ -525,83 +512,7 @@ static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m)
 /* rotate-half rotation of n_heads heads of hd in each of m rows of stride ld */
 static void rope_apply(const qv_lm_ctx *c, float *x, int m, int n_heads, size_t ld) {
     int hd = c->m->hp.head_dim, hh = hd / 2;
-    for (int i = 0; i < m; i++) {
-        const float *cs = c->cs + (size_t)i * hh, *sn = c->sn + (size_t)i * hh;
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + (size_t)i * ld + (size_t)h * hd;
-            for (int j = 0; j < hh; j++) {
-                float a = v[j], b = v[j + hh];
-                v[j] = a * cs[j] - b * sn[j];
-                v[j + hh] = b * cs[j] + a * sn[j];
-            }
-        }
-    }
-}
-
-/* exp on 4 lanes with GCC generic vectors (SSE2 on any x86-64, no ISA flags needed here): Cephes
- * expf's range reduction and polynomial, relative error ~1e-7; lanes below -87.3 give 0, above 88 are
- * clamped. The softmax and SiLU spend most of their time here (glibc expf is scalar). */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4f exp4(v4f x) {
-    const v4f lo = {-87.33654f, -87.33654f, -87.33654f, -87.33654f};
-    const v4f hi = {88.0f, 88.0f, 88.0f, 88.0f};
-    v4i under = x < lo, over = x > hi;
-    x = (v4f)(((v4i)x & ~under) | ((v4i)lo & under));
-    x = (v4f)(((v4i)x & ~over) | ((v4i)hi & over));
-    const float magic = 12582912.0f;                       /* 1.5 * 2^23: adds round to nearest */
-    v4f n = (x * 1.44269504088896341f + magic) - magic;
-    v4f r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    v4f z = r * r;
-    v4f y = 1.9875691500e-4f * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * z + r + 1.0f;
-    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
-    y = y * (v4f)e;
-    return (v4f)((v4i)y & ~under);
-}
-
-/* s[j] = exp(s[j] - m) for j < n; returns the sum. */
-static float exp_sub_sum(float *s, int n, float m) {
-    v4f acc = {0, 0, 0, 0}, vm = {m, m, m, m};
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        v4f v;
-        memcpy(&v, s + j, sizeof v);
-        v = exp4(v - vm);
-        memcpy(s + j, &v, sizeof v);
-        acc += v;
-    }
-    float t = acc[0] + acc[1] + acc[2] + acc[3];
-    if (j < n) {
-        v4f v = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-        memcpy(&v, s + j, (size_t)(n - j) * sizeof(float));
-        v = exp4(v - vm);
-        memcpy(s + j, &v, (size_t)(n - j) * sizeof(float));
-        for (int k = 0; k < n - j; k++) t += v[k];
-    }
-    return t;
-}
-
-/* max(m, s[0..n)) on 4 lanes */
-static float row_max(const float *s, int n, float m) {
-    v4f vm = {m, m, m, m};
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        v4f v;
-        memcpy(&v, s + j, sizeof v);
-        v4i gt = v > vm;
-        vm = (v4f)(((v4i)v & gt) | ((v4i)vm & ~gt));
-    }
-    float r = vm[0];
-    for (int k = 1; k < 4; k++) r = vm[k] > r ? vm[k] : r;
-    for (; j < n; j++) r = s[j] > r ? s[j] : r;
-    return r;
+    for (int i = 0; i < m; i++) qv_rope_half(x + (size_t)i * ld, n_heads, hd, c->cs + (size_t)i * hh, c->sn + (size_t)i * hh);
 }
 
 typedef struct {
@@ -661,13 +572,13 @@ static void attn_task(void *ctx, int ith, int nth) {
                     const int row = i * rep + r;
                     float *s = S + (size_t)row * ATTN_T;
                     if (valid <= 0) { memset(s, 0, (size_t)(small ? ATTN_T : tn) * sizeof *s); continue; }
-                    float m = row_max(s, valid, mx[row]);
+                    float m = qv_row_max(s, valid, mx[row]);
                     float corr = expf(mx[row] - m);           /* 0 on the first tile (-inf) */
                     if (corr != 1.0f) {
                         float *o = O + (size_t)row * hd;
                         for (int d = 0; d < hd; d++) o[d] *= corr;
                     }
-                    float acc = exp_sub_sum(s, valid, m);
+                    float acc = qv_exp_sub_sum(s, valid, m);
                     for (int j = valid; j < (small ? ATTN_T : tn); j++) s[j] = 0;
                     sum[row] = (float)(sum[row] * corr + acc);
                     mx[row] = m;
@@ -699,18 +610,7 @@ static void silu_task(void *ctx, int ith, int nth) {
     silu_args *a = ctx;
     int64_t lo, hi;
     qv_split((int64_t)a->n, ith, nth, 64, &lo, &hi);
-    int64_t i = lo;
-    for (; i + 4 <= hi; i += 4) {
-        v4f x, u;
-        memcpy(&x, a->g + i, sizeof x);
-        memcpy(&u, a->u + i, sizeof u);
-        x = x / (1.0f + exp4(-x)) * u;
-        memcpy(a->g + i, &x, sizeof x);
-    }
-    for (; i < hi; i++) {
-        float x = a->g[i];
-        a->g[i] = x / (1.0f + expf(-x)) * a->u[i];
-    }
+    if (hi > lo) qv_silu_mul(a->g + lo, a->u + lo, hi - lo);
 }
 
 /* Stores the chunk's k, v rows into the cache at [layer][n_past + i]. */
@@ -755,7 +655,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     LAP(attention_s);
     for (int l = 0; l < hp->n_layers; l++) {
         const lm_layer *L = &M->layers[l];
-        rmsnorm(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
+        qv_rmsnorm_bf16(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
         LAP(other_s);
         LIN(c->q, Hd, c->xn, L->wq, l * 7 + 0, L->bq, m, Hd, D);
         LIN(c->k, KVd, c->xn, L->wk, l * 7 + 1, L->bk, m, KVd, D);
@@ -770,7 +670,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
         LIN(c->xn, D, c->att, L->wo, l * 7 + 3, NULL, m, D, Hd);
         LAP(linear_s);
         for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
-        rmsnorm(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
+        qv_rmsnorm_bf16(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
         LAP(other_s);
         LIN(c->g, F, c->xn, L->wg, l * 7 + 4, NULL, m, F, D);
         LIN(c->u, F, c->xn, L->wu, l * 7 + 5, NULL, m, F, D);
@@ -795,7 +695,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     /* only the last row is needed for logits; all rows when dumping */
     int r0 = dump ? 0 : m - 1;
     t0 = qv_now();
-    rmsnorm(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
+    qv_rmsnorm_bf16(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
     if (dump) dump(du, "lm.norm", c->xn, m, D);
     LAP(other_s);
     if (logits) LIN(logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, hp->n_layers * 7, NULL, 1, hp->vocab, D);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/sampler.h"
+#include "sampler.h"
 #include "tensor.h"
 
 /* Efficiency of the whole stages against the kernel rates measured below, fitted on full runs of the

@@ -23,7 +23,7 @@
 #include "config.h"
 #include "kernels.h"
 #include "threads.h"
-#include "pipeline/video.h"
+#include "video.h"
 
 typedef struct {
     double gemm_gflops;      /* qv_linear, m = 256 rows of the LM's hidden x hidden, all threads */

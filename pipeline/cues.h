@@ -13,7 +13,7 @@
 #define QV_CUES_H
 
 #include "core.h"
-#include "pipeline/output.h"
+#include "output.h"
 
 qv_status qv_cues_read(const char *path, qv_out_format fmt, qv_segment **segs, int *n, qv_err *err);
 /* Parses a document in memory (NUL-terminated). */

@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "checkpoint.h"
-#include "pipeline/engine_cache.h"
-#include "pipeline/pixel_values.h"
-#include "pipeline/prompt.h"
+#include "engine_cache.h"
+#include "model.h"
+#include "pixel_values.h"
+#include "prompt.h"
 #include "safetensors.h"
-#include "vision/encoder.h"
+#include "encoder.h"
 
 struct qv_engine {
     qv_engine_params p;
@@ -86,7 +88,7 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
         st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = qv_ckpt_open(&e->ck, e->model_dir, err))) goto fail;
+    if ((st = qv_model_open(&e->ck, e->model_dir, err))) goto fail;
     qv_st_prefetch(e->ck->st); /* page the weights in while the media are decoded and encoded */
     if ((st = qv_tok_load(&e->tok, e->model_dir, err))) goto fail;
     if ((st = qv_vision_create(&e->vis, e->ck, err))) goto fail;
@@ -628,14 +630,8 @@ typedef struct {
 
 static qv_status text_add(text_acc *t, const char *piece, size_t len, qv_err *err) {
     if (!len) return QV_OK;
-    if (t->n + len + 1 > t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 1024;
-        while (nc < t->n + len + 1) nc *= 2;
-        char *q = realloc(t->p, nc);
-        if (!q) return qv_errf(err, QV_ERR_NOMEM, "out of memory for the generated text");
-        t->p = q;
-        t->cap = nc;
-    }
+    if (!qv_grow((void **)&t->p, &t->cap, t->n + len + 1))
+        return qv_errf(err, QV_ERR_NOMEM, "out of memory for the generated text");
     memcpy(t->p + t->n, piece, len);
     t->n += len;
     t->p[t->n] = 0;

@@ -57,9 +57,9 @@
 #include "config.h"
 #include "kernels.h"
 #include "tensor.h"
-#include "lm/lm.h"
-#include "pipeline/video.h"
-#include "tokenizer/tokenizer.h"
+#include "lm.h"
+#include "video.h"
+#include "tokenizer.h"
 
 typedef struct qv_engine qv_engine;
 

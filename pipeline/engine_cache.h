@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
-#include "lm/lm.h"
-#include "pipeline/cache.h"
-#include "pipeline/video.h"
+#include "lm.h"
+#include "cache.h"
+#include "video.h"
 
 typedef struct {
     int t, gh, gw, n_frames;

@@ -1,5 +1,6 @@
 /* output.c — text, JSON, SRT and WebVTT writers (see output.h). Pure: renders into memory, no I/O. */
 #include "output.h"
+#include "buf.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -9,39 +10,12 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- a growable string ---- */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
+/* ---- a growable string (the core's qv_buf) ---- */
+typedef qv_buf sbuf;
 
-static void sb_put(sbuf *b, const char *s, size_t len) {
-    if (b->oom) return;
-    if (b->n + len + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + len + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static char *sb_finish(sbuf *b) {
-    if (!b->oom && !b->p) sb_put(b, "", 0);
-    if (b->oom) {
-        free(b->p);
-        return NULL;
-    }
-    return b->p;
-}
+static void sb_put(sbuf *b, const char *s, size_t len) { qv_buf_put(b, s, len); }
+static void sb_puts(sbuf *b, const char *s) { qv_buf_puts(b, s); }
+static char *sb_finish(sbuf *b) { return qv_buf_finish(b); }
 
 /* ---- formats ---- */
 int qv_format_from_name(const char *name) {

@@ -1,5 +1,5 @@
 /* pixel_values.c — encoder input from a golden-layout safetensors file (pixel_values.h). */
-#include "pipeline/pixel_values.h"
+#include "pixel_values.h"
 
 #include <stdlib.h>
 #include <string.h>

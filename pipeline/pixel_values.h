@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "core.h"
-#include "pipeline/video.h"
+#include "video.h"
 
 typedef struct qv_pv_file qv_pv_file;
 

@@ -1,48 +1,23 @@
 /* prompt.c — raw prompt parsing, vision-block expansion, chat and base prompt building (see prompt.h).
  * Reference: spec section 7; the chat template of the Qwen2-VL tokenizer_config.json. */
 #include "prompt.h"
+#include "buf.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a growable string ---------------------------------------------------------------------------- */
+/* ---- a growable string (the core's qv_buf) ------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
+typedef qv_buf sbuf;
 
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_add(sbuf *b, const char *s, size_t n) { qv_buf_put(b, s, n); }
+static void sb_puts(sbuf *b, const char *s) { qv_buf_puts(b, s); }
 
 static qv_status sb_finish(sbuf *b, char **out, qv_err *err) {
-    if (!b->oom && !b->p) sb_add(b, "", 0);
-    if (b->oom) {
-        free(b->p);
-        *out = NULL;
-        return qv_errf(err, QV_ERR_NOMEM, "out of memory building the prompt");
-    }
-    *out = b->p;
-    return QV_OK;
+    *out = qv_buf_finish(b);
+    return *out ? QV_OK : qv_errf(err, QV_ERR_NOMEM, "out of memory building the prompt");
 }
 
 /* ---- parsing ------------------------------------------------------------------------------------- */

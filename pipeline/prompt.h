@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 typedef enum { QV_SEG_TEXT = 0, QV_SEG_IMAGE = 1, QV_SEG_VIDEO = 2 } qv_seg_kind;
 

@@ -25,7 +25,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
-#include "pipeline/server_int.h"
+#include "server_int.h"
 
 qv_server_params qv_server_default_params(void) {
     qv_server_params p;

@@ -28,7 +28,7 @@
 #include <stddef.h>
 
 #include "core.h"
-#include "pipeline/engine.h"
+#include "engine.h"
 
 typedef struct qv_server qv_server;
 

@@ -15,8 +15,8 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
-#include "pipeline/server.h"
-#include "pipeline/server_req.h"
+#include "server.h"
+#include "server_req.h"
 
 enum { J_QUEUED, J_RUNNING, J_STARTED, J_DONE };
 

@@ -1,6 +1,6 @@
 /* server_out.c — what `qv serve` answers (server_int.h): replies with OpenAI error objects, the chat
  * completion JSON, the server-sent event stream of chunks, and the Prometheus text of /metrics. */
-#include "pipeline/server_int.h"
+#include "server_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,8 +18,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "pipeline/prompt.h"
-#include "pipeline/sampler.h"
+#include "prompt.h"
+#include "sampler.h"
 
 int srv_fail(srv_error *e, int http, const char *type, const char *code, const char *param, const char *fmt, ...) {
     e->http = http;

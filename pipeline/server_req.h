@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pipeline/engine.h"
+#include "engine.h"
 
 typedef struct {
     int chat;                /* 1: chat template form, 0: base form ("Question: ... Answer:") */

@@ -22,8 +22,8 @@
 #define QV_TASKS_H
 
 #include "core.h"
-#include "pipeline/engine.h"
-#include "pipeline/output.h"
+#include "engine.h"
+#include "output.h"
 
 #define QV_DEFAULT_CAPTION_PROMPT "Describe what happens in this part of the video in one sentence."
 #define QV_DEFAULT_SUMMARY_PROMPT "Summarize what happens in this video in a few sentences."

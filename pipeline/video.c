@@ -28,9 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/image.h"
-#include "pipeline/sampler.h"
-#include "vision/preprocess.h"
+#include "image.h"
+#include "sampler.h"
+#include "preprocess.h"
 
 #define SEEK_MARGIN  8         /* auto mode seeks only when it skips more frames than this */
 #define MAX_PACKETS  (1 << 26) /* refuse absurd packet counts (hostile files) */

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/engine.h"
-#include "pipeline/tasks.h"
+#include "engine.h"
+#include "tasks.h"
 
 static void print_piece(void *user, const char *piece, size_t len) {
     fwrite(piece, 1, len, (FILE *)user);

@@ -1,74 +1,112 @@
-/* checkpoint.c — the tensors a Qwen2-VL config implies (released names and shapes, as listed in
- * spec/random-weights.md), and the checked model folder: config + mapped weights. Used by the loader
- * (validation), the weight generator (what to write) and `qv info`. */
+/* checkpoint.c — the model folder (config + mapped weights, with the layout rename) and the driver of
+ * the models' weight tables (checkpoint.h): expanding a table into tensor specs (gen-weights, `qv
+ * info`), and checking and binding a table against the mapping (the loaders). The tables themselves,
+ * with the tensor names, live with the models (lm/, vision/). */
 #include "checkpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void spec(qv_tensor_spec *s, int *n, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, int64_t e) {
-    if (s) {
-        qv_tensor_spec *t = &s[*n];
-        snprintf(t->name, sizeof t->name, "%s", name);
-        t->ndim = ndim;
-        int64_t v[5] = {a, b, c, d, e};
-        for (int i = 0; i < 5; i++) t->shape[i] = i < ndim ? v[i] : 0;
-    }
-    (*n)++;
+/* one row of a table for layer l: name (printf with l when the row is per layer) and shape */
+static void spec_of(const qv_weight_def *d, const int64_t *dims, int l, qv_tensor_spec *t) {
+    if (d->per_layer) snprintf(t->name, sizeof t->name, d->name, l);
+    else snprintf(t->name, sizeof t->name, "%s", d->name);
+    t->ndim = d->ndim;
+    for (int i = 0; i < 5; i++) t->shape[i] = i < d->ndim ? dims[d->dim[i]] : 0;
 }
-#define S1(nm, a) spec(specs, &n, nm, 1, a, 0, 0, 0, 0)
-#define S2(nm, a, b) spec(specs, &n, nm, 2, a, b, 0, 0, 0)
 
-int qv_ckpt_tensor_specs(const qv_model_config *mc, qv_tensor_spec *specs) {
-    const qv_vision_hparams *v = &mc->vision;
-    const qv_text_hparams *t = &mc->text;
-    int n = 0;
-    char nm[96];
-    int64_t E = v->embed_dim, M = v->mlp_dim, D = t->hidden, KV = (int64_t)t->n_kv_heads * t->head_dim;
-    int64_t ms = v->spatial_merge_size, ME = E * ms * ms;
-    spec(specs, &n, "visual.patch_embed.proj.weight", 5, E, v->in_chans, v->temporal_patch_size, v->patch_size, v->patch_size);
-    for (int b = 0; b < v->depth; b++) {
-#define VB(suffix) (snprintf(nm, sizeof nm, "visual.blocks.%d.%s", b, suffix), nm)
-        S1(VB("norm1.weight"), E);
-        S1(VB("norm1.bias"), E);
-        S1(VB("norm2.weight"), E);
-        S1(VB("norm2.bias"), E);
-        S2(VB("attn.qkv.weight"), 3 * E, E);
-        S1(VB("attn.qkv.bias"), 3 * E);
-        S2(VB("attn.proj.weight"), E, E);
-        S1(VB("attn.proj.bias"), E);
-        S2(VB("mlp.fc1.weight"), M, E);
-        S1(VB("mlp.fc1.bias"), M);
-        S2(VB("mlp.fc2.weight"), E, M);
-        S1(VB("mlp.fc2.bias"), E);
-#undef VB
+/* Calls fn for each tensor of the table in file order: a run of per-layer rows is repeated for every
+ * layer before the next global row. Stops at fn's first non-zero return and returns it. */
+static int walk(const qv_weight_def *tab, int n_tab, const int64_t *dims, int n_layers,
+                int (*fn)(void *ctx, const qv_weight_def *d, int layer, const qv_tensor_spec *t), void *ctx) {
+    qv_tensor_spec t;
+    for (int i = 0; i < n_tab;) {
+        int j = i + 1;
+        if (tab[i].per_layer)
+            while (j < n_tab && tab[j].per_layer) j++;
+        for (int l = 0; l < (tab[i].per_layer ? n_layers : 1); l++)
+            for (int k = i; k < j; k++) {
+                if (tab[k].when && !dims[tab[k].when - 1]) continue;
+                spec_of(&tab[k], dims, l, &t);
+                int rc = fn(ctx, &tab[k], l, &t);
+                if (rc) return rc;
+            }
+        i = j;
     }
-    S1("visual.merger.ln_q.weight", E);
-    S1("visual.merger.ln_q.bias", E);
-    S2("visual.merger.mlp.0.weight", ME, ME);
-    S1("visual.merger.mlp.0.bias", ME);
-    S2("visual.merger.mlp.2.weight", D, ME);
-    S1("visual.merger.mlp.2.bias", D);
-    S2("model.embed_tokens.weight", t->vocab, D);
-    for (int l = 0; l < t->n_layers; l++) {
-#define LB(suffix) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), nm)
-        S1(LB("input_layernorm.weight"), D);
-        S1(LB("post_attention_layernorm.weight"), D);
-        S2(LB("self_attn.q_proj.weight"), D, D);
-        S1(LB("self_attn.q_proj.bias"), D);
-        S2(LB("self_attn.k_proj.weight"), KV, D);
-        S1(LB("self_attn.k_proj.bias"), KV);
-        S2(LB("self_attn.v_proj.weight"), KV, D);
-        S1(LB("self_attn.v_proj.bias"), KV);
-        S2(LB("self_attn.o_proj.weight"), D, D);
-        S2(LB("mlp.gate_proj.weight"), t->ffn, D);
-        S2(LB("mlp.up_proj.weight"), t->ffn, D);
-        S2(LB("mlp.down_proj.weight"), D, t->ffn);
-#undef LB
+    return 0;
+}
+
+typedef struct { qv_tensor_spec *specs; int n; } count_ctx;
+static int count_fn(void *ctx, const qv_weight_def *d, int layer, const qv_tensor_spec *t) {
+    count_ctx *c = ctx;
+    if (c->specs) c->specs[c->n] = *t;
+    c->n++;
+    return 0;
+}
+
+int qv_weights_specs(const qv_weight_def *tab, int n_tab, const int64_t *dims, int n_layers, qv_tensor_spec *specs) {
+    count_ctx c = {specs, 0};
+    walk(tab, n_tab, dims, n_layers, count_fn, &c);
+    return c.n;
+}
+
+typedef struct {
+    const qv_ckpt *ck;
+    void *model, *layers;
+    size_t layer_size;
+    float *f32;          /* next free float of the widened-copy arena */
+    uint64_t *bytes;
+    qv_err *err;
+} bind_ctx;
+
+static int bind_fn(void *ctx, const qv_weight_def *d, int layer, const qv_tensor_spec *want) {
+    bind_ctx *b = ctx;
+    const qv_tensor *t = qv_ckpt_get(b->ck, want->name);
+    if (!t)
+        return qv_errf(b->err, QV_ERR_FORMAT, "%s: tensor '%s' is missing (the config implies it)", b->ck->dir, want->name);
+    int same = t->ndim == want->ndim;
+    for (int i = 0; same && i < t->ndim; i++) same = t->shape[i] == want->shape[i];
+    if (!same) {
+        char have[160], exp[160];
+        qv_tensor w = {.ndim = want->ndim};
+        memcpy(w.shape, want->shape, sizeof want->shape);
+        return qv_errf(b->err, QV_ERR_FORMAT, "%s: tensor '%s' has shape %s but config.json implies %s", b->ck->dir,
+                       t->name, qv_shape_str(t, have, sizeof have), qv_shape_str(&w, exp, sizeof exp));
     }
-    S1("model.norm.weight", D);
-    if (!t->tie_embeddings) S2("lm_head.weight", t->vocab, D);
+    if (t->dtype != QV_BF16)
+        return qv_errf(b->err, QV_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; qv runs bf16 checkpoints (as released)",
+                       b->ck->dir, t->name, qv_dtype_name(t->dtype));
+    uint64_t numel = (uint64_t)qv_tensor_numel(t);
+    if (t->nbytes != numel * 2)
+        return qv_errf(b->err, QV_ERR_FORMAT, "%s: tensor '%s': byte size does not match its shape", b->ck->dir, t->name);
+    if (!b->model || d->field < 0) return 0;
+    char *base = d->per_layer ? (char *)b->layers + (size_t)layer * b->layer_size : (char *)b->model;
+    if (d->flags & QV_W_F32) {   /* widened copy into the arena */
+        qv_convert_to_f32(b->f32, t->data, t->dtype, (int64_t)numel);
+        memcpy(base + d->field, &(const float *){b->f32}, sizeof(const float *));
+        b->f32 += numel;
+    } else {
+        memcpy(base + d->field, &(const uint16_t *){t->data}, sizeof(const uint16_t *));
+        if (b->bytes) *b->bytes += numel * 2;
+    }
+    return 0;
+}
+
+qv_status qv_weights_bind(const qv_ckpt *ck, const qv_weight_def *tab, int n_tab, const int64_t *dims, int n_layers,
+                          void *model, void *layers, size_t layer_size, float *f32, uint64_t *bytes, qv_err *err) {
+    bind_ctx b = {ck, model, layers, layer_size, f32, bytes, err};
+    return (qv_status)walk(tab, n_tab, dims, n_layers, bind_fn, &b);
+}
+
+int64_t qv_weights_f32_count(const qv_weight_def *tab, int n_tab, const int64_t *dims, int n_layers) {
+    int64_t n = 0;
+    for (int i = 0; i < n_tab; i++) {
+        if (!(tab[i].flags & QV_W_F32) || (tab[i].when && !dims[tab[i].when - 1])) continue;
+        int64_t e = 1;
+        for (int k = 0; k < tab[i].ndim; k++) e *= dims[tab[i].dim[k]];
+        n += tab[i].per_layer ? e * n_layers : e;
+    }
     return n;
 }
 
@@ -106,39 +144,9 @@ qv_status qv_ckpt_open(qv_ckpt **out, const char *dir, qv_err *err) {
         qv_ckpt_free(ck);
         return rc;
     }
-    ck->new_layout = qv_st_get(ck->st, "model.visual.patch_embed.proj.weight") != NULL ||
-                     qv_st_get(ck->st, "model.language_model.embed_tokens.weight") != NULL;
-    int n = qv_ckpt_tensor_specs(&ck->cfg, NULL);
-    qv_tensor_spec *specs = malloc((size_t)n * sizeof *specs);
-    if (!specs) {
-        qv_ckpt_free(ck);
-        return qv_errf(err, QV_ERR_NOMEM, "out of memory");
-    }
-    qv_ckpt_tensor_specs(&ck->cfg, specs);
-    for (int i = 0; i < n && !rc; i++) {
-        const qv_tensor *t = qv_ckpt_get(ck, specs[i].name);
-        if (!t) {
-            rc = qv_errf(err, QV_ERR_FORMAT, "%s: tensor '%s' is missing (the config implies it)", dir, specs[i].name);
-            break;
-        }
-        int same = t->ndim == specs[i].ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == specs[i].shape[d];
-        if (!same) {
-            char have[160], want[160];
-            qv_tensor w = {.ndim = specs[i].ndim};
-            memcpy(w.shape, specs[i].shape, sizeof specs[i].shape);
-            rc = qv_errf(err, QV_ERR_FORMAT, "%s: tensor '%s' has shape %s but config.json implies %s", dir, t->name,
-                         qv_shape_str(t, have, sizeof have), qv_shape_str(&w, want, sizeof want));
-            break;
-        }
-        if (t->dtype != QV_BF16)
-            rc = qv_errf(err, QV_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; qv runs bf16 checkpoints (as released)", dir, t->name,
-                         qv_dtype_name(t->dtype));
-    }
-    free(specs);
-    if (rc) {
-        qv_ckpt_free(ck);
-        return rc;
+    for (int i = 0; i < qv_st_count(ck->st) && !ck->new_layout; i++) {
+        const char *nm = qv_st_at(ck->st, i)->name;
+        ck->new_layout = !strncmp(nm, "model.visual.", 13) || !strncmp(nm, "model.language_model.", 21);
     }
     *out = ck;
     return QV_OK;

@@ -1,14 +1,15 @@
-/* checkpoint.h — the list of tensors a Qwen2-VL config implies (names in the released layout, shapes),
- * and the model file set: config + mapped weights, validated against each other.
+/* checkpoint.h — the model folder (config + mapped weights) and the weight tables that say which
+ * tensors a config implies.
  *
  *   qv_ckpt *ck;
  *   if (qv_ckpt_open(&ck, "path/to/Qwen2-VL-7B", &err)) ...
- *   const qv_tensor *w = qv_ckpt_get(ck, "model.layers.0.self_attn.q_proj.weight"); // legacy name
+ *   const qv_tensor *w = qv_ckpt_get(ck, name);   // name in the released layout
  *
- * Names are always asked for in the released layout (`visual.*`, `model.*`, `lm_head.weight`);
+ * Names are always asked for in the released layout (`visual.*`, `model.*`, ...);
  * checkpoints re-saved by newer transformers (`model.visual.*`, `model.language_model.*`) are mapped
- * transparently. qv_ckpt_open checks that every tensor the config implies is present with the right
- * shape and a float dtype. */
+ * transparently. qv_ckpt_open reads the config and maps the files; which tensors must be there is each
+ * model's weight table (lm/, vision/: qv_weight_def rows), checked and bound by qv_weights_bind (the
+ * models' loaders; pipeline/model.h checks a whole folder). The core holds no tensor names. */
 #ifndef QV_CHECKPOINT_H
 #define QV_CHECKPOINT_H
 
@@ -21,9 +22,26 @@ typedef struct {
     int64_t shape[5];
 } qv_tensor_spec;
 
-/* Fills specs (may be NULL to count) with every tensor of the model, in a stable order (vision, then
- * language model); returns the count. */
-int qv_ckpt_tensor_specs(const qv_model_config *mc, qv_tensor_spec *specs);
+/* One row of a model's weight table (a static array in lm/ or vision/), in file order. Shapes are
+ * expressions over the config in the simplest form: indices into a dimension vector the model computes
+ * from its hyperparameters (dims[]), so one table drives loading, validation and gen-weights. */
+enum { QV_W_F32 = 1 };   /* flags: bound as a widened float copy (into the caller's arena), not in place */
+enum { QV_WEIGHT_DIMS = 16 };   /* the most dimensions a model's table may index */
+typedef struct {
+    const char *name;    /* released-layout name; per-layer rows hold one %d (the layer index) */
+    int per_layer;       /* a run of per-layer rows repeats for every layer before the next global row */
+    int ndim;
+    int8_t dim[5];       /* shape[i] = dims[dim[i]] */
+    int field;           /* byte offset of the pointer it binds (in the layer struct for per-layer rows);
+                            -1: checked, not bound */
+    int flags;           /* QV_W_* */
+    int when;            /* 0: always; k: the tensor exists only when dims[k - 1] != 0 */
+} qv_weight_def;
+
+/* Fills specs (NULL: only counts) with the table's tensors in file order; returns the count. */
+int qv_weights_specs(const qv_weight_def *tab, int n_tab, const int64_t *dims, int n_layers, qv_tensor_spec *specs);
+/* Floats the QV_W_F32 rows take (the arena qv_weights_bind fills). */
+int64_t qv_weights_f32_count(const qv_weight_def *tab, int n_tab, const int64_t *dims, int n_layers);
 
 typedef struct qv_ckpt {
     qv_model_config cfg;
@@ -34,7 +52,15 @@ typedef struct qv_ckpt {
 
 qv_status qv_ckpt_open(qv_ckpt **out, const char *dir, qv_err *err);
 void qv_ckpt_free(qv_ckpt *ck);
-/* Tensor by released-layout name; NULL when absent (qv_ckpt_open already checked required ones). */
+/* Tensor by released-layout name; NULL when absent. */
 const qv_tensor *qv_ckpt_get(const qv_ckpt *ck, const char *name);
+
+/* Checks every tensor of the table against the mapping (present, the shape the config implies, bf16,
+ * byte size) and, when model is not NULL, binds each row with field >= 0: a const uint16_t * into the
+ * mapping at model + field (global rows) or layers + layer * layer_size + field (per-layer rows), or for
+ * QV_W_F32 rows a const float * to a widened copy taken from f32 (qv_weights_f32_count floats). bytes
+ * (may be NULL) grows by the bf16 bytes bound in place. Errors name the folder and the tensor. */
+qv_status qv_weights_bind(const qv_ckpt *ck, const qv_weight_def *tab, int n_tab, const int64_t *dims, int n_layers,
+                          void *model, void *layers, size_t layer_size, float *f32, uint64_t *bytes, qv_err *err);
 
 #endif

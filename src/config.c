@@ -3,7 +3,6 @@
  * Defaults are the reference's (transformers' Qwen2VLConfig / Qwen2VLVisionConfig / image processor);
  * every number is range-checked so absurd sizes fail here with a clear message, not later in malloc. */
 #include "config.h"
-#include "vision/preprocess.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -10,6 +10,12 @@
 
 #include "core.h"
 
+/* The one vision geometry qv handles (the front end in vision/preprocess.c is written for it); a checkpoint
+ * declaring another is refused at load. */
+#define QV_PATCH          14
+#define QV_MERGE          2
+#define QV_TEMPORAL_PATCH 2
+
 typedef struct {
     int depth;               /* number of vision blocks (32 in 7B) */
     int embed_dim;           /* E (1280) */
@@ -35,7 +41,7 @@ typedef struct {
     float rms_eps;           /* 1e-6 */
     double rope_theta;       /* 1e6 */
     int mrope_section[3];    /* [16,24,24]: frequencies per (t,h,w), sums to head_dim/2 */
-    int tie_embeddings;      /* lm_head shares embed_tokens */
+    int tie_embeddings;      /* the output projection is the input embedding */
     int bos_id, eos_id;      /* from config.json (eos may also come from generation config) */
     int vision_start_id, vision_end_id, vision_token_id, image_token_id, video_token_id;
 } qv_text_hparams;

@@ -178,7 +178,8 @@ qv_status qv_genweights_write(const qv_genweights_params *p, qv_err *err) {
     rc = qv_mkdir_p(p->out_dir, err);
     if (rc) return rc;
 
-    int n = qv_ckpt_tensor_specs(&mc, NULL);
+    if (!p->tensor_specs) return qv_errf(err, QV_ERR_INVALID, "gen-weights: no tensor table");
+    int n = p->tensor_specs(&mc, NULL);
     qv_tensor_spec *specs = malloc((size_t)n * sizeof *specs);
     gen_tensor *ts = calloc((size_t)n, sizeof *ts);
     gen_job job;
@@ -187,7 +188,7 @@ qv_status qv_genweights_write(const qv_genweights_params *p, qv_err *err) {
     char **names = NULL;
     int n_shards = 0;
     if (!specs || !ts || !job.block_start) { rc = qv_errf(err, QV_ERR_NOMEM, "out of memory"); goto out; }
-    qv_ckpt_tensor_specs(&mc, specs);
+    p->tensor_specs(&mc, specs);
     /* assign shards greedily in order */
     uint64_t cur = 0, total = 0, shard_bytes = p->shard_bytes ? p->shard_bytes : 4000000000ull;
     for (int i = 0; i < n; i++) {

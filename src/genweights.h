@@ -8,6 +8,7 @@
 #ifndef QV_GENWEIGHTS_H
 #define QV_GENWEIGHTS_H
 
+#include "checkpoint.h"
 #include "core.h"
 #include <stdint.h>
 
@@ -25,6 +26,9 @@ typedef struct {
     void (*on_progress)(void *user, uint64_t done_bytes, uint64_t total_bytes);
     int (*abort_cb)(void *user);  /* polled between blocks (may be NULL); nonzero = stop, QV_ERR_CANCELLED */
     void *user;
+    /* the tensors to write for a config (names, shapes, in file order; specs NULL: count): the models'
+     * weight tables, e.g. qv_model_tensor_specs (pipeline/model.h); required */
+    int (*tensor_specs)(const qv_model_config *mc, qv_tensor_spec *specs);
 } qv_genweights_params;
 
 qv_genweights_params qv_genweights_default_params(void);

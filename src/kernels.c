@@ -7,6 +7,7 @@
  * to bf16 (round to nearest even), bf16 x bf16 products (exact in f32) summed in f32. */
 #include "kernels.h"
 #include "kernels_isa.h"
+#include "quant.h"
 #include "tensor.h"
 
 #include <math.h>
@@ -86,6 +87,8 @@ static const qv_ktable k_scalar = {
     .dot_f32 = ref_dot_f32,
     .bf16_to_f32 = ref_bf16_to_f32,
     .f32_to_bf16 = ref_f32_to_bf16,
+    .elt = &qv_elt_ref,
+    .q8 = &qv_q8_scalar,
 };
 
 /* ---- choice of implementation ---- */
@@ -148,6 +151,27 @@ float qv_dot_f32(const float *x, const float *y, int n) { return table()->dot_f3
 void qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->bf16_to_f32(dst, src, n); }
 void qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n) { table()->f32_to_bf16(dst, src, n); }
 
+static const qv_elt_table *elt(void) {
+    const qv_ktable *t = table();
+    return t->elt ? t->elt : &qv_elt_v4;
+}
+void qv_rmsnorm_bf16(float *y, const float *x, const uint16_t *w, int m, int D, float eps) {
+    elt()->rmsnorm_bf16(y, x, w, m, D, eps);
+}
+void qv_layernorm(float *y, const float *x, const float *w, const float *b, int64_t m, int n, double eps) {
+    elt()->layernorm(y, x, w, b, m, n, eps);
+}
+float qv_softmax_row(float *s, int n) { return elt()->softmax(s, n); }
+float qv_row_max(const float *s, int n, float m) { return elt()->row_max(s, n, m); }
+float qv_exp_sub_sum(float *s, int n, float m) { return elt()->exp_sub_sum(s, n, m); }
+void qv_silu_mul(float *g, const float *u, int64_t n) { elt()->silu_mul(g, u, n); }
+void qv_quick_gelu(float *y, int n) { elt()->quick_gelu(y, n); }
+void qv_gelu_erf(float *y, int n) { elt()->gelu_erf(y, n); }
+void qv_rope_half(float *x, int n_heads, int hd, const float *cs, const float *sn) {
+    elt()->rope_half(x, n_heads, hd, cs, sn);
+}
+void qv_add_row(float *y, const float *x, int n) { elt()->add(y, x, n); }
+
 /* ---- per-thread scratch: grown on demand, freed when the thread exits ---- */
 
 enum { N_SLOTS = 2 };   /* 0: prepared X (caller thread), 1: widened W panel (every thread) */
@@ -160,7 +184,7 @@ static void scratch_key_init(void) {
     for (int i = 0; i < N_SLOTS; i++) pthread_key_create(&g_scratch_key[i], scratch_free);
 }
 
-static void *scratch(int slot, size_t bytes) {
+void *qv_kernel_scratch(int slot, size_t bytes) {
     if (t_scratch[slot].n >= bytes) return t_scratch[slot].p;
     pthread_once(&g_scratch_once, scratch_key_init);
     size_t n = bytes + bytes / 4 + 4096;
@@ -296,14 +320,14 @@ static void add_bias(float *Y, int ldy, const uint16_t *b, int m, int n) {
  * (single-threaded, one call per thread) */
 static void gemm_range(lin_ctx *a, int64_t lo, int64_t hi) {
     if (a->i16) {
-        void *s = scratch(1, a->t->gemm_i16_scratch);
+        void *s = qv_kernel_scratch(1, a->t->gemm_i16_scratch);
         const uint16_t *W = a->W + (size_t)lo * a->k, *b = a->b ? a->b + lo : NULL;
         if (s) a->t->gemm_i16(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, W, (size_t)a->k, b, a->m, (int)(hi - lo), a->k, s);
         else qv_i16_gemm_ref(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, W, (size_t)a->k, b, a->m, (int)(hi - lo), a->k);
         return;
     }
     if (a->t->gemm[a->prec]) {
-        void *s = scratch(1, a->t->gemm_scratch);
+        void *s = qv_kernel_scratch(1, a->t->gemm_scratch);
         if (s) {
             const void *X = a->prec == QV_PREC_FAST ? a->xp : (const void *)a->X;
             a->t->gemm[a->prec](a->Y + lo, a->ldy, X, a->kp, a->W + (size_t)lo * a->k, (size_t)a->k,
@@ -325,7 +349,7 @@ static void gemm_range(lin_ctx *a, int64_t lo, int64_t hi) {
     int64_t nb = PANEL_BYTES / ((int64_t)a->k * 4);
     nb = nb < 16 ? 16 : nb / 16 * 16;
     if (nb > hi - lo) nb = hi - lo;
-    float *wf = scratch(1, (size_t)nb * a->k * sizeof(float));
+    float *wf = qv_kernel_scratch(1, (size_t)nb * a->k * sizeof(float));
     for (int64_t j0 = lo; j0 < hi; j0 += nb) {
         int nj = (int)(hi - j0 < nb ? hi - j0 : nb);
         const uint16_t *W = a->W + (size_t)j0 * a->k;
@@ -411,7 +435,7 @@ static void linear_fallback(const lin_ctx *a) {   /* no memory for the scratch: 
 static int linear_i16(qv_pool *pool, lin_ctx *a, int big) {
     int ldq = (a->k + 1) / 2 * 2, nkb = (a->k + QV_I16_KB - 1) / QV_I16_KB;
     size_t qbytes = ((size_t)a->m * (size_t)ldq * sizeof(int16_t) + 63) / 64 * 64;
-    char *buf = scratch(0, qbytes + (size_t)a->m * (size_t)nkb * sizeof(float));
+    char *buf = qv_kernel_scratch(0, qbytes + (size_t)a->m * (size_t)nkb * sizeof(float));
     if (!buf) return 0;
     a->xp = buf;
     a->sx = (float *)(buf + qbytes);
@@ -449,7 +473,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
             a.xelt = 2;
         }
         if (prec == QV_PREC_FAST) {
-            a.xp = scratch(0, (size_t)m * a.kp * a.xelt);
+            a.xp = qv_kernel_scratch(0, (size_t)m * a.kp * a.xelt);
             if (!a.xp) { linear_fallback(&a); return; }
             if (big) qv_pool_run(pool, xround_task, &a);
             else xround_task(&a, 0, 1);
@@ -459,7 +483,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
     }
     a.kp = (k + t->kblock - 1) / t->kblock * t->kblock;
     a.xelt = t->xbf16[prec] ? 2 : 4;
-    a.xp = scratch(0, (size_t)m * (size_t)a.kp * a.xelt);
+    a.xp = qv_kernel_scratch(0, (size_t)m * (size_t)a.kp * a.xelt);
     if (!a.xp) { linear_fallback(&a); return; }
     if (big) qv_pool_run(pool, xprep_task, &a);
     else xprep_task(&a, 0, 1);

@@ -46,6 +46,27 @@ float qv_dot_f32(const float *x, const float *y, int n);
 void  qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n);
 void  qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n);  /* round to nearest even */
 
+/* Element-wise kernels (kernels_elt.c), row-major, in place where there is one operand. The scalar
+ * definition is kernels_elt.c's qv_elt_ref; the SIMD tables run a 4-lane version (exp to ~1e-7 relative).
+ *   rmsnorm_bf16: y[i] = w * x[i] / sqrt(mean(x[i]^2) + eps), m rows of D, w bf16 (sum in double)
+ *   layernorm:    y[i] = (x[i] - mean) / sqrt(var + eps) * w + b, m rows of n
+ *   softmax_row:  s = exp(s - max s) in place, returns 1 / sum (the caller scales)
+ *   row_max:      max(m, s[0..n));  exp_sub_sum: s = exp(s - m) in place, returns the sum
+ *   silu_mul:     g = g * sigmoid(g) * u;  quick_gelu: y = y * sigmoid(1.702 y);  gelu_erf: 0.5 y (1 + erf(y/sqrt2))
+ *   rope_half:    rotate-half rotary of n_heads heads of hd in one row: (a, b) -> (a cs - b sn, b cs + a sn)
+ *                 for the pairs (j, j + hd/2), cs/sn [hd/2]
+ *   add_row:      y += x */
+void  qv_rmsnorm_bf16(float *y, const float *x, const uint16_t *w, int m, int D, float eps);
+void  qv_layernorm(float *y, const float *x, const float *w, const float *b, int64_t m, int n, double eps);
+float qv_softmax_row(float *s, int n);
+float qv_row_max(const float *s, int n, float m);
+float qv_exp_sub_sum(float *s, int n, float m);
+void  qv_silu_mul(float *g, const float *u, int64_t n);
+void  qv_quick_gelu(float *y, int n);
+void  qv_gelu_erf(float *y, int n);
+void  qv_rope_half(float *x, int n_heads, int hd, const float *cs, const float *sn);
+void  qv_add_row(float *y, const float *x, int n);
+
 /* Which implementation the table picked ("scalar", "avx2", "avx512bf16"); QV_KERNELS=scalar|avx2|avx512
  * in the environment forces one (tests compare them). */
 const char *qv_kernels_name(void);

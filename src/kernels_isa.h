@@ -1,6 +1,6 @@
 /* kernels_isa.h — internal: the function table each ISA file fills (kernels.c, kernels_avx2.c,
- * kernels_avx512.c) and the contract of the linear micro-kernels. Not a public header: only the three
- * kernel files include it.
+ * kernels_avx512.c) and the contract of the linear micro-kernels. Not a public header: only the kernel
+ * files include it (kernels*.c, quant.c, gemm.c).
  *
  * qv_linear is driven by kernels.c (threads, cache blocking, scratch); an ISA provides two pieces:
  *   xprep: X[m][k] (f32, row stride ldx) -> a prepared copy, row stride kp elements (kp = k rounded up to
@@ -42,6 +42,22 @@ static inline int16_t qv_i16_round(float v, float inv) {
     return inv == 0.0f || r != r ? 0 : (int16_t)__builtin_lrintf(r);
 }
 
+/* the element-wise kernels (kernels.h, kernels_elt.c) */
+typedef struct {
+    void (*rmsnorm_bf16)(float *y, const float *x, const uint16_t *w, int m, int D, float eps);
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int64_t m, int n, double eps);
+    float (*softmax)(float *s, int n);
+    float (*row_max)(const float *s, int n, float m);
+    float (*exp_sub_sum)(float *s, int n, float m);
+    void (*silu_mul)(float *g, const float *u, int64_t n);
+    void (*quick_gelu)(float *y, int n);
+    void (*gelu_erf)(float *y, int n);
+    void (*rope_half)(float *x, int n_heads, int hd, const float *cs, const float *sn);
+    void (*add)(float *y, const float *x, int n);
+} qv_elt_table;
+extern const qv_elt_table qv_elt_ref;   /* scalar definition */
+extern const qv_elt_table qv_elt_v4;    /* 4-lane generic vectors (any x86-64) */
+
 typedef void (*qv_xprep_fn)(void *dst, const float *X, int m, int k, int ldx, int kp);
 typedef void (*qv_tile_fn)(float *Y, int ldy, const void *x, size_t ldx, const uint16_t *W, size_t ldw,
                            int kk, int mr, int nr, const float *bias, int acc);
@@ -81,7 +97,14 @@ typedef struct {
     float (*dot_f32)(const float *x, const float *y, int n);
     void (*bf16_to_f32)(float *dst, const uint16_t *src, int n);
     void (*f32_to_bf16)(uint16_t *dst, const float *src, int n);
+    const qv_elt_table *elt;    /* element-wise kernels; NULL: qv_elt_v4 */
+    const struct qv_q8_table *q8;   /* 8-bit weight kernels (quant.h); NULL: quant_avx2's when built in */
 } qv_ktable;
+
+/* kernels.c: per-thread scratch of at least bytes (64-byte aligned), grown on demand and kept for the
+ * thread's life (freed at thread exit); NULL when out of memory. Slot 0: the caller's prepared X, slot
+ * 1: a worker's panel. qv_linear and qv_linear_q8 share the slots (they never nest). */
+void *qv_kernel_scratch(int slot, size_t bytes);
 
 /* gemm.c: C[M][ldc] = A[M][K] . B[N][K]^T on the calling thread (OpenBLAS, single-threaded) */
 void qv_gemm_nt_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);

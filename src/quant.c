@@ -1,14 +1,15 @@
 /* quant.c — 8-bit weights (quant.h): the format, the scalar reference kernels (the spec quant_avx2.c is
- * tested against), the choice of implementation and the qv_linear_q8 driver (threads over output
- * columns from an atomic counter, L2-sized panels of weight rows, per-thread scratch for the quantized X).
+ * tested against) and the qv_linear_q8 driver (threads over output columns from an atomic counter, L2-sized
+ * panels of weight rows). Which kernels run is the kernel table's choice (qv_ktable.q8) and the scratch is
+ * the kernel driver's per-thread scratch (qv_kernel_scratch): one dispatcher, one scratch allocator.
  * Follows llama.cpp's Q8_0 (blocks of 32, symmetric, scale = maxabs / 127), with f32 scales kept apart
  * from the int8 values so every weight row is contiguous and 32-byte aligned. */
 #include "quant.h"
 #include "kernels.h"
+#include "kernels_isa.h"
 #include "tensor.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,39 +72,39 @@ static void ref_dequant(float *dst, const int8_t *q, const float *d, int k) {
     for (int t = 0; t < k; t++) dst[t] = d[t / QV_Q8_BLOCK] * (float)q[t];
 }
 
-static const qv_q8_table q_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile, ref_dequant, NULL, 0};
+const qv_q8_table qv_q8_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile, ref_dequant, NULL, 0};
 
 /* ---- choice of implementation ---- */
 
-static const qv_q8_table *g_tab;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static _Atomic(const qv_q8_table *) g_forced;   /* qv_q8_force (tests) */
 
-static const qv_q8_table *avx2_if_supported(void) {
+static const qv_q8_table *avx2_if_built(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return qv_q8_table_avx2();
-#endif
+    return qv_q8_table_avx2();
+#else
     return NULL;
-}
-
-static void pick(void) {
-    const qv_q8_table *t = strcmp(qv_kernels_name(), "scalar") ? avx2_if_supported() : NULL;
-    g_tab = t ? t : &q_scalar;
+#endif
 }
 
 static const qv_q8_table *tab(void) {
-    pthread_once(&g_once, pick);
-    return g_tab;
+    const qv_q8_table *t = atomic_load_explicit(&g_forced, memory_order_relaxed);
+    if (t) return t;
+    t = qv_kernels_table()->q8;            /* the kernel table has checked the CPU */
+    if (!t) t = avx2_if_built();
+    return t ? t : &qv_q8_scalar;
 }
 
 const char *qv_q8_kernels_name(void) { return tab()->name; }
 
 int qv_q8_force(const char *name) {
-    tab();
-    const qv_q8_table *t = !name ? NULL : !strcmp(name, "scalar") ? &q_scalar
-                         : !strcmp(name, "avx2") ? avx2_if_supported() : NULL;
+    const qv_q8_table *t = !name ? NULL : !strcmp(name, "scalar") ? &qv_q8_scalar : NULL;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (name && !strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        t = avx2_if_built();
+#endif
     if (!t) return 0;
-    g_tab = t;
+    atomic_store(&g_forced, t);
     return 1;
 }
 
@@ -165,31 +166,6 @@ qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int 
     return QV_OK;
 }
 
-/* ---- per-thread scratch for the quantized X (caller's thread only) ---- */
-
-enum { N_SLOTS = 2 };   /* 0: quantized X (caller's thread), 1: dequantized W panel (every thread, m >= 32) */
-static pthread_key_t g_key[N_SLOTS];
-static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct { void *p; size_t n; } t_scr[N_SLOTS];
-
-static void scr_free(void *p) { free(p); }
-static void key_init(void) {
-    for (int i = 0; i < N_SLOTS; i++) pthread_key_create(&g_key[i], scr_free);
-}
-
-static void *scratch(int slot, size_t bytes) {
-    if (t_scr[slot].n >= bytes) return t_scr[slot].p;
-    pthread_once(&g_key_once, key_init);
-    size_t n = bytes + bytes / 4 + 4096;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, n) != 0) return NULL;
-    free(t_scr[slot].p);
-    t_scr[slot].p = p;
-    t_scr[slot].n = n;
-    pthread_setspecific(g_key[slot], p);
-    return p;
-}
-
 /* ---- qv_linear_q8 driver ---- */
 
 enum { MR = 4, NR = 4, PANEL_L2 = 192 << 10, BLAS_M = 64, PANEL_BYTES = 8 << 20 };
@@ -225,7 +201,7 @@ static void xquant_task(void *ctx, int ith, int nth) {
 static int range_blas(q8_ctx *a, int64_t lo, int64_t hi) {
     const int k = a->k, nb = k / QV_Q8_BLOCK;
     if (a->t->gemm) {
-        void *s = scratch(1, a->t->gemm_scratch);
+        void *s = qv_kernel_scratch(1, a->t->gemm_scratch);
         if (!s) return 0;
         a->t->gemm(a->Y + lo, a->ldy, a->xf, a->m, a->W->q + (size_t)lo * k, a->W->d + (size_t)lo * nb, (int)(hi - lo), k, s);
         if (a->b)
@@ -236,7 +212,7 @@ static int range_blas(q8_ctx *a, int64_t lo, int64_t hi) {
     int64_t pr = PANEL_BYTES / ((int64_t)k * 4);
     pr = pr < 16 ? 16 : pr / 16 * 16;
     if (pr > hi - lo) pr = hi - lo;
-    float *wf = scratch(1, (size_t)pr * k * sizeof(float));
+    float *wf = qv_kernel_scratch(1, (size_t)pr * k * sizeof(float));
     if (!wf) return 0;
     for (int64_t j0 = lo; j0 < hi; j0 += pr) {
         int nj = (int)(hi - j0 < pr ? hi - j0 : pr);
@@ -288,9 +264,9 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     const qv_q8_table *t = tab();
     const int nb = k / QV_Q8_BLOCK;
     size_t qbytes = al64((size_t)m * (size_t)k), dbytes = al64((size_t)m * nb * sizeof(float));
-    const int blas = t != &q_scalar && m >= BLAS_M;
-    void *s = scratch(0, qbytes + dbytes + (blas ? (size_t)m * k * sizeof(float) : 0));
-    q8_ctx a = {.t = s ? t : &q_scalar, .Y = Y, .ldy = ldy, .X = X, .W = W, .b = b, .m = m, .n = n, .k = k};
+    const int blas = t != &qv_q8_scalar && m >= BLAS_M;
+    void *s = qv_kernel_scratch(0, qbytes + dbytes + (blas ? (size_t)m * k * sizeof(float) : 0));
+    q8_ctx a = {.t = s ? t : &qv_q8_scalar, .Y = Y, .ldy = ldy, .X = X, .W = W, .b = b, .m = m, .n = n, .k = k};
     int8_t one_q[QV_Q8_BLOCK];
     float one_d;
     if (!s) {   /* no memory for the scratch: scalar, one row and block at a time (slow but right) */

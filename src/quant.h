@@ -60,13 +60,15 @@ void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j);
 void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_mat *W, const uint16_t *b,
                   int m, int n, int k);
 
-/* Which implementation is used ("scalar", "avx2"): avx2 when the CPU has AVX2+FMA and the kernel table
- * (qv_kernels_name) is not forced to scalar; qv_q8_force("scalar"|"avx2") picks one (tests; 1 if done). */
+/* Which implementation is used ("scalar", "avx2"): the one the kernel table names (qv_kernels_name; avx2
+ * for the AVX2 and AVX-512 tables, scalar for the scalar one); qv_q8_force("scalar"|"avx2") overrides
+ * it (tests; 1 if done). */
 const char *qv_q8_kernels_name(void);
 int qv_q8_force(const char *name);
 
-/* ---- internal: what an ISA file provides (quant.c scalar, quant_avx2.c) ---- */
-typedef struct {
+/* ---- internal: what an ISA file provides (quant.c scalar, quant_avx2.c); the kernel table (kernels_isa.h,
+ * qv_ktable.q8) says which one runs ---- */
+typedef struct qv_q8_table {
     const char *name;
     /* w [k] bf16 -> q, d (k % 32 == 0); returns 0 if a weight is not finite */
     int (*quant_bf16)(int8_t *q, float *d, const uint16_t *w, int k);
@@ -85,5 +87,6 @@ typedef struct {
 } qv_q8_table;
 
 const qv_q8_table *qv_q8_table_avx2(void);   /* NULL when built without AVX2 */
+extern const qv_q8_table qv_q8_scalar;       /* the scalar reference */
 
 #endif

@@ -3,8 +3,8 @@
  * (shuffled by a fixed seed so the word cache sees realistic variety). Floors from issue 3: load under
  * 300 ms, encode at least 10 MB/s. Usage: bench_tokenizer [MODEL_DIR_OR_TOKENIZER_JSON] [MB] */
 #include "test.h"
-#include "tokenizer/tok_internal.h" /* to switch the word cache off for one measurement */
-#include "tokenizer/tokenizer.h"
+#include "tok_internal.h" /* to switch the word cache off for one measurement */
+#include "tokenizer.h"
 
 #include <stdint.h>
 #include <time.h>

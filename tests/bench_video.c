@@ -7,10 +7,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "pipeline/video.h"
+#include "video.h"
 #include "test.h"
 #include "threads.h"
-#include "vision/preprocess.h"
+#include "preprocess.h"
 
 typedef struct {
     double sum;

@@ -6,7 +6,7 @@
  * runs on one engine do not disturb each other. */
 #include "test.h"
 #include "fixture_ask_check.h"
-#include "pipeline/engine.h"
+#include "engine.h"
 
 typedef struct {
     const char *stage;       /* stop once this stage reported `after` (NULL: never) */

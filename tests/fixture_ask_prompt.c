@@ -4,7 +4,7 @@
  * and tokenization with the pads expanded against their input_ids. */
 #include "test.h"
 #include "fixture_ask_check.h"
-#include "pipeline/prompt.h"
+#include "prompt.h"
 
 static void check_chat_template(void) {
     cJSON *cases = ac_golden("chat_template");

@@ -11,8 +11,8 @@
 
 #include "checkpoint.h"
 #include "fixture_ask_check.h"
-#include "lm/lm.h"
-#include "pipeline/engine.h"
+#include "lm.h"
+#include "engine.h"
 
 static char *model, *fixtures;
 

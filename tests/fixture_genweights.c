@@ -2,6 +2,7 @@
  * golden/formula_vectors.json (7B shapes) and the tiny checkpoint, tensor by tensor, byte for byte. */
 #include "checkpoint.h"
 #include "genweights.h"
+#include "model.h"
 #include "safetensors.h"
 #include "test.h"
 
@@ -53,6 +54,7 @@ static void check_tiny(void) {
     char *ref_dir = test_fixture("models/tiny-qwen2vl"), *cfg = test_fixture("models/tiny-qwen2vl/config.json");
     char *out = test_tmp("tiny-gen");
     qv_genweights_params p = qv_genweights_default_params();
+    p.tensor_specs = qv_model_tensor_specs;
     p.config_path = cfg;
     p.out_dir = out;
     p.tokenizer_from = ref_dir;

@@ -6,7 +6,7 @@
  *  - --pixel-values grids whose sizes multiply past the row count are refused without a signed overflow;
  *  - terminal text: control bytes and C1 controls come out escaped. */
 #include "test.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <stdint.h>
 #include <sys/stat.h>

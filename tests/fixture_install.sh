@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cmake --install puts qv, libqv.a, the public headers and qv.pc under a prefix; samples/ask.c then builds
+# cmake --install puts qv, the layer libraries (libqv_core.a ... libqv_pipeline.a), the public headers and qv.pc under a prefix; samples/ask.c then builds
 # against the installed copy with pkg-config alone and runs on the tiny model (issue 13).
 set -u
 pass=0; fail=0
@@ -11,9 +11,9 @@ ok test -x "$T/prefix/bin/qv"
 ok test -f "$T/prefix/share/doc/qv/LICENSE"
 pc=$(find "$T/prefix" -name qv.pc | head -1)
 ok test -n "$pc"
-lib=$(find "$T/prefix" -name libqv.a | head -1)
+lib=$(find "$T/prefix" -name libqv_pipeline.a | head -1)
 ok test -n "$lib"
-ok test -f "$T/prefix/include/qv/pipeline/engine.h"
+ok test -f "$T/prefix/include/qv/engine.h"
 ok test -f "$T/prefix/include/qv/core.h"
 export PKG_CONFIG_PATH="$(dirname "$pc")"
 # the sample, compiled from outside the source tree: only the installed headers and library

@@ -7,7 +7,7 @@
  * Vision rows come from the golden vision_embeds, so the model is tested apart from the encoder. */
 #include "test.h"
 #include "lm_golden.h"
-#include "lm/lm.h"
+#include "lm.h"
 
 #include <cjson/cJSON.h>
 

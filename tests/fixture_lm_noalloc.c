@@ -2,7 +2,7 @@
  * realloc and free are counted by interposing glibc's entry points (skipped under AddressSanitizer,
  * which owns them). Runs the tiny checkpoint on both numeric paths with a 2-thread pool. */
 #include "test.h"
-#include "lm/lm.h"
+#include "lm.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NOALLOC_SKIP 1

@@ -10,7 +10,7 @@
  *   - the abort callback stops between chunks with QV_ERR_CANCELLED, the finished chunks kept. */
 #include "test.h"
 #include "lm_golden.h"
-#include "lm/lm.h"
+#include "lm.h"
 
 typedef struct {
     int64_t ends[1024];

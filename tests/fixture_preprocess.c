@@ -6,10 +6,10 @@
 #include <cjson/cJSON.h>
 #include <sys/wait.h>
 
-#include "pipeline/video.h"
+#include "video.h"
 #include "safetensors.h"
 #include "test.h"
-#include "vision/preprocess.h"
+#include "preprocess.h"
 
 static cJSON *golden_json;
 static qv_st *golden;

@@ -15,7 +15,7 @@
  *   back to bf16 (QV_QUANT_NONE) gives the bf16 numbers bit for bit. */
 #include "test.h"
 #include "lm_golden.h"
-#include "lm/lm.h"
+#include "lm.h"
 #include "quant.h"
 
 #include <cjson/cJSON.h>

@@ -4,7 +4,8 @@
  * (monotonic, non-overlapping, inside the clip), the JSON must parse and agree with them, and the
  * windows must tile the clip. Also --start/--end and a bad input's error. */
 #include "genweights.h"
-#include "pipeline/demo.h"
+#include "model.h"
+#include "demo.h"
 #include "test.h"
 #include "unit_output_subcheck.h"
 
@@ -118,6 +119,7 @@ int main(void) {
     CHECK(qv_demo_tokenizer_build(&tk, 100, &err) == QV_OK);
     CHECK(qv_demo_write_configs(&tk, demo_src, &err) == QV_OK);
     qv_genweights_params gp = qv_genweights_default_params();
+    gp.tensor_specs = qv_model_tensor_specs;
     gp.config_path = demo_cfg;
     gp.out_dir = demo;
     CHECK_MSG(qv_genweights_write(&gp, &err) == QV_OK, "%s", err.msg);

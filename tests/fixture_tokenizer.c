@@ -4,8 +4,8 @@
  * (c) vocab.json + merges.txt + tokenizer_config.json only, (d) (a) again with the heap BPE, then the array
  * BPE, forced for every word. */
 #include "test.h"
-#include "tokenizer/tok_internal.h"
-#include "tokenizer/tokenizer.h"
+#include "tok_internal.h"
+#include "tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <sys/stat.h>

@@ -8,8 +8,8 @@
  * reference written here from the Unicode definition, not the library's). With skip_special the specials
  * drop out. The heap BPE (long words) and the array BPE (short words) give the same ids on every input. */
 #include "test.h"
-#include "tokenizer/tok_internal.h"
-#include "tokenizer/tokenizer.h"
+#include "tok_internal.h"
+#include "tokenizer.h"
 
 #include <utf8proc.h>
 

@@ -4,7 +4,7 @@
  * without special tokens; a broken tail becomes U+FFFD at flush; a small output buffer loses nothing. */
 #define _GNU_SOURCE /* memmem */
 #include "test.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <utf8proc.h>

@@ -10,9 +10,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "pipeline/video.h"
+#include "video.h"
 #include "test.h"
-#include "vision/preprocess.h"
+#include "preprocess.h"
 
 static char clips[512];
 

@@ -5,8 +5,8 @@
  * `ffmpeg -noautorotate`. */
 #include <stdint.h>
 
-#include "pipeline/image.h"
-#include "pipeline/video.h"
+#include "image.h"
+#include "video.h"
 #include "test.h"
 
 typedef struct {

@@ -8,7 +8,7 @@
 #include "checkpoint.h"
 #include "safetensors.h"
 #include "threads.h"
-#include "vision/encoder.h"
+#include "encoder.h"
 
 #define MAXDUMP 64
 

@@ -8,7 +8,7 @@
 
 #include "checkpoint.h"
 #include "threads.h"
-#include "vision/encoder.h"
+#include "encoder.h"
 
 static const qv_ckpt *g_ck;
 

@@ -7,7 +7,7 @@
  * Weights: $QV_REALDIMS_DIR when set, else $QV_TMP/realdims, made by `$QV_BIN gen-weights` when absent
  * (3.3 GB; deleted again at the end unless QV_KEEP_REALDIMS is set or the folder was given). */
 #include "test.h"
-#include "lm/lm.h"
+#include "lm.h"
 
 #include <cjson/cJSON.h>
 

@@ -14,7 +14,7 @@
 #include "checkpoint.h"
 #include "safetensors.h"
 #include "threads.h"
-#include "vision/encoder.h"
+#include "encoder.h"
 
 typedef struct { double t[72]; int n; } stamps;
 

@@ -1,7 +1,7 @@
 /* unit_batch.c — the job file parser and the resumable batch runner (pipeline/batch.c) with a fake job
  * function: bad lines fail their own job, reruns skip finished jobs and retry failed ones, a missing
  * output or a torn status line makes the job run again exactly once, shards cover every job once. */
-#include "pipeline/batch.h"
+#include "batch.h"
 #include "test.h"
 
 #include <cjson/cJSON.h>

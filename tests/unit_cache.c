@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pipeline/cache.h"
+#include "cache.h"
 
 static int n_warn;
 static char last_warn[600];

@@ -3,9 +3,9 @@
  * any UTF-8 text round-trips exactly (byte-level), the learned merges shorten common English, and the
  * config parses with the ids matching. Also the Y4M writer's size arithmetic. */
 #include "config.h"
-#include "pipeline/demo.h"
+#include "demo.h"
 #include "test.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <sys/stat.h>
 

@@ -3,7 +3,7 @@
  *  - while a run is active in a folder, a run with another shard count (without --shard vs --shard I/2)
  *    is refused, so two runs never own one job; a run with the same count is not;
  *  - the fingerprint decides: a job whose fingerprint changed runs again, force runs all. */
-#include "pipeline/batch.h"
+#include "batch.h"
 #include "test.h"
 
 #include <sys/stat.h>

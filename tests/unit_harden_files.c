@@ -5,7 +5,7 @@
  *    (an alarm turns a hang into a failure);
  *  - qv_write_file_atomic never writes through a planted symlink at a temp name, and the batch's
  *    stale-temp sweep leaves a user's "ID.txt.tmp.N" file alone. */
-#include "pipeline/batch.h"
+#include "batch.h"
 #include "test.h"
 #include "config.h"
 

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <zlib.h>
 
-#include "pipeline/image.h"
-#include "pipeline/video.h"
+#include "image.h"
+#include "video.h"
 #include "test.h"
 
 #define DIR "tests/data/photos/"

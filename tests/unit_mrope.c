@@ -3,7 +3,7 @@
  * rows; a span (t, gh/2, gw/2) starting at s gives (s+i, s+y, s+x); text after it starts at
  * s + max(t, gh/2, gw/2); rope_delta = max + 1 - n. The golden prompts are checked in fixture_lm. */
 #include "test.h"
-#include "lm/lm.h"
+#include "lm.h"
 
 enum { VS = 900, VE = 901, IMG = 902, VID = 903 };
 

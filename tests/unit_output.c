@@ -1,8 +1,8 @@
 /* unit_output.c — the result writers (pipeline/output.c): timestamp formatting and rounding, escaping,
  * blank-line collapsing, UTF-8 repair, and documents checked by the strict SRT/VTT checker and by
  * cJSON parsing. Expected strings are written from the SRT/WebVTT/JSON rules, not from qv's output. */
-#include "pipeline/output.h"
-#include "pipeline/tasks.h"
+#include "output.h"
+#include "tasks.h"
 #include "test.h"
 #include "unit_output_subcheck.h"
 

@@ -1,6 +1,6 @@
 /* unit_output_progress.c — the progress display (src/cli/progress.c) written into a temporary file in
  * each mode: the terminal line (carriage return + erase, labels, counts, units), plain log lines, quiet. */
-#include "cli/progress.h"
+#include "progress.h"
 #include "test.h"
 
 static char *read_back(FILE *f) {

@@ -3,7 +3,7 @@
  * over every stage of every window that, once a quarter is done, equals the true time left when the run
  * goes at a steady pace against the plan, across stage changes and windows; the stage rate is smoothed and
  * carried from window to window (no restart from zero, no jump); batch outer counts give an ETA too. */
-#include "cli/progress.h"
+#include "progress.h"
 #include "test.h"
 
 static double g_t;

@@ -6,7 +6,7 @@
  *  - odd frame counts padded with the last frame, a single frame repeated. */
 #include "test.h"
 #include "threads.h"
-#include "vision/preprocess.h"
+#include "preprocess.h"
 
 static double cubic(double x) {   /* Keys, a = -0.5 */
     const double a = -0.5;

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "checkpoint.h"
 #include "genweights.h"
+#include "model.h"
 #include "safetensors.h"
 #include "test.h"
 
@@ -183,13 +184,14 @@ static void model_folders(void) {
     char *dir = tpath("m-ok"), *cfg = tpath("flat-config.json");
     write_text(tmpdir, "flat-config.json", k_flat);
     qv_genweights_params p = qv_genweights_default_params();
+    p.tensor_specs = qv_model_tensor_specs;
     p.config_path = cfg;
     p.out_dir = dir;
     p.shard_bytes = 20000;
     qv_err err = {0};
     CHECK_MSG(qv_genweights_write(&p, &err) == QV_OK, "%s", err.msg);
     qv_ckpt *ck;
-    CHECK_MSG(qv_ckpt_open(&ck, dir, &err) == QV_OK, "%s", err.msg);
+    CHECK_MSG(qv_model_open(&ck, dir, &err) == QV_OK, "%s", err.msg);
     qv_ckpt_free(ck);
 
     /* shape disagrees with the config: same weights, config says another ffn size */
@@ -197,13 +199,13 @@ static void model_folders(void) {
     memcpy(strstr(bad, "\"intermediate_size\":96"), "\"intermediate_size\":64", 22);
     char *cp = qv_path_join(dir, "config.json");
     write_text(dir, "config.json", bad);
-    CHECK(qv_ckpt_open(&ck, dir, &err) == QV_ERR_FORMAT && strstr(err.msg, "mlp.gate_proj.weight") && strstr(err.msg, "shape"));
+    CHECK(qv_model_open(&ck, dir, &err) == QV_ERR_FORMAT && strstr(err.msg, "mlp.gate_proj.weight") && strstr(err.msg, "shape"));
     printf("  %-22s -> %s\n", "shape vs config", err.msg);
     /* a tensor the model needs is absent: config asks for 3 layers */
     memcpy(strstr(bad, "\"intermediate_size\":64"), "\"intermediate_size\":96", 22);
     memcpy(strstr(bad, "\"num_hidden_layers\":2"), "\"num_hidden_layers\":3", 21);
     write_text(dir, "config.json", bad);
-    CHECK(qv_ckpt_open(&ck, dir, &err) == QV_ERR_FORMAT && strstr(err.msg, "model.layers.2.") && strstr(err.msg, "missing"));
+    CHECK(qv_model_open(&ck, dir, &err) == QV_ERR_FORMAT && strstr(err.msg, "model.layers.2.") && strstr(err.msg, "missing"));
     printf("  %-22s -> %s\n", "missing tensor", err.msg);
     write_text(dir, "config.json", k_flat);
     /* a shard named in the index is missing */
@@ -215,15 +217,15 @@ static void model_folders(void) {
     CHECK(shard2[0] != 0);
     char *s2 = qv_path_join(dir, shard2), *s2b = tpath("moved.safetensors");
     CHECK(rename(s2, s2b) == 0);
-    CHECK(qv_ckpt_open(&ck, dir, &err) == QV_ERR_IO && strstr(err.msg, shard2) && strstr(err.msg, "missing"));
+    CHECK(qv_model_open(&ck, dir, &err) == QV_ERR_IO && strstr(err.msg, shard2) && strstr(err.msg, "missing"));
     printf("  %-22s -> %s\n", "missing shard", err.msg);
     CHECK(rename(s2b, s2) == 0);
-    CHECK_MSG(qv_ckpt_open(&ck, dir, &err) == QV_OK, "%s", err.msg);
+    CHECK_MSG(qv_model_open(&ck, dir, &err) == QV_OK, "%s", err.msg);
     qv_ckpt_free(ck);
     /* no config.json at all */
     char *empty = tpath("m-empty");
     mkdir(empty, 0755);
-    CHECK(qv_ckpt_open(&ck, empty, &err) == QV_ERR_IO && strstr(err.msg, "config.json"));
+    CHECK(qv_model_open(&ck, empty, &err) == QV_ERR_IO && strstr(err.msg, "config.json"));
     free(empty); free(s2); free(s2b); free(cp); free(bad); free(dir); free(cfg);
 }
 

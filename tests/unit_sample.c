@@ -3,7 +3,7 @@
  * seed reproduces its draws, top-p keeps the minimal nucleus, and draw frequencies follow the softmax
  * of the (tempered, filtered) logits. */
 #include "test.h"
-#include "lm/lm.h"
+#include "lm.h"
 
 static qv_sampler *mk(qv_sampler_params p, int vocab) {
     qv_sampler *s = NULL;

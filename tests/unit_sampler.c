@@ -1,7 +1,7 @@
 /* unit_sampler.c — frame count, indices and sizes (pipeline/sampler.c) against the worked examples of
  * ../shared/spec/qwen2vl-reference.md sections 1-2 and the numbers of golden/preprocess.json. Index lists
  * not in the spec were computed independently with Python, emulating float32 with struct round trips. */
-#include "pipeline/sampler.h"
+#include "sampler.h"
 #include "test.h"
 
 static int same(const int64_t *a, const int64_t *b, int n) {

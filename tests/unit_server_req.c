@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pipeline/server_req.h"
+#include "server_req.h"
 
 static char g_tmp[512], g_root[512];
 

@@ -4,7 +4,7 @@
  * model types, bad merges, unsupported added-token flags, deep nesting) fails with a clear error, never a
  * crash. No fixtures needed. */
 #include "test.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <sys/stat.h>
 

@@ -4,6 +4,7 @@
  * are skipped; skip_special drops special added tokens. Both paths run the same byte-at-a-time UTF-8
  * machine, so a stream's concatenated output always equals the one-shot decode. */
 #include "tok_internal.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -129,14 +130,7 @@ void qv_tok_stream_free(qv_tok_stream *s) {
 
 /* make room for n more bytes in hold; 0 on OOM */
 static int hold_reserve(qv_tok_stream *s, size_t n) {
-    if (s->nhold + n <= s->caphold) return 1;
-    size_t nc = s->caphold ? s->caphold : 256;
-    while (nc < s->nhold + n) nc *= 2;
-    char *p = realloc(s->hold, nc);
-    if (!p) return 0;
-    s->hold = p;
-    s->caphold = nc;
-    return 1;
+    return qv_grow((void **)&s->hold, &s->caphold, s->nhold + n);
 }
 
 /* hands out as much held text as fits in out (cap - 1 bytes), cut at a character boundary */

@@ -8,6 +8,7 @@
  * Bytes that are not valid UTF-8 (HF cannot be given them) are kept as they are: each counts as one
  * "other" character, is not normalized, and is encoded through its byte token. */
 #include "tok_internal.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -144,16 +145,7 @@ typedef struct {
     int oom;
 } enc_ctx;
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need) nc *= 2;
-    void *q = realloc(*p, nc * elem);
-    if (!q) return 0;
-    *p = q;
-    *cap = nc;
-    return 1;
-}
+static int grow(void **p, size_t *cap, size_t need, size_t elem) { return qv_grow_n(p, cap, need, elem); }
 
 /* appends NFC(s[0..n)) to c->nfc at *o; each maximal valid UTF-8 run is normalized, invalid bytes copied */
 static int nfc_into(enc_ctx *c, const uint8_t *s, size_t n, size_t *out_o) {

@@ -1,5 +1,6 @@
 /* tok_json.c — the small JSON scanner of tok_json.h (RFC 8259 strings, numbers, literals, nesting). */
 #include "tok_json.h"
+#include "buf.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,14 +32,7 @@ int js_eat(jscan *s, char c) {
 }
 
 static int put(jscan *s, const char *p, size_t n) {
-    if (s->len + n + 1 > s->cap) {
-        size_t nc = s->cap ? s->cap : 256;
-        while (nc < s->len + n + 1) nc *= 2;
-        char *b = realloc(s->buf, nc);
-        if (!b) return 0;
-        s->buf = b;
-        s->cap = nc;
-    }
+    if (!qv_grow((void **)&s->buf, &s->cap, s->len + n + 1)) return 0;
     memcpy(s->buf + s->len, p, n);
     s->len += n;
     s->buf[s->len] = 0;

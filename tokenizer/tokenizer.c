@@ -5,6 +5,7 @@
  * Qwen2Tokenizer; every field is checked, and unknown normalizer/pre-tokenizer/model types are refused. */
 #include "tok_internal.h"
 #include "tok_json.h"
+#include "buf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -52,14 +53,7 @@ static int bl_to_raw(const char *s, size_t n, uint8_t *out, size_t *out_len) {
 static int arena_put(void **buf, size_t *len, size_t *cap, const void *p, size_t n, int nul, uint32_t *off) {
     size_t need = *len + n + (nul ? 1 : 0);
     if (need > UINT32_MAX) return 0;
-    if (need > *cap) {
-        size_t nc = *cap ? *cap : 1 << 20;
-        while (nc < need) nc *= 2;
-        void *nb = realloc(*buf, nc);
-        if (!nb) return 0;
-        *buf = nb;
-        *cap = nc;
-    }
+    if (!qv_grow(buf, cap, need)) return 0;
     char *d = (char *)*buf + *len;
     if (n) memcpy(d, p, n);
     if (nul) d[n] = 0;
@@ -539,7 +533,7 @@ static qv_status scan_object(jscan *s, cJSON *obj, int is_model, big_spans *bs, 
         qv_status st = QV_OK;
         if (!is_model && strcmp(key, "model") == 0) {
             cJSON *m = cJSON_CreateObject();
-            if (!m || !cJSON_AddItemToObject(obj, key, m)) st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
+            if (!m || !cJSON_AddItemToObject(obj, key, m)) cJSON_Delete(m), st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
             else st = scan_object(s, m, 1, bs, src, base, err);
         } else if (!js_skip(s)) {
             st = qv_errf(err, QV_ERR_FORMAT, "%s: not valid JSON (near byte %ld)", src, (long)(s->p - base));

@@ -61,44 +61,53 @@ struct qv_vision_ctx {
 /* ------------------------------------------------------------------------------------------------ */
 /* Weight table                                                                                      */
 
-static const qv_tensor *get_t(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
-    const qv_tensor *t = qv_ckpt_get(ck, name);
-    if (!t) { qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s missing from %s", name, ck->dir); return NULL; }
-    int64_t want = d1 > 0 ? d0 * d1 : d0;
-    if (qv_tensor_numel(t) != want || t->ndim < 1 || t->shape[0] != d0) {
-        char buf[96];
-        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s has shape %s, want [%lld%s%lld]", name,
-                qv_shape_str(t, buf, sizeof buf), (long long)d0, d1 > 0 ? ", " : "", (long long)(d1 > 0 ? d1 : 0));
-        return NULL;
-    }
-    if (t->nbytes != (uint64_t)want * qv_dtype_size(t->dtype)) {
-        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s: byte size does not match its shape", name);
-        return NULL;
-    }
-    return t;
+/* The encoder's weight table (checkpoint.h): released names, shapes over vis_dims, where each binds;
+ * LayerNorm parameters are widened into v->norms. */
+enum { VD_E, VD_3E, VD_M, VD_D, VD_ME, VD_C, VD_T, VD_P, VD_NDIMS };
+_Static_assert((int)VD_NDIMS <= (int)QV_WEIGHT_DIMS, "vision dims");
+#define VG(nm, nd, d0, d1, fld, fl) {"visual." nm, 0, nd, {d0, d1}, offsetof(struct qv_vision, fld), fl, 0}
+#define VB(nm, nd, d0, d1, fld, fl) {"visual.blocks.%d." nm, 1, nd, {d0, d1}, offsetof(vblock, fld), fl, 0}
+static const qv_weight_def vis_weights[] = {
+    {"visual.patch_embed.proj.weight", 0, 5, {VD_E, VD_C, VD_T, VD_P, VD_P}, offsetof(struct qv_vision, patch_w), 0, 0},
+    VB("norm1.weight", 1, VD_E, 0, ln1_w, QV_W_F32),
+    VB("norm1.bias", 1, VD_E, 0, ln1_b, QV_W_F32),
+    VB("norm2.weight", 1, VD_E, 0, ln2_w, QV_W_F32),
+    VB("norm2.bias", 1, VD_E, 0, ln2_b, QV_W_F32),
+    VB("attn.qkv.weight", 2, VD_3E, VD_E, qkv_w, 0),
+    VB("attn.qkv.bias", 1, VD_3E, 0, qkv_b, 0),
+    VB("attn.proj.weight", 2, VD_E, VD_E, proj_w, 0),
+    VB("attn.proj.bias", 1, VD_E, 0, proj_b, 0),
+    VB("mlp.fc1.weight", 2, VD_M, VD_E, fc1_w, 0),
+    VB("mlp.fc1.bias", 1, VD_M, 0, fc1_b, 0),
+    VB("mlp.fc2.weight", 2, VD_E, VD_M, fc2_w, 0),
+    VB("mlp.fc2.bias", 1, VD_E, 0, fc2_b, 0),
+    VG("merger.ln_q.weight", 1, VD_E, 0, lnq_w, QV_W_F32),
+    VG("merger.ln_q.bias", 1, VD_E, 0, lnq_b, QV_W_F32),
+    VG("merger.mlp.0.weight", 2, VD_ME, VD_ME, m0_w, 0),
+    VG("merger.mlp.0.bias", 1, VD_ME, 0, m0_b, 0),
+    VG("merger.mlp.2.weight", 2, VD_D, VD_ME, m2_w, 0),
+    VG("merger.mlp.2.bias", 1, VD_D, 0, m2_b, 0),
+};
+#undef VG
+#undef VB
+enum { VIS_NW = sizeof vis_weights / sizeof *vis_weights };
+
+static void vis_dims(const qv_vision_hparams *hp, int64_t *d) {
+    const int64_t E = hp->embed_dim, m = hp->spatial_merge_size;
+    d[VD_E] = E;
+    d[VD_3E] = 3 * E;
+    d[VD_M] = hp->mlp_dim;
+    d[VD_D] = hp->out_hidden;
+    d[VD_ME] = m * m * E;
+    d[VD_C] = hp->in_chans;
+    d[VD_T] = hp->temporal_patch_size;
+    d[VD_P] = hp->patch_size;
 }
 
-/* bf16 matrix or bias used in place */
-static const uint16_t *get_bf16(const qv_ckpt *ck, const char *name, int64_t d0, int64_t d1, qv_err *err) {
-    const qv_tensor *t = get_t(ck, name, d0, d1, err);
-    if (!t) return NULL;
-    if (t->dtype != QV_BF16) {
-        qv_errf(err, QV_ERR_UNSUPPORTED, "vision: tensor %s is %s; the encoder uses bf16 weights in place",
-                name, qv_dtype_name(t->dtype));
-        return NULL;
-    }
-    return (const uint16_t *)t->data;
-}
-
-/* small float vector (LayerNorm), widened into dst */
-static int get_vec(const qv_ckpt *ck, const char *name, int64_t n, float *dst, qv_err *err) {
-    const qv_tensor *t = get_t(ck, name, n, 0, err);
-    if (!t) return 0;
-    if (!qv_convert_to_f32(dst, t->data, t->dtype, n)) {
-        qv_errf(err, QV_ERR_FORMAT, "vision: tensor %s has non-float dtype %s", name, qv_dtype_name(t->dtype));
-        return 0;
-    }
-    return 1;
+const qv_weight_def *qv_vision_weights(const qv_vision_hparams *hp, int64_t dims[QV_WEIGHT_DIMS], int *n_rows) {
+    vis_dims(hp, dims);
+    *n_rows = VIS_NW;
+    return vis_weights;
 }
 
 qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
@@ -122,37 +131,13 @@ qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err) {
     v->merge = m;
     v->out_dim = hp->out_hidden;
     v->blocks = calloc((size_t)hp->depth, sizeof *v->blocks);
-    v->norms = malloc(((size_t)hp->depth * 4 + 2) * E * sizeof(float));
+    v->norms = malloc(((size_t)hp->depth * 4 + 2) * E * sizeof(float));   /* the QV_W_F32 rows below */
     if (!v->blocks || !v->norms) { qv_vision_free(v); return qv_errf(err, QV_ERR_NOMEM, "vision: out of memory"); }
-    char name[128];
-    const int64_t mE = (int64_t)m * m * E;
-#define NEED(expr) do { if (!(expr)) { qv_vision_free(v); return err->code; } } while (0)
-    NEED(v->patch_w = get_bf16(ck, "visual.patch_embed.proj.weight", E, P, err));
-    float *nw = v->norms;
-    for (int l = 0; l < hp->depth; l++) {
-        vblock *b = &v->blocks[l];
-#define BNAME(s) (snprintf(name, sizeof name, "visual.blocks.%d.%s", l, s), name)
-        NEED(get_vec(ck, BNAME("norm1.weight"), E, nw, err)); b->ln1_w = nw; nw += E;
-        NEED(get_vec(ck, BNAME("norm1.bias"), E, nw, err));   b->ln1_b = nw; nw += E;
-        NEED(get_vec(ck, BNAME("norm2.weight"), E, nw, err)); b->ln2_w = nw; nw += E;
-        NEED(get_vec(ck, BNAME("norm2.bias"), E, nw, err));   b->ln2_b = nw; nw += E;
-        NEED(b->qkv_w = get_bf16(ck, BNAME("attn.qkv.weight"), 3 * (int64_t)E, E, err));
-        NEED(b->qkv_b = get_bf16(ck, BNAME("attn.qkv.bias"), 3 * (int64_t)E, 0, err));
-        NEED(b->proj_w = get_bf16(ck, BNAME("attn.proj.weight"), E, E, err));
-        NEED(b->proj_b = get_bf16(ck, BNAME("attn.proj.bias"), E, 0, err));
-        NEED(b->fc1_w = get_bf16(ck, BNAME("mlp.fc1.weight"), M, E, err));
-        NEED(b->fc1_b = get_bf16(ck, BNAME("mlp.fc1.bias"), M, 0, err));
-        NEED(b->fc2_w = get_bf16(ck, BNAME("mlp.fc2.weight"), E, M, err));
-        NEED(b->fc2_b = get_bf16(ck, BNAME("mlp.fc2.bias"), E, 0, err));
-#undef BNAME
-    }
-    NEED(get_vec(ck, "visual.merger.ln_q.weight", E, nw, err)); v->lnq_w = nw; nw += E;
-    NEED(get_vec(ck, "visual.merger.ln_q.bias", E, nw, err));   v->lnq_b = nw; nw += E;
-    NEED(v->m0_w = get_bf16(ck, "visual.merger.mlp.0.weight", mE, mE, err));
-    NEED(v->m0_b = get_bf16(ck, "visual.merger.mlp.0.bias", mE, 0, err));
-    NEED(v->m2_w = get_bf16(ck, "visual.merger.mlp.2.weight", v->out_dim, mE, err));
-    NEED(v->m2_b = get_bf16(ck, "visual.merger.mlp.2.bias", v->out_dim, 0, err));
-#undef NEED
+    int64_t dims[QV_WEIGHT_DIMS];
+    vis_dims(hp, dims);
+    qv_status rc = qv_weights_bind(ck, vis_weights, VIS_NW, dims, hp->depth, v, v->blocks, sizeof *v->blocks, v->norms,
+                                   NULL, err);
+    if (rc) { qv_vision_free(v); return rc; }
     /* VisionRotaryEmbedding(dim = hd/2): inv_freq[j] = 10000^(-2j / (hd/2)), j < hd/4 */
     for (int j = 0; j < hd / 4; j++) v->inv_freq[j] = 1.0 / pow(10000.0, (2.0 * j) / (hd / 2));
     *out = v;
@@ -240,121 +225,7 @@ void qv_vision_ctx_profile(const qv_vision_ctx *c, double seconds[3]) { memcpy(s
 /* ------------------------------------------------------------------------------------------------ */
 /* Element-wise kernels                                                                              */
 
-/* Element-wise loops work on 4 floats at a time through GCC/Clang generic vectors (plain C, no ISA
- * flags: the baseline x86-64 SSE2 registers), with per-lane partial sums so no reassociation is
- * needed, and a scalar tail. */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4f load4(const float *p) { v4f v; memcpy(&v, p, sizeof v); return v; }
-static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
-static inline v4f splat4(float x) { return (v4f){x, x, x, x}; }
-static inline float hsum4(v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
-/* mask ? a : b, mask lanes all ones or all zeros (a vector comparison's result) */
-static inline v4f sel4(v4i mask, v4f a, v4f b) { return (v4f)((mask & (v4i)a) | (~mask & (v4i)b)); }
-static inline float hmax4(v4f v) {
-    float m = v[0];
-    for (int i = 1; i < 4; i++) m = v[i] > m ? v[i] : m;
-    return m;
-}
-
-/* exp(x) for float32 with ~1 ulp error (Cephes expf: range reduction by ln2 in two parts, degree-6
- * polynomial, scale by 2^n through the exponent bits). Arguments are clamped to the normal range, so
- * results below 2^-126 become ~1e-38 instead of a subnormal — irrelevant for softmax and sigmoid. */
-static inline v4f exp4(v4f x) {
-    const v4f lo = splat4(-87.33f), hi = splat4(88.37f), magic = splat4(12582912.0f);
-    x = sel4(x < lo, lo, x);
-    x = sel4(x > hi, hi, x);
-    v4f n = (x * 1.44269504088896341f + magic) - magic;   /* round to nearest integer via 1.5*2^23 */
-    v4f r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    v4f p = splat4(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    v4f y = p * r * r + r + 1.0f;
-    v4i bits = (__builtin_convertvector(n, v4i) + 127) << 23;
-    return y * (v4f)bits;
-}
-
-static inline float exp_f32(float x) { return exp4(splat4(x))[0]; }
-
-/* LayerNorm over each row of n columns (two passes: mean, then centred variance). */
-static void layernorm_rows(float *y, const float *x, const float *w, const float *b, int64_t r0, int64_t r1,
-                           int n) {
-    const int n4 = n & ~3;
-    for (int64_t i = r0; i < r1; i++) {
-        const float *xi = x + i * n;
-        float *yi = y + i * n;
-        v4f acc = splat4(0.0f);
-        int j = 0;
-        for (; j < n4; j += 4) acc += load4(xi + j);
-        float s = hsum4(acc);
-        for (; j < n; j++) s += xi[j];
-        const float mean = s / n;
-        const v4f vm = splat4(mean);
-        acc = splat4(0.0f);
-        for (j = 0; j < n4; j += 4) {
-            v4f d = load4(xi + j) - vm;
-            acc += d * d;
-        }
-        float s2 = hsum4(acc);
-        for (; j < n; j++) s2 += (xi[j] - mean) * (xi[j] - mean);
-        const float rstd = (float)(1.0 / sqrt((double)s2 / n + 1e-6));
-        const v4f vr = splat4(rstd);
-        for (j = 0; j < n4; j += 4) store4(yi + j, (load4(xi + j) - vm) * vr * load4(w + j) + load4(b + j));
-        for (; j < n; j++) yi[j] = (xi[j] - mean) * rstd * w[j] + b[j];
-    }
-}
-
-/* exp(s - max) in place; returns 1 / sum */
-static float softmax_row(float *s, int n) {
-    const int n4 = n & ~3;
-    int j = 0;
-    float mx = s[0];
-    if (n4) {
-        v4f m = load4(s);
-        for (j = 4; j < n4; j += 4) {
-            v4f v = load4(s + j);
-            m = sel4(v > m, v, m);
-        }
-        mx = hmax4(m);
-    }
-    for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-    const v4f vmx = splat4(mx);
-    v4f acc = splat4(0.0f);
-    for (j = 0; j < n4; j += 4) {
-        v4f e = exp4(load4(s + j) - vmx);
-        store4(s + j, e);
-        acc += e;
-    }
-    float sum = hsum4(acc);
-    for (; j < n; j++) {
-        float e = exp_f32(s[j] - mx);
-        s[j] = e;
-        sum += e;
-    }
-    return 1.0f / sum;
-}
-
-static void quick_gelu_row(float *y, int n) {   /* x * sigmoid(1.702 x) */
-    const int n4 = n & ~3;
-    int j = 0;
-    for (; j < n4; j += 4) {
-        v4f v = load4(y + j);
-        store4(y + j, v / (1.0f + exp4(v * -1.702f)));
-    }
-    for (; j < n; j++) y[j] = y[j] / (1.0f + exp_f32(-1.702f * y[j]));
-}
-
-static void add_row(float *y, const float *x, int n) {
-    const int n4 = n & ~3;
-    int j = 0;
-    for (; j < n4; j += 4) store4(y + j, load4(y + j) + load4(x + j));
-    for (; j < n; j++) y[j] += x[j];
-}
+/* The element-wise kernels themselves are in src/kernels_elt.c (kernels.h). */
 
 typedef enum { OP_LN, OP_ADD, OP_QUICK_GELU, OP_GELU_ERF, OP_ROPE } op_kind;
 
@@ -372,7 +243,7 @@ typedef struct {
 
 static void rope_rows(const row_task *a, int64_t r0, int64_t r1) {
     const qv_vision *v = a->c->v;
-    const int hd = v->hp.head_dim, H = v->hp.n_heads, half = hd / 2, q4 = hd / 4, m = v->merge, E = v->hp.embed_dim;
+    const int hd = v->hp.head_dim, H = v->hp.n_heads, q4 = hd / 4, m = v->merge, E = v->hp.embed_dim;
     const int bw = a->gw / m;                      /* merge blocks per grid row */
     for (int64_t i = r0; i < r1; i++) {
         /* merge-window order -> (row, col) in the gh x gw grid */
@@ -382,17 +253,8 @@ static void rope_rows(const row_task *a, int64_t r0, int64_t r1) {
         const float *cc = a->c->rcos + (int64_t)col * q4, *sc = a->c->rsin + (int64_t)col * q4;
         float cs[128], sn[128];                    /* [half]: angles row*f (first q4), col*f (next q4) */
         for (int j = 0; j < q4; j++) { cs[j] = cr[j]; sn[j] = sr[j]; cs[q4 + j] = cc[j]; sn[q4 + j] = sc[j]; }
-        for (int qk = 0; qk < 2; qk++) {            /* q then k, both in the qkv row */
-            float *base = a->y + i * a->ld + (int64_t)qk * E;
-            for (int h = 0; h < H; h++) {
-                float *p = base + (int64_t)h * hd;
-                for (int d = 0; d < half; d++) {
-                    float lo = p[d], hi = p[d + half];
-                    p[d] = lo * cs[d] - hi * sn[d];
-                    p[d + half] = hi * cs[d] + lo * sn[d];
-                }
-            }
-        }
+        for (int qk = 0; qk < 2; qk++)             /* q then k, both in the qkv row */
+            qv_rope_half(a->y + i * a->ld + (int64_t)qk * E, H, hd, cs, sn);
     }
 }
 
@@ -403,22 +265,19 @@ static void row_task_fn(void *ctx, int ith, int nth) {
     if (r0 >= r1) return;
     switch (a->op) {
     case OP_LN:
-        layernorm_rows(a->y, a->x, a->w, a->b, r0, r1, a->cols);
+        qv_layernorm(a->y + r0 * a->cols, a->x + r0 * a->cols, a->w, a->b, r1 - r0, a->cols, 1e-6);
         break;
     case OP_ADD:
         for (int64_t i = r0; i < r1; i++) {
-            add_row(a->y + i * a->ld, a->x + i * a->cols, a->cols);
-            if (a->lnout) layernorm_rows(a->lnout, a->y, a->w, a->b, i, i + 1, a->cols);
+            qv_add_row(a->y + i * a->ld, a->x + i * a->cols, a->cols);
+            if (a->lnout) qv_layernorm(a->lnout + i * a->cols, a->y + i * a->cols, a->w, a->b, 1, a->cols, 1e-6);
         }
         break;
     case OP_QUICK_GELU:  /* x * sigmoid(1.702 x) */
-        for (int64_t i = r0; i < r1; i++) quick_gelu_row(a->y + i * a->ld, a->cols);
+        for (int64_t i = r0; i < r1; i++) qv_quick_gelu(a->y + i * a->ld, a->cols);
         break;
     case OP_GELU_ERF:    /* 0.5 x (1 + erf(x / sqrt 2)) */
-        for (int64_t i = r0; i < r1; i++) {
-            float *y = a->y + i * a->ld;
-            for (int j = 0; j < a->cols; j++) y[j] = 0.5f * y[j] * (1.0f + erff(y[j] * 0.70710678118654752f));
-        }
+        for (int64_t i = r0; i < r1; i++) qv_gelu_erf(a->y + i * a->ld, a->cols);
         break;
     case OP_ROPE:
         rope_rows(a, r0, r1);
@@ -472,7 +331,7 @@ static void attention_task(void *ctx, int ith, int nth) {
         for (int64_t i0 = r0; i0 < r1; i0 += tq) {
             const int t = r1 - i0 < tq ? (int)(r1 - i0) : tq;
             qv_sgemm(0, 1, t, n, hd, scale, Q + i0 * ld, ld, K, ld, 0.0f, S, n);
-            for (int i = 0; i < t; i++) rs[i] = softmax_row(S + (int64_t)i * n, n);
+            for (int i = 0; i < t; i++) rs[i] = qv_softmax_row(S + (int64_t)i * n, n);
             float *O = c->ao + i0 * E + (int64_t)h * hd;
             qv_sgemm(0, 0, t, hd, n, 1.0f, S, n, V, ld, 0.0f, O, E);
             for (int i = 0; i < t; i++) {

@@ -34,6 +34,9 @@ typedef struct qv_vision qv_vision;
 
 qv_status qv_vision_create(qv_vision **out, const qv_ckpt *ck, qv_err *err);
 void qv_vision_free(qv_vision *v);                       /* NULL-safe */
+/* The encoder's weight table (checkpoint.h: released names, shapes, in file order; per-block rows
+ * repeat depth times) and the dimensions its shapes index, for a vision config. */
+const qv_weight_def *qv_vision_weights(const qv_vision_hparams *hp, int64_t dims[QV_WEIGHT_DIMS], int *n_rows);
 const qv_vision_hparams *qv_vision_hparams_of(const qv_vision *v);
 int qv_vision_patch_dim(const qv_vision *v);             /* in_chans*temporal*patch*patch (1176) */
 

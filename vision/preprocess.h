@@ -15,12 +15,10 @@
 
 #include <stdint.h>
 
+#include "config.h"   /* QV_PATCH, QV_MERGE, QV_TEMPORAL_PATCH: the geometry qv_config_load accepts */
 #include "core.h"
 #include "threads.h"
 
-#define QV_PATCH          14
-#define QV_MERGE          2
-#define QV_TEMPORAL_PATCH 2
 #define QV_PATCH_DIM      (3 * QV_TEMPORAL_PATCH * QV_PATCH * QV_PATCH)   /* 1176 */
 
 typedef enum {

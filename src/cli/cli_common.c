@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "cli.h"
-#include "pipeline/cache.h"
+#include "cache.h"
 
 const char cli_opts_help[] =
     "model and compute:\n"

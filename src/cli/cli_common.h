@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#include "pipeline/engine.h"
+#include "engine.h"
 #include "progress.h"
 
 typedef struct {

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "pipeline/cost.h"
-#include "pipeline/sampler.h"
-#include "pipeline/tasks.h"
+#include "cost.h"
+#include "sampler.h"
+#include "tasks.h"
 
 typedef struct {
     int is_image;

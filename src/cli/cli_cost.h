@@ -3,7 +3,7 @@
 #define QV_CLI_COST_H
 
 #include "cli_common.h"
-#include "pipeline/prompt.h"
+#include "prompt.h"
 
 typedef struct {
     const qv_prompt_media *inputs;  /* ask: the inputs of its one run; subtitles/summarize: the video */

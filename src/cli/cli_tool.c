@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "pipeline/cues.h"
+#include "cues.h"
 #include "cli_cost.h"
 
 const char tool_opts_help[] =

@@ -4,7 +4,7 @@
 #define QV_CLI_TOOL_H
 
 #include "cli_common.h"
-#include "pipeline/tasks.h"
+#include "tasks.h"
 
 typedef struct {
     qv_task_opts task;       /* --window, --prompt, --summary-prompt, --framing, --full-answer */

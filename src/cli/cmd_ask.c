@@ -3,7 +3,7 @@
 #include "cli.h"
 #include "cli_common.h"
 #include "cli_cost.h"
-#include "pipeline/prompt.h"
+#include "prompt.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * shardable over machines (pipeline/batch.c), each job one of the tasks of pipeline/tasks.c. */
 #include "cli.h"
 #include "cli_tool.h"
-#include "pipeline/batch.h"
+#include "batch.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -8,11 +8,12 @@
 #include "checkpoint.h"
 #include "core.h"
 #include "kernels.h"
-#include "lm/lm.h"
+#include "lm.h"
+#include "model.h"
 #include "safetensors.h"
 #include "tensor.h"
 #include "threads.h"
-#include "vision/encoder.h"
+#include "encoder.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -182,7 +183,7 @@ static int bench_model(const model_opts *o) {
     int rc = 1;
 
     double t0 = qv_now();
-    if ((st = qv_ckpt_open(&ck, o->model, &err))) goto done;
+    if ((st = qv_model_open(&ck, o->model, &err))) goto done;
     if ((st = qv_lm_create(&lm, ck, &err))) goto done;
     if (o->vision && (st = qv_vision_create(&vis, ck, &err))) goto done;
     double t_load = qv_now() - t0;

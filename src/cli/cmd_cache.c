@@ -1,7 +1,7 @@
 /* cmd_cache.c — qv cache list|du|clear: look into and empty the cache folder (pipeline/cache.h, issue 11). */
 #include "cli.h"
 #include "cli_common.h"
-#include "pipeline/cache.h"
+#include "cache.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * turns); base-form ones answer each question on its own, as `qv ask` would. Ctrl-D (EOF) ends. */
 #include "cli.h"
 #include "cli_common.h"
-#include "pipeline/prompt.h"
+#include "prompt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,8 @@
 #include "cli.h"
 #include "cli_tool.h"
 #include "genweights.h"
-#include "pipeline/demo.h"
+#include "demo.h"
+#include "model.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -113,6 +114,7 @@ static qv_status make_model(const char *dir, int n_threads, qv_err *err) {
         if (!st) {
             qv_genweights_params gp = qv_genweights_default_params();
             gp.config_path = cfg;
+            gp.tensor_specs = qv_model_tensor_specs;
             gp.out_dir = dir;
             gp.n_threads = n_threads;
             gp.abort_cb = cli_abort_cb;

@@ -1,7 +1,7 @@
 /* cmd_detokenize.c — qv detokenize: a JSON array of token ids on stdin -> the text they decode to (UTF-8,
  * invalid byte sequences as U+FFFD, exactly as Hugging Face's decode), written without a trailing newline. */
 #include "cli.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
 /* cmd_gen_weights.c — qv gen-weights: write a complete checkpoint by the deterministic weight formula. */
 #include "cli.h"
 #include "genweights.h"
+#include "model.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ static int parse_bytes(const char *s, uint64_t *out) {
 
 int qv_cmd_gen_weights(int argc, char **argv) {
     qv_genweights_params p = qv_genweights_default_params();
+    p.tensor_specs = qv_model_tensor_specs;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

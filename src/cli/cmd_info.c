@@ -1,7 +1,8 @@
 /* cmd_info.c — qv info: validate a model folder and print what it holds (or the one-line error). */
 #include "checkpoint.h"
+#include "model.h"
 #include "cli.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <string.h>
 
@@ -32,7 +33,7 @@ int qv_cmd_info(int argc, char **argv) {
     if (!model) return cli_usage("info", "no model: give --model DIR or set QV_MODEL");
     qv_ckpt *ck;
     qv_err err = {0};
-    if (qv_ckpt_open(&ck, model, &err)) return cli_fail("%s", err.msg);
+    if (qv_model_open(&ck, model, &err)) return cli_fail("%s", err.msg);
     const qv_text_hparams *t = &ck->cfg.text;
     const qv_vision_hparams *v = &ck->cfg.vision;
     /* the tokenizer, as `qv ask` loads it: a folder without a usable one is not a usable model */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/video.h"
+#include "video.h"
 #include "safetensors.h"
 #include "threads.h"
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "pipeline/server.h"
+#include "server.h"
 
 static volatile sig_atomic_t g_stop;
 

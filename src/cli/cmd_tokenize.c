@@ -2,7 +2,7 @@
  * one line, with the model's Qwen2 tokenizer (tokenizer/tokenizer.h). Added/special tokens written in the
  * text ("<|im_start|>") become their ids, as Hugging Face does with add_special_tokens=False. */
 #include "cli.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>

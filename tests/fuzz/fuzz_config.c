@@ -2,7 +2,7 @@
  * invariants the model code relies on (sizes that divide, the geometry the front end handles). */
 #include "config.h"
 #include "fuzz_common.h"
-#include "vision/preprocess.h"
+#include "preprocess.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     qv_model_config mc;

@@ -1,7 +1,7 @@
 /* fuzz_jobs.c — a batch job file through qv_jobs_parse: never crashes; every job has an id and a file
  * name made of safe characters, ids and file names are unique, a valid job has a video and a known task. */
 #include "fuzz_common.h"
-#include "pipeline/batch.h"
+#include "batch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     qv_joblist jl;

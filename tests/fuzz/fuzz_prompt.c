@@ -2,7 +2,7 @@
  * hold no "}}"), and the input split into a framing, a question and a path through qv_prompt_build (chat
  * and base): an accepted prompt holds exactly the one input's marker, so user text never becomes markup. */
 #include "fuzz_common.h"
-#include "pipeline/prompt.h"
+#include "prompt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *raw = fuzz_str(data, size);

@@ -1,7 +1,7 @@
 /* fuzz_tokenizer.c — tokenizer.json through qv_tok_load (the seeds: the fixture tokenizer cut down to 400
  * tokens); an accepted tokenizer then encodes and decodes a few texts, with every id in range. */
 #include "fuzz_common.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > (1u << 20)) return 0;
