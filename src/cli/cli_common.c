@@ -256,3 +256,13 @@ uint64_t cli_parse_size(const char *s) {
     if (*end || v * mul > 1.8e19 || v * mul < 1) return 0;
     return (uint64_t)(v * mul);
 }
+
+int cli_media_opt(const char *cmd, int argc, char **argv, int *i, qv_prompt_media *media, int *n, int max) {
+    int vid = cli_opt_is(argv[*i], "--video");
+    if (!vid && !cli_opt_is(argv[*i], "--image")) return 0;
+    const char *v = cli_opt_value(cmd, vid ? "--video" : "--image", argc, argv, i);
+    if (!v) return -1;
+    if (*n >= max) return cli_usage(cmd, "more than %d inputs", max), -1;
+    media[(*n)++] = (qv_prompt_media){v, vid};
+    return 1;
+}

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "prompt.h"
 #include "progress.h"
 
 typedef struct {
@@ -83,5 +84,8 @@ int cli_is_image_path(const char *path);
 const char *cli_opt_value(const char *cmd, const char *name, int argc, char **argv, int *i);
 /* 1 when argv[i] is name or starts with "name=" */
 int cli_opt_is(const char *arg, const char *name);
+/* --video FILE / --image FILE at argv[*i]: appended to media[*n] (at most max) -> 1; another option -> 0;
+ * a missing value or too many inputs -> usage error printed, -1. */
+int cli_media_opt(const char *cmd, int argc, char **argv, int *i, qv_prompt_media *media, int *n, int max);
 
 #endif

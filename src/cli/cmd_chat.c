@@ -60,12 +60,8 @@ int qv_cmd_chat(int argc, char **argv) {
         int r = cli_opts_parse(&o, cmd, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
-        if (cli_opt_is(a, "--video") || cli_opt_is(a, "--image")) {
-            int vid = cli_opt_is(a, "--video");
-            const char *v = cli_opt_value(cmd, vid ? "--video" : "--image", argc, argv, &i);
-            if (!v) return 2;
-            if (n_inputs >= MAX_INPUTS) return cli_usage(cmd, "more than %d inputs", MAX_INPUTS);
-            inputs[n_inputs++] = (qv_prompt_media){v, vid};
+        if ((r = cli_media_opt(cmd, argc, argv, &i, inputs, &n_inputs, MAX_INPUTS)) != 0) {
+            if (r < 0) return 2;
         } else if (cli_opt_is(a, "--framing")) {
             if (!(framing = cli_opt_value(cmd, "--framing", argc, argv, &i))) return 2;
         } else if (strcmp(a, "--json") == 0) json = 1;
