@@ -114,6 +114,9 @@ typedef struct {
     void *user;
     qv_dump_fn dump;         /* as qv_lm_prefill's dump */
     void *dump_user;
+    float *all_logits;       /* [n - start][vocab] or NULL: the logits of EVERY token run (row i = token
+                                start + i; qv bench accuracy compares paths at every position). Costs a
+                                lm_head product per row: for measurements, not for serving. */
 } qv_lm_prefill_opts;
 
 qv_lm_prefill_opts qv_lm_prefill_default_opts(void);  /* all zero */

@@ -638,7 +638,7 @@ static void cache_store(qv_lm_ctx *c, int layer, int m) {
 
 /* Runs m (<= chunk) tokens whose embeddings are in c->x through the decoder; advances n_past. */
 static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m, float *logits,
-                          qv_dump_fn dump, void *du) {
+                          float *all_logits, qv_dump_fn dump, void *du) {
     const qv_lm *M = c->m;
     const qv_text_hparams *hp = &M->hp;
     int D = hp->hidden, H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, F = hp->ffn;
@@ -691,14 +691,16 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     }
     c->n_past += m;
     S->tokens += m;
-    if (!dump && !logits) return;
-    /* only the last row is needed for logits; all rows when dumping */
-    int r0 = dump ? 0 : m - 1;
+    if (!dump && !logits && !all_logits) return;
+    /* only the last row is needed for logits; all rows when dumping or asked for every row's logits */
+    int r0 = dump || all_logits ? 0 : m - 1;
     t0 = qv_now();
     qv_rmsnorm_bf16(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
     if (dump) dump(du, "lm.norm", c->xn, m, D);
     LAP(other_s);
-    if (logits) LIN(logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, hp->n_layers * 7, NULL, 1, hp->vocab, D);
+    if (all_logits) LIN(all_logits, hp->vocab, c->xn, M->lm_head, hp->n_layers * 7, NULL, m, hp->vocab, D);
+    if (logits && all_logits) memcpy(logits, all_logits + (size_t)(m - 1) * hp->vocab, (size_t)hp->vocab * sizeof *logits);
+    else if (logits) LIN(logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, hp->n_layers * 7, NULL, 1, hp->vocab, D);
     LAP(linear_s);
 #undef LAP
 #undef LIN
@@ -767,7 +769,8 @@ qv_status qv_lm_prefill_seq(qv_lm_ctx *c, const int32_t *ids, int64_t n, const f
                 qv_bf16_to_f32_row(xi, c->m->embed + (size_t)id * D, D);
         }
         c->st.other_s += qv_now() - t0;
-        forward_chunk(c, pos + s, pos_stride, m, e == n ? logits : NULL, o ? o->dump : NULL, o ? o->dump_user : NULL);
+        float *al = o && o->all_logits ? o->all_logits + (size_t)(s - start) * hp->vocab : NULL;
+        forward_chunk(c, pos + s, pos_stride, m, e == n ? logits : NULL, al, o ? o->dump : NULL, o ? o->dump_user : NULL);
         s = e;
         if (o && o->on_progress) o->on_progress(o->user, s, n);
     }
