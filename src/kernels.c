@@ -524,38 +524,47 @@ static int outlier_scan(qv_pool *pool, const float *X, int m, int k, int big, in
     return n;
 }
 
-typedef struct { const lin_ctx *a; float *xz, *xs; } split_ctx;
+typedef struct { const float *X; int m, k, n; const int *cols; float *xz, *xs; } split_ctx;
 
 /* xz = X with the outlier columns zeroed, xs [m][QV_OUTLIER_MAX] = their values */
 static void split_task(void *ctx, int ith, int nth) {
     split_ctx *s = ctx;
-    const lin_ctx *a = s->a;
     int64_t lo, hi;
-    qv_split(a->m, ith, nth, 1, &lo, &hi);
+    qv_split(s->m, ith, nth, 1, &lo, &hi);
     for (int64_t i = lo; i < hi; i++) {
-        float *z = s->xz + (size_t)i * a->k, *xs = s->xs + (size_t)i * QV_OUTLIER_MAX;
-        memcpy(z, a->X + (size_t)i * a->k, (size_t)a->k * sizeof *z);
+        float *z = s->xz + (size_t)i * s->k, *xs = s->xs + (size_t)i * QV_OUTLIER_MAX;
+        memcpy(z, s->X + (size_t)i * s->k, (size_t)s->k * sizeof *z);
         for (int c = 0; c < QV_OUTLIER_MAX; c++) xs[c] = 0.0f;
-        for (int c = 0; c < a->n_out; c++) {
-            xs[c] = z[a->out_col[c]];
-            z[a->out_col[c]] = 0.0f;
+        for (int c = 0; c < s->n; c++) {
+            xs[c] = z[s->cols[c]];
+            z[s->cols[c]] = 0.0f;
         }
     }
 }
 
-/* FAST: finds X's outlier columns and, when there are any, points a->X at a copy without them (a->xs,
- * a->n_out: outlier_fix adds them back exactly after the product) */
-static void outlier_split(qv_pool *pool, lin_ctx *a, int big) {
-    a->n_out = outlier_scan(pool, a->X, a->m, a->k, big, a->out_col);
-    if (!a->n_out) return;
-    size_t zbytes = ((size_t)a->m * a->k * sizeof(float) + 63) / 64 * 64;
-    char *buf = qv_kernel_scratch(3, zbytes + (size_t)a->m * QV_OUTLIER_MAX * sizeof(float));
-    if (!buf) { a->n_out = 0; return; }
-    split_ctx s = {a, (float *)buf, (float *)(buf + zbytes)};
+int qv_outlier_split(qv_pool *pool, const float *X, int m, int k, int *cols, const float **xz, const float **xs) {
+    const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
+    int n = outlier_scan(pool, X, m, k, big, cols);
+    if (!n) return 0;
+    size_t zbytes = ((size_t)m * k * sizeof(float) + 63) / 64 * 64;
+    char *buf = qv_kernel_scratch(3, zbytes + (size_t)m * QV_OUTLIER_MAX * sizeof(float));
+    if (!buf) return 0;
+    split_ctx s = {X, m, k, n, cols, (float *)buf, (float *)(buf + zbytes)};
     if (big) qv_pool_run(pool, split_task, &s);
     else split_task(&s, 0, 1);
-    a->X = s.xz;
-    a->xs = s.xs;
+    *xz = s.xz;
+    *xs = s.xs;
+    return n;
+}
+
+/* FAST: finds X's outlier columns and, when there are any, points a->X at a copy without them (a->xs,
+ * a->n_out: outlier_fix adds them back exactly after the product) */
+static void outlier_split(qv_pool *pool, lin_ctx *a) {
+    const float *xz, *xs;
+    a->n_out = qv_outlier_split(pool, a->X, a->m, a->k, a->out_col, &xz, &xs);
+    if (!a->n_out) return;
+    a->X = xz;
+    a->xs = xs;
 }
 
 static void linear_fallback(const lin_ctx *a) {   /* no memory for the scratch: scalar, in place */
@@ -604,7 +613,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
     a.chunk = chunk_of(n, qv_pool_size(pool));
     atomic_init(&a.next, 0);
     const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
-    if (prec == QV_PREC_FAST) outlier_split(pool, &a, big);
+    if (prec == QV_PREC_FAST) outlier_split(pool, &a);
     if (t->blas_min_m[prec] && m >= t->blas_min_m[prec]) {
         if (prec == QV_PREC_FAST && t->gemm_i16 && linear_i16(pool, &a, big)) return;
         a.kp = k;
