@@ -490,8 +490,8 @@ static float select_kth(float *v, int n, int kth) {
     return v[kth];
 }
 
-/* The columns c of X[m][k] whose max |X[i][c]| exceeds QV_OUTLIER_RATIO x the median over columns of
- * that max (at most QV_OUTLIER_MAX, the largest first; returned in increasing order). One pass over X
+/* The columns c of X[m][k] whose max |X[i][c]| exceeds QV_OUTLIER_RATIO x the median over (a regular
+ * sample of) columns of that max (at most QV_OUTLIER_MAX, the largest first; returned in increasing order). One pass over X
  * (threaded when big) plus O(k): maxima are exact, so the choice does not depend on the thread count.
  * 0 when X holds an Inf (the median or a max is not finite) or no scratch. */
 static int outlier_scan(qv_pool *pool, const float *X, int m, int k, int big, int *cols) {
@@ -503,9 +503,12 @@ static int outlier_scan(qv_pool *pool, const float *X, int m, int k, int big, in
     else colmax_rows(cm, X, 0, m, k);
     for (int t = 1; t < nth; t++)
         for (int c = 0; c < k; c++) cm[c] = cm[(size_t)t * k + c] > cm[c] ? cm[(size_t)t * k + c] : cm[c];
+    /* the median of every step-th column (at most 512 of them): O(1) per call whatever k, so decode
+     * (m = 1, where X is one row) pays next to nothing; a handful of outliers cannot move it */
     float *tmp = cm + (size_t)nth * k;
-    memcpy(tmp, cm, (size_t)k * sizeof *tmp);
-    float med = select_kth(tmp, k, k / 2), thr = med * QV_OUTLIER_RATIO;
+    int step = k > 512 ? (k + 511) / 512 : 1, ns = 0;
+    for (int c = 0; c < k; c += step) tmp[ns++] = cm[c];
+    float med = select_kth(tmp, ns, ns / 2), thr = med * QV_OUTLIER_RATIO;
     if (!(thr > 0.0f) || !isfinite(thr)) return 0;
     int n = 0;
     for (int c = 0; c < k; c++) {
