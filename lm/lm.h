@@ -22,7 +22,9 @@
  *
  * Numeric paths (kernels.h): QV_PREC_REF keeps float32 activations and a float32 KV cache (matches the
  * float64 reference to ~1e-6; for tests and small models), QV_PREC_FAST rounds activations to bf16 in
- * the matrix products and keeps the KV cache in bf16 (56 KiB per token on the 7B). */
+ * the matrix products (taking outlier input columns out exactly, kernels.h) and keeps f32 keys and bf16
+ * values in the KV cache (84 KiB per token on the 7B; bf16 keys flip attention on checkpoints with outlier
+ * channels, lm/qwen2.c k_type). */
 #ifndef QV_LM_H
 #define QV_LM_H
 
@@ -62,7 +64,8 @@ typedef struct {
                             (default 256; 7B: ~55 MiB) */
     qv_precision prec;   /* QV_PREC_REF (default) or QV_PREC_FAST */
     qv_pool *pool;       /* threads for the whole forward pass; borrowed; NULL = caller only */
-    qv_dtype kv_dtype;   /* QV_F32 or QV_BF16; QV_DTYPE_COUNT (default) = F32 for REF, BF16 for FAST */
+    qv_dtype kv_dtype;   /* QV_F32 or QV_BF16 (keys and values); QV_DTYPE_COUNT (default) = F32 for REF,
+                            f32 keys + bf16 values for FAST */
     int check_memory;    /* 1 (default): refuse (QV_ERR_NOMEM, numbers in the message) when the cache and
                             scratch would not fit in MemAvailable, or together with the decoder's weights
                             (which must stay resident) not in MemTotal */
@@ -114,6 +117,9 @@ typedef struct {
     void *user;
     qv_dump_fn dump;         /* as qv_lm_prefill's dump */
     void *dump_user;
+    float *all_logits;       /* [n - start][vocab] or NULL: the logits of EVERY token run (row i = token
+                                start + i; qv bench accuracy compares paths at every position). Costs a
+                                lm_head product per row: for measurements, not for serving. */
 } qv_lm_prefill_opts;
 
 qv_lm_prefill_opts qv_lm_prefill_default_opts(void);  /* all zero */
@@ -135,7 +141,8 @@ qv_status qv_lm_decode(qv_lm_ctx *c, int32_t id, int64_t pos, float *logits, qv_
 
 /* ---- KV prefix export/import (the persistent prefix cache, pipeline/cache.h) ----
  * Portable layout of n tokens: per layer, per KV head: K rows [n][head_dim], then V rows [n][head_dim], in
- * the cache's dtype (qv_lm_kv_dtype: f32 on the reference path, bf16 on the fast one). An import followed
+ * the cache's dtypes (K f32 unless kv_dtype is BF16; V qv_lm_kv_dtype: f32 on the reference path, bf16 on
+ * the fast one). An import followed
  * by a prefill of the rest computes exactly what one prefill cut at n computes. */
 uint64_t qv_lm_kv_bytes(const qv_lm_ctx *c, int n);
 qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c);

@@ -56,7 +56,7 @@ struct qv_lm_ctx {
     qv_lm_ctx_params p;
     int n_past;                                   /* tokens in the cache */
     int nth;                                      /* pool size */
-    size_t kv_esz;                                /* bytes per cache element (4 or 2) */
+    size_t k_esz, v_esz;                          /* bytes per cache element of K and of V (4 or 2) */
     int n_cap;                                    /* n_ctx rounded up to a multiple of ATTN_T */
     void *kc;                                     /* [L][KV][n_cap][hd] f32 or bf16: a head's rows contiguous */
     void *vc;                                     /* f32: [L][KV][n_cap][hd]; bf16: [L][KV][n_cap/T][hd][T],
@@ -258,6 +258,15 @@ static qv_dtype kv_type(const qv_lm_ctx_params *p) {
     return p->kv_dtype;
 }
 
+/* K's dtype: f32 unless bf16 was asked for explicitly. Keys decide the attention logits q.k, and on
+ * checkpoints with outlier channels ("massive activations", qv gen-weights --outliers) every key carries
+ * a large shared component: bf16 keys (8-bit mantissa) then move the logits by several units and flip
+ * near one-hot attention (measured: top-1 96.2 % vs 97.2 %, logits rel L2 7.7e-2 vs 4.7e-3 with f32 keys;
+ * bf16 values cost nothing measurable). Prefill widened the bf16 tiles to f32 anyway. */
+static qv_dtype k_type(const qv_lm_ctx_params *p) {
+    return p->kv_dtype == QV_DTYPE_COUNT ? QV_F32 : p->kv_dtype;
+}
+
 /* Attention works on tiles: a block of ATTN_QB queries (x H/KV heads sharing one KV head = R rows)
  * against ATTN_T keys at a time, with an online softmax; scratch per thread: Q, O [R][hd], S [R][T],
  * K and V tiles [T][hd] (widened from a bf16 cache), running max and sum [R]. */
@@ -270,21 +279,23 @@ static uint64_t attn_ws_floats(const qv_text_hparams *hp) {
 }
 
 /* Sizes of every buffer in floats (scratch) or bytes (cache). Returns 0 on overflow. */
-typedef struct { uint64_t cache_bytes, scratch_floats; } ctx_sizes;
+typedef struct { uint64_t cache_bytes, k_bytes, v_bytes, scratch_floats; } ctx_sizes;
 
 static int ctx_size(const qv_lm *m, const qv_lm_ctx_params *p, int nth, ctx_sizes *s) {
     const qv_text_hparams *hp = &m->hp;
     uint64_t C = (uint64_t)p->chunk, D = hp->hidden, Hd = (uint64_t)hp->n_heads * hp->head_dim;
     uint64_t KVd = (uint64_t)hp->n_kv_heads * hp->head_dim, F = hp->ffn, hh = hp->head_dim / 2;
-    uint64_t esz = kv_type(p) == QV_F32 ? 4 : 2, per_tok, cache, sc = 0, t;
+    uint64_t kesz = k_type(p) == QV_F32 ? 4 : 2, vesz = kv_type(p) == QV_F32 ? 4 : 2, per_tok, kb, vb, sc = 0, t;
     uint64_t cap = ((uint64_t)p->n_ctx + ATTN_T - 1) / ATTN_T * ATTN_T;
-    if (!qv_mul_ok(KVd * 2 * esz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, cap, &cache))
-        return 0;
+    if (!qv_mul_ok(KVd * kesz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, cap, &kb)) return 0;
+    if (!qv_mul_ok(KVd * vesz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, cap, &vb)) return 0;
     uint64_t parts[] = {C * D * 2, C * Hd * 2, C * KVd * 2, C * F * 2, C * hh * 2};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (!qv_add_ok(sc, parts[i], &sc)) return 0;
     if (!qv_mul_ok((uint64_t)nth, attn_ws_floats(hp), &t) || !qv_add_ok(sc, t, &sc)) return 0;
-    s->cache_bytes = cache;
+    s->k_bytes = kb;
+    s->v_bytes = vb;
+    s->cache_bytes = kb + vb;
     s->scratch_floats = sc;
     return 1;
 }
@@ -353,10 +364,11 @@ qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_para
     c->p = pp;
     c->p.kv_dtype = kt;
     c->nth = nth;
-    c->kv_esz = kt == QV_F32 ? 4 : 2;
+    c->k_esz = k_type(&pp) == QV_F32 ? 4 : 2;
+    c->v_esz = kt == QV_F32 ? 4 : 2;
     c->n_cap = (pp.n_ctx + ATTN_T - 1) / ATTN_T * ATTN_T;
-    c->kc = malloc(s.cache_bytes / 2);
-    c->vc = calloc(1, s.cache_bytes / 2);   /* finite zeros beyond the last position: P is 0 there */
+    c->kc = malloc(s.k_bytes);
+    c->vc = calloc(1, s.v_bytes);   /* finite zeros beyond the last position: P is 0 there */
     float *sc = malloc(s.scratch_floats * sizeof(float));
     if (!c->kc || !c->vc || !sc) {
         free(sc);
@@ -404,7 +416,7 @@ void qv_lm_ctx_stats(const qv_lm_ctx *c, qv_lm_stats *out) { *out = c->st; }
 
 uint64_t qv_lm_kv_bytes(const qv_lm_ctx *c, int n) {
     const qv_text_hparams *hp = &c->m->hp;
-    return (uint64_t)hp->n_layers * hp->n_kv_heads * 2 * (uint64_t)n * hp->head_dim * c->kv_esz;
+    return (uint64_t)hp->n_layers * hp->n_kv_heads * (uint64_t)n * hp->head_dim * (c->k_esz + c->v_esz);
 }
 
 qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c) { return c->p.kv_dtype; }
@@ -412,7 +424,7 @@ qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c) { return c->p.kv_dtype; }
 /* Copies position p's v row of head (layer, g) to/from row [hd] in the cache's own layout. */
 static void *v_elem(const qv_lm_ctx *c, size_t hbase, int p, int d) {
     size_t hd = (size_t)c->m->hp.head_dim;
-    if (c->kv_esz == 4) return (float *)c->vc + hbase + (size_t)p * hd + d;
+    if (c->v_esz == 4) return (float *)c->vc + hbase + (size_t)p * hd + d;
     int col = p % ATTN_T;
     return (uint16_t *)c->vc + hbase + (size_t)(p - col) * hd + (size_t)d * ATTN_T + col;
 }
@@ -422,10 +434,14 @@ static void *v_elem(const qv_lm_ctx *c, size_t hbase, int p, int d) {
 static void kv_copy(qv_lm_ctx *c, int n, uint64_t off, uint64_t len, unsigned char *buf, int to_cache) {
     const qv_text_hparams *hp = &c->m->hp;
     const int KV = hp->n_kv_heads, hd = hp->head_dim;
-    const uint64_t es = c->kv_esz, seg = (uint64_t)n * hd * es;
-    while (len > 0 && seg > 0) {
-        uint64_t si = off / seg, in = off % seg, m = seg - in < len ? seg - in : len;
-        int lg = (int)(si / 2), is_v = (int)(si % 2), l = lg / KV, g = lg % KV;
+    const uint64_t kseg = (uint64_t)n * hd * c->k_esz, vseg = (uint64_t)n * hd * c->v_esz, pair = kseg + vseg;
+    while (len > 0 && pair > 0) {
+        uint64_t pi = off / pair, in = off % pair;
+        int is_v = in >= kseg;
+        if (is_v) in -= kseg;
+        uint64_t seg = is_v ? vseg : kseg, m = seg - in < len ? seg - in : len;
+        const uint64_t es = is_v ? c->v_esz : c->k_esz;
+        int l = (int)(pi / (uint64_t)KV), g = (int)(pi % (uint64_t)KV);
         size_t hbase = ((size_t)l * KV + g) * c->n_cap * hd;
         if (!is_v || es == 4) { /* contiguous rows from position 0 */
             unsigned char *base = (unsigned char *)(is_v ? c->vc : c->kc) + hbase * es + in;
@@ -445,7 +461,7 @@ static void kv_copy(qv_lm_ctx *c, int n, uint64_t off, uint64_t len, unsigned ch
 
 /* zeros past position n in n's V tile (bf16): the state a fresh prefill of n tokens leaves */
 static void zero_tile_tail(qv_lm_ctx *c, int n) {
-    if (c->kv_esz != 2 || n % ATTN_T == 0) return;
+    if (c->v_esz != 2 || n % ATTN_T == 0) return;
     const qv_text_hparams *hp = &c->m->hp;
     for (int l = 0; l < hp->n_layers; l++)
         for (int g = 0; g < hp->n_kv_heads; g++) {
@@ -536,7 +552,7 @@ static void attn_task(void *ctx, int ith, int nth) {
     const size_t Rmax = (size_t)ATTN_QB * rep;
     float *O = Q + Rmax * hd, *S = O + Rmax * hd, *Kt = S + Rmax * ATTN_T, *Vt = Kt + (size_t)ATTN_T * hd;
     float *mx = Vt + (size_t)ATTN_T * hd, *sum = mx + Rmax;
-    const int bf = c->kv_esz == 2;
+    const int kbf = c->k_esz == 2, bf = c->v_esz == 2;
     const int nblk = (a->m + ATTN_QB - 1) / ATTN_QB, ntask = nblk * KV;
     for (int t = ith; t < ntask; t += nth) {
         const int g = t % KV, i0 = (t / KV) * ATTN_QB;
@@ -556,9 +572,9 @@ static void attn_task(void *ctx, int ith, int nth) {
             const uint16_t *Kb = (const uint16_t *)c->kc + hbase + (size_t)j0 * hd;
             const uint16_t *Vb = (const uint16_t *)c->vc + hbase + (size_t)j0 * hd;
             const int small = bf && R <= ATTN_SMALL_R;
-            if (small) {         /* decode: the kernels' bf16 matrix-vector path, nothing widened */
+            if (small && kbf) {  /* decode: the kernels' bf16 matrix-vector path, nothing widened */
                 qv_linear(NULL, QV_PREC_REF, S, ATTN_T, Q, Kb, NULL, R, tn, hd);
-            } else if (bf) {
+            } else if (kbf) {
                 qv_bf16_to_f32_row(Kt, Kb, tn * hd);
                 qv_sgemm(0, 1, R, tn, hd, 1.0f, Q, hd, Kt, hd, 0.0f, S, ATTN_T);
             } else {
@@ -622,11 +638,11 @@ static void cache_store(qv_lm_ctx *c, int layer, int m) {
         size_t hbase = ((size_t)layer * KV + g) * c->n_cap * hd, off = hbase + (size_t)c->n_past * hd;
         for (int i = 0; i < m; i++) {
             const float *k = c->k + (size_t)i * kvd + (size_t)g * hd, *v = c->v + (size_t)i * kvd + (size_t)g * hd;
-            if (c->kv_esz == 4) {
-                memcpy((float *)c->kc + off + (size_t)i * hd, k, (size_t)hd * sizeof(float));
+            if (c->k_esz == 4) memcpy((float *)c->kc + off + (size_t)i * hd, k, (size_t)hd * sizeof(float));
+            else qv_f32_to_bf16_row((uint16_t *)c->kc + off + (size_t)i * hd, k, hd);
+            if (c->v_esz == 4) {
                 memcpy((float *)c->vc + off + (size_t)i * hd, v, (size_t)hd * sizeof(float));
             } else {
-                qv_f32_to_bf16_row((uint16_t *)c->kc + off + (size_t)i * hd, k, hd);
                 int p = c->n_past + i, col = p % ATTN_T;
                 uint16_t *tile = (uint16_t *)c->vc + hbase + (size_t)(p - col) * hd;
                 if (col == 0) memset(tile, 0, (size_t)hd * ATTN_T * sizeof *tile);   /* no stale values past p */
@@ -638,7 +654,7 @@ static void cache_store(qv_lm_ctx *c, int layer, int m) {
 
 /* Runs m (<= chunk) tokens whose embeddings are in c->x through the decoder; advances n_past. */
 static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m, float *logits,
-                          qv_dump_fn dump, void *du) {
+                          float *all_logits, qv_dump_fn dump, void *du) {
     const qv_lm *M = c->m;
     const qv_text_hparams *hp = &M->hp;
     int D = hp->hidden, H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, F = hp->ffn;
@@ -691,14 +707,16 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     }
     c->n_past += m;
     S->tokens += m;
-    if (!dump && !logits) return;
-    /* only the last row is needed for logits; all rows when dumping */
-    int r0 = dump ? 0 : m - 1;
+    if (!dump && !logits && !all_logits) return;
+    /* only the last row is needed for logits; all rows when dumping or asked for every row's logits */
+    int r0 = dump || all_logits ? 0 : m - 1;
     t0 = qv_now();
     qv_rmsnorm_bf16(c->xn + (size_t)r0 * D, c->x + (size_t)r0 * D, M->norm, m - r0, D, hp->rms_eps);
     if (dump) dump(du, "lm.norm", c->xn, m, D);
     LAP(other_s);
-    if (logits) LIN(logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, hp->n_layers * 7, NULL, 1, hp->vocab, D);
+    if (all_logits) LIN(all_logits, hp->vocab, c->xn, M->lm_head, hp->n_layers * 7, NULL, m, hp->vocab, D);
+    if (logits && all_logits) memcpy(logits, all_logits + (size_t)(m - 1) * hp->vocab, (size_t)hp->vocab * sizeof *logits);
+    else if (logits) LIN(logits, hp->vocab, c->xn + (size_t)(m - 1) * D, M->lm_head, hp->n_layers * 7, NULL, 1, hp->vocab, D);
     LAP(linear_s);
 #undef LAP
 #undef LIN
@@ -767,7 +785,8 @@ qv_status qv_lm_prefill_seq(qv_lm_ctx *c, const int32_t *ids, int64_t n, const f
                 qv_bf16_to_f32_row(xi, c->m->embed + (size_t)id * D, D);
         }
         c->st.other_s += qv_now() - t0;
-        forward_chunk(c, pos + s, pos_stride, m, e == n ? logits : NULL, o ? o->dump : NULL, o ? o->dump_user : NULL);
+        float *al = o && o->all_logits ? o->all_logits + (size_t)(s - start) * hp->vocab : NULL;
+        forward_chunk(c, pos + s, pos_stride, m, e == n ? logits : NULL, al, o ? o->dump : NULL, o ? o->dump_user : NULL);
         s = e;
         if (o && o->on_progress) o->on_progress(o->user, s, n);
     }

@@ -16,6 +16,15 @@ uint64_t qv_fnv1a64(const char *s, size_t n);
 /* bf16 bits of elements [start, start+count) of tensor `name` with shape (ndim, shape). */
 void qv_gen_bf16(uint16_t *out, const char *name, int ndim, const int64_t *shape, uint64_t start, uint64_t count);
 
+/* --outliers (genweights.c explains the choice): the formula checkpoint with QV_GEN_N_OUTLIERS fixed
+ * hidden channels made "massive". qv_gen_outlier_dims: those channels for hidden size D, increasing
+ * (returns how many; fewer only when D is too small to keep them apart). qv_gen_outliers: applies the
+ * scaling to elements [start, start+count) of tensor name, already filled by qv_gen_bf16. */
+enum { QV_GEN_N_OUTLIERS = 5 };
+int qv_gen_outlier_dims(int D, int *dims);
+void qv_gen_outliers(uint16_t *out, const char *name, int ndim, const int64_t *shape, uint64_t start, uint64_t count,
+                     int D);
+
 typedef struct {
     const char *config_path;     /* config.json to realize (its folder's generation_config.json and
                                     preprocessor_config.json are copied too, when present) */
@@ -23,6 +32,7 @@ typedef struct {
     const char *tokenizer_from;  /* folder whose tokenizer files are copied beside the weights, or NULL */
     uint64_t shard_bytes;        /* max bytes of tensor data per shard (default 4e9, as released) */
     int n_threads;               /* 0 = all cores */
+    int outliers;                /* 1: massive-activation channels (qv_gen_outliers) */
     void (*on_progress)(void *user, uint64_t done_bytes, uint64_t total_bytes);
     int (*abort_cb)(void *user);  /* polled between blocks (may be NULL); nonzero = stop, QV_ERR_CANCELLED */
     void *user;

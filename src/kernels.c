@@ -174,7 +174,8 @@ void qv_add_row(float *y, const float *x, int n) { elt()->add(y, x, n); }
 
 /* ---- per-thread scratch: grown on demand, freed when the thread exits ---- */
 
-enum { N_SLOTS = 2 };   /* 0: prepared X (caller thread), 1: widened W panel (every thread) */
+enum { N_SLOTS = 4 };   /* 0: prepared X (caller thread), 1: widened W panel (every thread), 2: column maxima
+                           of the outlier scan, 3: X without its outlier columns (both caller thread) */
 static pthread_key_t g_scratch_key[N_SLOTS];
 static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct { void *p; size_t n; } t_scratch[N_SLOTS];
@@ -266,6 +267,9 @@ typedef struct {
     float *sx;
     int nkb;
     atomic_int bad;      /* xquant found a non-finite value */
+    int n_out;           /* FAST: outlier columns of X taken out of the rounded product (outlier_scan) */
+    int out_col[QV_OUTLIER_MAX];   /* their k indices, increasing */
+    const float *xs;     /* [m][QV_OUTLIER_MAX]: X's values in those columns (the product adds them exactly) */
     atomic_int next;     /* next work item: threads take items until none is left, so a thread the OS
                             preempts (shared machine) holds back only its current item */
 } lin_ctx;
@@ -400,12 +404,36 @@ static void tile_range(lin_ctx *a, int64_t lo, int64_t hi) {
     }
 }
 
+/* Y[:, lo..hi) += the outlier columns' products, in f32 from the exactly widened weights: per element
+ * one sum over the columns in increasing order, added last (so the result does not depend on threads) */
+static void outlier_fix(const lin_ctx *a, int64_t lo, int64_t hi) {
+    enum { JB = 64 };
+    float w[JB][QV_OUTLIER_MAX];
+    const int no = a->n_out;
+    for (int64_t j0 = lo; j0 < hi; j0 += JB) {
+        int nj = hi - j0 < JB ? (int)(hi - j0) : JB;
+        for (int j = 0; j < nj; j++)
+            for (int s = 0; s < no; s++) w[j][s] = qv_bf16_to_f32(a->W[(size_t)(j0 + j) * a->k + a->out_col[s]]);
+        for (int i = 0; i < a->m; i++) {
+            const float *xs = a->xs + (size_t)i * QV_OUTLIER_MAX;
+            float *y = a->Y + (size_t)i * a->ldy + j0;
+            for (int j = 0; j < nj; j++) {
+                float t = 0.0f;
+                for (int s = 0; s < no; s++) t += xs[s] * w[j][s];
+                y[j] += t;
+            }
+        }
+    }
+}
+
 static void gemm_task(void *ctx, int ith, int nth) {
     lin_ctx *a = ctx;
     for (;;) {
         int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
         if (lo >= a->n) return;
-        gemm_range(a, lo, lo + a->chunk < a->n ? lo + a->chunk : a->n);
+        int64_t hi = lo + a->chunk < a->n ? lo + a->chunk : a->n;
+        gemm_range(a, lo, hi);
+        if (a->n_out) outlier_fix(a, lo, hi);
     }
 }
 
@@ -414,8 +442,132 @@ static void tile_task(void *ctx, int ith, int nth) {
     for (;;) {
         int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
         if (lo >= a->n) return;
-        tile_range(a, lo, lo + a->chunk < a->n ? lo + a->chunk : a->n);
+        int64_t hi = lo + a->chunk < a->n ? lo + a->chunk : a->n;
+        tile_range(a, lo, hi);
+        if (a->n_out) outlier_fix(a, lo, hi);
     }
+}
+
+/* ---- FAST: outlier input columns ("massive activations", kernels.h) ---- */
+
+typedef struct { const float *X; int m, k; float *cm; } scan_ctx;
+
+/* cm[c] = max |X[i][c]| over rows i of [lo, hi); NaN never wins a comparison (so it is ignored) */
+__attribute__((optimize("O3")))
+static void colmax_rows(float *restrict cm, const float *restrict X, int64_t lo, int64_t hi, int k) {
+    for (int c = 0; c < k; c++) cm[c] = 0.0f;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *x = X + (size_t)i * k;
+        for (int c = 0; c < k; c++) {
+            float v = fabsf(x[c]);
+            cm[c] = v > cm[c] ? v : cm[c];
+        }
+    }
+}
+
+static void scan_task(void *ctx, int ith, int nth) {
+    scan_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split(a->m, ith, nth, 1, &lo, &hi);
+    colmax_rows(a->cm + (size_t)ith * a->k, a->X, lo, hi, a->k);   /* empty range: zeros */
+}
+
+/* k-th smallest of v[0..n) (v is reordered): quickselect, middle pivot */
+static float select_kth(float *v, int n, int kth) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float p = v[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < p) i++;
+            while (v[j] > p) j--;
+            if (i <= j) { float t = v[i]; v[i] = v[j]; v[j] = t; i++; j--; }
+        }
+        if (kth <= j) hi = j;
+        else if (kth >= i) lo = i;
+        else return v[kth];
+    }
+    return v[kth];
+}
+
+/* The columns c of X[m][k] whose max |X[i][c]| exceeds QV_OUTLIER_RATIO x the median over (a regular
+ * sample of) columns of that max (at most QV_OUTLIER_MAX, the largest first; returned in increasing order). One pass over X
+ * (threaded when big) plus O(k): maxima are exact, so the choice does not depend on the thread count.
+ * 0 when X holds an Inf (the median or a max is not finite) or no scratch. */
+static int outlier_scan(qv_pool *pool, const float *X, int m, int k, int big, int *cols) {
+    int nth = big ? qv_pool_size(pool) : 1;
+    float *cm = qv_kernel_scratch(2, (size_t)(nth + 1) * (size_t)k * sizeof(float));
+    if (!cm || k < 8) return 0;
+    scan_ctx sc = {X, m, k, cm};
+    if (nth > 1) qv_pool_run(pool, scan_task, &sc);
+    else colmax_rows(cm, X, 0, m, k);
+    for (int t = 1; t < nth; t++)
+        for (int c = 0; c < k; c++) cm[c] = cm[(size_t)t * k + c] > cm[c] ? cm[(size_t)t * k + c] : cm[c];
+    /* the median of every step-th column (at most 512 of them): O(1) per call whatever k, so decode
+     * (m = 1, where X is one row) pays next to nothing; a handful of outliers cannot move it */
+    float *tmp = cm + (size_t)nth * k;
+    int step = k > 512 ? (k + 511) / 512 : 1, ns = 0;
+    for (int c = 0; c < k; c += step) tmp[ns++] = cm[c];
+    float med = select_kth(tmp, ns, ns / 2), thr = med * QV_OUTLIER_RATIO;
+    if (!(thr > 0.0f) || !isfinite(thr)) return 0;
+    int n = 0;
+    for (int c = 0; c < k; c++) {
+        if (!(cm[c] > thr)) continue;
+        if (!isfinite(cm[c])) return 0;
+        /* keep the QV_OUTLIER_MAX largest (ties: the lower column), sorted by size while collecting */
+        int at = n < QV_OUTLIER_MAX ? n++ : QV_OUTLIER_MAX;
+        while (at > 0 && cm[cols[at - 1]] < cm[c]) {
+            if (at < QV_OUTLIER_MAX) cols[at] = cols[at - 1];
+            at--;
+        }
+        if (at < QV_OUTLIER_MAX) cols[at] = c;
+    }
+    for (int i = 1; i < n; i++)   /* increasing column order */
+        for (int j = i; j > 0 && cols[j - 1] > cols[j]; j--) { int t = cols[j]; cols[j] = cols[j - 1]; cols[j - 1] = t; }
+    return n;
+}
+
+typedef struct { const float *X; int m, k, n; const int *cols; float *xz, *xs; } split_ctx;
+
+/* xz = X with the outlier columns zeroed, xs [m][QV_OUTLIER_MAX] = their values */
+static void split_task(void *ctx, int ith, int nth) {
+    split_ctx *s = ctx;
+    int64_t lo, hi;
+    qv_split(s->m, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        float *z = s->xz + (size_t)i * s->k, *xs = s->xs + (size_t)i * QV_OUTLIER_MAX;
+        memcpy(z, s->X + (size_t)i * s->k, (size_t)s->k * sizeof *z);
+        for (int c = 0; c < QV_OUTLIER_MAX; c++) xs[c] = 0.0f;
+        for (int c = 0; c < s->n; c++) {
+            xs[c] = z[s->cols[c]];
+            z[s->cols[c]] = 0.0f;
+        }
+    }
+}
+
+int qv_outlier_split(qv_pool *pool, const float *X, int m, int k, int *cols, const float **xz, const float **xs) {
+    const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
+    int n = outlier_scan(pool, X, m, k, big, cols);
+    if (!n) return 0;
+    size_t zbytes = ((size_t)m * k * sizeof(float) + 63) / 64 * 64;
+    char *buf = qv_kernel_scratch(3, zbytes + (size_t)m * QV_OUTLIER_MAX * sizeof(float));
+    if (!buf) return 0;
+    split_ctx s = {X, m, k, n, cols, (float *)buf, (float *)(buf + zbytes)};
+    if (big) qv_pool_run(pool, split_task, &s);
+    else split_task(&s, 0, 1);
+    *xz = s.xz;
+    *xs = s.xs;
+    return n;
+}
+
+/* FAST: finds X's outlier columns and, when there are any, points a->X at a copy without them (a->xs,
+ * a->n_out: outlier_fix adds them back exactly after the product) */
+static void outlier_split(qv_pool *pool, lin_ctx *a) {
+    const float *xz, *xs;
+    a->n_out = qv_outlier_split(pool, a->X, a->m, a->k, a->out_col, &xz, &xs);
+    if (!a->n_out) return;
+    a->X = xz;
+    a->xs = xs;
 }
 
 static void linear_fallback(const lin_ctx *a) {   /* no memory for the scratch: scalar, in place */
@@ -464,6 +616,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
     a.chunk = chunk_of(n, qv_pool_size(pool));
     atomic_init(&a.next, 0);
     const int big = (size_t)m * (size_t)k >= ((size_t)1 << 16);
+    if (prec == QV_PREC_FAST) outlier_split(pool, &a);
     if (t->blas_min_m[prec] && m >= t->blas_min_m[prec]) {
         if (prec == QV_PREC_FAST && t->gemm_i16 && linear_i16(pool, &a, big)) return;
         a.kp = k;
@@ -474,7 +627,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
         }
         if (prec == QV_PREC_FAST) {
             a.xp = qv_kernel_scratch(0, (size_t)m * a.kp * a.xelt);
-            if (!a.xp) { linear_fallback(&a); return; }
+            if (!a.xp) { linear_fallback(&a); if (a.n_out) outlier_fix(&a, 0, n); return; }
             if (big) qv_pool_run(pool, xround_task, &a);
             else xround_task(&a, 0, 1);
         }
@@ -484,7 +637,7 @@ void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float 
     a.kp = (k + t->kblock - 1) / t->kblock * t->kblock;
     a.xelt = t->xbf16[prec] ? 2 : 4;
     a.xp = qv_kernel_scratch(0, (size_t)m * (size_t)a.kp * a.xelt);
-    if (!a.xp) { linear_fallback(&a); return; }
+    if (!a.xp) { linear_fallback(&a); if (a.n_out) outlier_fix(&a, 0, n); return; }
     if (big) qv_pool_run(pool, xprep_task, &a);
     else xprep_task(&a, 0, 1);
     qv_pool_run(pool, tile_task, &a);

@@ -25,6 +25,17 @@
 
 typedef enum { QV_PREC_REF = 0, QV_PREC_FAST = 1 } qv_precision;
 
+/* FAST and outlier channels ("massive activations": a few hidden dims of real Qwen2 checkpoints are
+ * 10^2..10^4 x the rest, qv gen-weights --outliers): rounding those to bf16 costs more than the whole
+ * rest of a product, since every token carries them. So qv_linear's FAST path first finds the input
+ * columns c whose max_i |X[i][c]| exceeds QV_OUTLIER_RATIO x the median over columns of that max (at
+ * most QV_OUTLIER_MAX, the largest), multiplies the rest as usual with those columns zeroed, and adds
+ * X[:,c] W[:,c]^T in f32 from the exactly widened weights (LLM.int8()'s decomposition, Dettmers et al.
+ * 2022). One extra pass over X; a copy of X only when there are outliers; deterministic and independent
+ * of the thread count (maxima are exact; each output sums the outlier products in column order). */
+enum { QV_OUTLIER_MAX = 8 };
+#define QV_OUTLIER_RATIO 32.0f
+
 /* Y[m][ldy] (first n columns) = X[m][k] . W[n][k]^T + b[n]   (b may be NULL; b is bf16)
  * Threaded over the pool. No allocation per call beyond per-thread scratch grown on first use and kept
  * for the thread's life (m*k floats for the caller, 144-256 KiB per worker). Y must not alias X. */

@@ -117,6 +117,12 @@ int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, 
 void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
                      size_t ldw, const uint16_t *bias, int m, int n, int k);
 
+/* kernels.c: the outlier split of qv_linear's FAST path (kernels.h, QV_OUTLIER_*), for the other drivers
+ * (quant.c): finds the outlier columns of X[m][k] (cols, increasing; returns how many, 0 = none: use X as
+ * it is) and then points *xz at X with those columns zeroed ([m][k], scratch slot 3) and *xs at their
+ * values [m][QV_OUTLIER_MAX]; the caller adds sum_s xs[i][s] W[j][cols[s]] to Y[i][j] after the product. */
+int qv_outlier_split(qv_pool *pool, const float *X, int m, int k, int *cols, const float **xz, const float **xs);
+
 /* Tests only: run everything on this table (e.g. the AVX-512 file built against emulated intrinsics). */
 void qv_kernels_set_table(const qv_ktable *t);
 const qv_ktable *qv_kernels_table(void);

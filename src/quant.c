@@ -183,8 +183,36 @@ typedef struct {
     int m, n, k;
     int chunk;           /* output columns per work item */
     int panel;           /* W rows whose blocks stay in L2 while every row of X passes */
+    int n_out;           /* outlier columns of X taken out of the 8-bit product (kernels_isa.h) */
+    int out_col[QV_OUTLIER_MAX];
+    const float *xs;     /* [m][QV_OUTLIER_MAX] their values */
     atomic_int next;
 } q8_ctx;
+
+/* Y[:, lo..hi) += the outlier columns' products in f32 (weights dequantized: d * q), per element one sum
+ * in column order added last, as qv_linear's outlier_fix */
+static void outlier_fix(const q8_ctx *a, int64_t lo, int64_t hi) {
+    enum { JB = 64 };
+    float w[JB][QV_OUTLIER_MAX];
+    const int k = a->k, nb = k / QV_Q8_BLOCK, no = a->n_out;
+    for (int64_t j0 = lo; j0 < hi; j0 += JB) {
+        int nj = hi - j0 < JB ? (int)(hi - j0) : JB;
+        for (int j = 0; j < nj; j++)
+            for (int s = 0; s < no; s++) {
+                int c = a->out_col[s];
+                w[j][s] = a->W->d[(size_t)(j0 + j) * nb + c / QV_Q8_BLOCK] * (float)a->W->q[(size_t)(j0 + j) * k + c];
+            }
+        for (int i = 0; i < a->m; i++) {
+            const float *xs = a->xs + (size_t)i * QV_OUTLIER_MAX;
+            float *y = a->Y + (size_t)i * a->ldy + j0;
+            for (int j = 0; j < nj; j++) {
+                float t = 0.0f;
+                for (int s = 0; s < no; s++) t += xs[s] * w[j][s];
+                y[j] += t;
+            }
+        }
+    }
+}
 
 static void xquant_task(void *ctx, int ith, int nth) {
     q8_ctx *a = ctx;
@@ -255,6 +283,7 @@ static void run_task(void *ctx, int ith, int nth) {
         if (lo >= a->n) return;
         int64_t hi = lo + a->chunk < a->n ? lo + a->chunk : a->n;
         if (!a->xf || !range_blas(a, lo, hi)) range(a, lo, hi);
+        if (a->n_out) outlier_fix(a, lo, hi);
     }
 }
 
@@ -263,6 +292,12 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     if (m <= 0 || n <= 0) return;
     const qv_q8_table *t = tab();
     const int nb = k / QV_Q8_BLOCK;
+    /* outlier columns (kernels.h): out of the int8 blocks (one would flatten its block's 31 other values),
+     * added back in f32 after the product */
+    int out_col[QV_OUTLIER_MAX] = {0};
+    const float *xz = NULL, *xs = NULL;
+    const int n_out = qv_outlier_split(pool, X, m, k, out_col, &xz, &xs);
+    if (n_out) X = xz;
     size_t qbytes = al64((size_t)m * (size_t)k), dbytes = al64((size_t)m * nb * sizeof(float));
     const int blas = t != &qv_q8_scalar && m >= BLAS_M;
     void *s = qv_kernel_scratch(0, qbytes + dbytes + (blas ? (size_t)m * k * sizeof(float) : 0));
@@ -280,8 +315,17 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
                 }
                 Y[(size_t)i * ldy + j] = (b ? qv_bf16_to_f32(b[j]) : 0.0f) + acc;
             }
+        if (n_out) {
+            a.n_out = n_out;
+            memcpy(a.out_col, out_col, sizeof out_col);
+            a.xs = xs;
+            outlier_fix(&a, 0, n);
+        }
         return;
     }
+    a.n_out = n_out;
+    memcpy(a.out_col, out_col, sizeof out_col);
+    a.xs = xs;
     a.xq = s;
     a.xd = (float *)((char *)s + qbytes);
     a.xf = blas ? (float *)((char *)s + qbytes + dbytes) : NULL;

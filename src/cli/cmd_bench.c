@@ -1,6 +1,7 @@
 /* cmd_bench.c — qv bench: speed measurements.
  *   qv bench kernels [--threads N] [--quick]   qv_linear GFLOP/s (prefill shapes of the 7B) and GB/s of
  *                                               weights read (decode shapes), REF and FAST
+ *   qv bench accuracy --model DIR --text F     top-1 / rel L2 of the fast paths against --ref (cmd_bench_accuracy.c)
  *   qv bench model --model DIR [...]            load time, peak RSS, prefill and decode tokens/s, vision
  *                                               encoding time for one 448x448 image and a 16-frame clip
  * Inputs are synthetic (token ids, pixel values): the numbers are about speed, not answers. */
@@ -39,7 +40,8 @@ static double rss_now_gb(void) {   /* resident pages now (/proc/self/statm), 0 w
 static void help(void) {
     puts("usage: qv bench kernels [--threads N] [--quick]\n"
          "       qv bench model --model DIR [--prompt-tokens N] [--gen N] [--threads N] [--fast|--ref] [--q8]\n"
-         "                      [--no-vision] [--no-warm] [--clip-frames N]\n\n"
+         "                      [--no-vision] [--no-warm] [--clip-frames N]\n"
+         "       qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--json]   (--help: its options)\n\n"
          "kernels: GFLOP/s of the linear layer at the 7B prefill shapes (m=512, k=3584, n=3584 and 18944) and\n"
          "  GB/s of bf16 weights read at the decode shapes (m=1, n=18944 and 152064), REF and FAST paths, with\n"
          "  1 thread and with N threads (default: all CPUs).\n"
@@ -284,6 +286,8 @@ done:
     return rc;
 }
 
+int qv_cmd_bench_accuracy(int argc, char **argv);   /* cmd_bench_accuracy.c */
+
 int qv_cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     if (argc < 2 || cli_is_help(argv[1])) {
@@ -291,6 +295,7 @@ int qv_cmd_bench(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *what = argv[1];
+    if (!strcmp(what, "accuracy")) return qv_cmd_bench_accuracy(argc, argv);   /* its own options */
     model_opts o = {cli_default_model(), 512, 32, 0, 1, 16, 1, QV_PREC_FAST, QV_QUANT_NONE};
     int quick = 0;
     for (int i = 2; i < argc; i++) {
@@ -315,5 +320,5 @@ int qv_cmd_bench(int argc, char **argv) {
         if (!o.model) return cli_usage(cmd, "model needs --model DIR (or QV_MODEL in the environment)");
         return bench_model(&o);
     }
-    return cli_usage(cmd, "unknown benchmark '%s' (kernels or model)", what);
+    return cli_usage(cmd, "unknown benchmark '%s' (kernels, model or accuracy)", what);
 }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 static void help(void) {
-    puts("usage: qv gen-weights --config CONFIG.json --out DIR [--shard-size BYTES] [--tokenizer-from DIR] [--threads N]\n"
+    puts("usage: qv gen-weights --config CONFIG.json --out DIR [--shard-size BYTES] [--tokenizer-from DIR] [--threads N] [--outliers]\n"
          "\n"
          "Writes every tensor that CONFIG.json implies, in bf16, by the weight formula of qv's spec\n"
          "(deterministic: the same config always gives the same bytes), sharded like the released\n"
@@ -22,6 +22,10 @@ static void help(void) {
          "  --shard-size BYTES     max tensor bytes per shard file (default 4000000000; suffixes K M G)\n"
          "  --tokenizer-from DIR   copy tokenizer.json, tokenizer_config.json, vocab.json, merges.txt from DIR\n"
          "  --threads N            generator threads (default: all cores)\n"
+         "  --outliers             real-model-shaped weights: 5 fixed hidden channels with \"massive\n"
+         "                         activations\" (LM RMSNorm weights x60, embedding columns x20, layer 0's\n"
+         "                         down_proj rows x30 on those channels; README, gen-weights), to check\n"
+         "                         that the fast paths keep the reference's answers (qv bench accuracy)\n"
          "  --quiet                no progress line\n"
          "\n"
          "examples:\n"
@@ -69,7 +73,8 @@ int qv_cmd_gen_weights(int argc, char **argv) {
             long t;
             if (!cli_parse_int("gen-weights", "--threads", argv[++i], 1, 256, &t)) return 2;
             p.n_threads = (int)t;
-        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = 1;
+        } else if (!strcmp(a, "--outliers")) p.outliers = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = 1;
         else return cli_usage("gen-weights", "unknown or incomplete option '%s'", a);
     }
     if (!p.config_path || !p.out_dir) return cli_usage("gen-weights", "--config and --out are required");
