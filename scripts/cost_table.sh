@@ -12,7 +12,8 @@
 # Clips are testsrc2 (moving content) encoded with libx264 by the ffmpeg command line. Lengths not in
 # MEASURE get the estimate only (`qv ask --dry-run`: no weights loaded, no frame decoded). Each measured
 # run generates exactly TOKENS tokens (--no-stop), so the estimate's generation part is exact in count;
-# "measured" is the run's own media + vision + prefill + generate seconds (the model load apart).
+# "measured" is the run's own media + vision + prefill + generate seconds (the model load apart), with
+# --no-cache, so a rerun of the script measures the work again instead of reading the cache.
 # Prints a markdown table on stdout; exits 1 when a measured run is outside [estimate / 1.5, estimate * 1.5].
 set -euo pipefail
 model=${1:?usage: scripts/cost_table.sh MODEL_DIR [WORKDIR]}
@@ -45,7 +46,7 @@ for L in $LENGTHS; do
     tok=$(num visual_tokens <<< "$dry"); est=$(num estimate_s <<< "$dry")
     meas="-"; ratio="-"
     if [[ " $MEASURE " == *" $L "* ]] && ! { [ "${CHEAP_ONLY:-0}" = 1 ] && [ "$name" = defaults ]; }; then
-      out=$("$QV" "${args[@]}" --json --quiet)
+      out=$("$QV" "${args[@]}" --json --quiet --no-cache)
       meas=$(python3 -c 'import json,sys; t=json.loads(sys.stdin.read())["timings"]; print("%.1f" % (t["decode_media_s"]+t["vision_s"]+t["prefill_s"]+t["generate_s"]))' <<< "$out")
       ratio=$(awk -v m="$meas" -v e="$est" 'BEGIN { printf "%.2f", m / e }')
       awk -v r="$ratio" 'BEGIN { exit !(r >= 1/1.5 && r <= 1.5) }' || bad=1
