@@ -77,24 +77,25 @@ struct qv_lm_ctx {
 /* The decoder's weight table (checkpoint.h): released names, shapes over lm_dims, where each binds. */
 enum { LM_D, LM_HD, LM_KVD, LM_F, LM_V, LM_UNTIED, LM_NDIMS };
 _Static_assert((int)LM_NDIMS <= (int)QV_WEIGHT_DIMS, "lm dims");
-#define LG(nm, nd, d0, d1, fld) {nm, 0, nd, {d0, d1}, offsetof(struct qv_lm, fld), 0, 0}
-#define LL(nm, nd, d0, d1, fld) {"model.layers.%d." nm, 1, nd, {d0, d1}, offsetof(lm_layer, fld), 0, 0}
+/* the last argument: what gen-weights --outliers scales (checkpoint.h qv_outlier_role) */
+#define LG(nm, nd, d0, d1, fld, o) {nm, 0, nd, {d0, d1}, offsetof(struct qv_lm, fld), 0, 0, o}
+#define LL(nm, nd, d0, d1, fld, o) {"model.layers.%d." nm, 1, nd, {d0, d1}, offsetof(lm_layer, fld), 0, 0, o}
 static const qv_weight_def lm_weights[] = {
-    LG("model.embed_tokens.weight", 2, LM_V, LM_D, embed),
-    LL("input_layernorm.weight", 1, LM_D, 0, in_norm),
-    LL("post_attention_layernorm.weight", 1, LM_D, 0, post_norm),
-    LL("self_attn.q_proj.weight", 2, LM_HD, LM_D, wq),
-    LL("self_attn.q_proj.bias", 1, LM_HD, 0, bq),
-    LL("self_attn.k_proj.weight", 2, LM_KVD, LM_D, wk),
-    LL("self_attn.k_proj.bias", 1, LM_KVD, 0, bk),
-    LL("self_attn.v_proj.weight", 2, LM_KVD, LM_D, wv),
-    LL("self_attn.v_proj.bias", 1, LM_KVD, 0, bv),
-    LL("self_attn.o_proj.weight", 2, LM_D, LM_HD, wo),
-    LL("mlp.gate_proj.weight", 2, LM_F, LM_D, wg),
-    LL("mlp.up_proj.weight", 2, LM_F, LM_D, wu),
-    LL("mlp.down_proj.weight", 2, LM_D, LM_F, wd),
-    LG("model.norm.weight", 1, LM_D, 0, norm),
-    {"lm_head.weight", 0, 2, {LM_V, LM_D}, offsetof(struct qv_lm, lm_head), 0, LM_UNTIED + 1},
+    LG("model.embed_tokens.weight", 2, LM_V, LM_D, embed, QV_OUT_COLUMNS),
+    LL("input_layernorm.weight", 1, LM_D, 0, in_norm, QV_OUT_CHANNELS),
+    LL("post_attention_layernorm.weight", 1, LM_D, 0, post_norm, QV_OUT_CHANNELS),
+    LL("self_attn.q_proj.weight", 2, LM_HD, LM_D, wq, QV_OUT_NONE),
+    LL("self_attn.q_proj.bias", 1, LM_HD, 0, bq, QV_OUT_NONE),
+    LL("self_attn.k_proj.weight", 2, LM_KVD, LM_D, wk, QV_OUT_NONE),
+    LL("self_attn.k_proj.bias", 1, LM_KVD, 0, bk, QV_OUT_NONE),
+    LL("self_attn.v_proj.weight", 2, LM_KVD, LM_D, wv, QV_OUT_NONE),
+    LL("self_attn.v_proj.bias", 1, LM_KVD, 0, bv, QV_OUT_NONE),
+    LL("self_attn.o_proj.weight", 2, LM_D, LM_HD, wo, QV_OUT_NONE),
+    LL("mlp.gate_proj.weight", 2, LM_F, LM_D, wg, QV_OUT_NONE),
+    LL("mlp.up_proj.weight", 2, LM_F, LM_D, wu, QV_OUT_NONE),
+    LL("mlp.down_proj.weight", 2, LM_D, LM_F, wd, QV_OUT_ROWS_FIRST_LAYER),
+    LG("model.norm.weight", 1, LM_D, 0, norm, QV_OUT_CHANNELS),
+    {"lm_head.weight", 0, 2, {LM_V, LM_D}, offsetof(struct qv_lm, lm_head), 0, LM_UNTIED + 1, QV_OUT_NONE},
 };
 #undef LG
 #undef LL

@@ -14,6 +14,7 @@ static void spec_of(const qv_weight_def *d, const int64_t *dims, int l, qv_tenso
     else snprintf(t->name, sizeof t->name, "%s", d->name);
     t->ndim = d->ndim;
     for (int i = 0; i < 5; i++) t->shape[i] = i < d->ndim ? dims[d->dim[i]] : 0;
+    t->outlier = d->outlier == QV_OUT_ROWS_FIRST_LAYER && l != 0 ? QV_OUT_NONE : d->outlier;
 }
 
 /* Calls fn for each tensor of the table in file order: a run of per-layer rows is repeated for every

@@ -16,10 +16,16 @@
 #include "config.h"
 #include "safetensors.h"
 
+/* What `qv gen-weights --outliers` scales in a tensor (genweights.h): the hidden channels' elements of a
+ * norm weight, their columns of an embedding, their rows of a projection that writes them (in the first
+ * layer only). Set by the model's weight table, so the generator needs no tensor names. */
+typedef enum { QV_OUT_NONE = 0, QV_OUT_CHANNELS, QV_OUT_COLUMNS, QV_OUT_ROWS_FIRST_LAYER } qv_outlier_role;
+
 typedef struct {
     char name[96];
     int ndim;
     int64_t shape[5];
+    int outlier;         /* qv_outlier_role (QV_OUT_ROWS_FIRST_LAYER only on layer 0's tensor) */
 } qv_tensor_spec;
 
 /* One row of a model's weight table (a static array in lm/ or vision/), in file order. Shapes are
@@ -36,6 +42,7 @@ typedef struct {
                             -1: checked, not bound */
     int flags;           /* QV_W_* */
     int when;            /* 0: always; k: the tensor exists only when dims[k - 1] != 0 */
+    int outlier;         /* qv_outlier_role */
 } qv_weight_def;
 
 /* Fills specs (NULL: only counts) with the table's tensors in file order; returns the count. */

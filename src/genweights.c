@@ -64,10 +64,11 @@ void qv_gen_bf16(uint16_t *out, const char *name, int ndim, const int64_t *shape
  * whose activations (and the RMSNorm weights that scale them) are 10^2-10^4 times the rest, e.g. channels
  * 1415 and 2533 of LLaMA2-7B. The exact channels of Qwen2-VL-7B are not given by a source we can cite, so
  * we pick 5 channels spread over the width (per-mille positions below, 3584 -> 45 766 1641 2569 3249; the
- * tiny fixture's 32 -> 0 6 14 22 29): the measurement of issue 16 used 5 of 3584. What is scaled: every
- * LM RMSNorm weight (input_layernorm, post_attention_layernorm, model.norm) x60 on those channels, the
- * embedding columns x20 (so every token carries them, as the real ones do), and the rows of layer 0's
- * mlp.down_proj that write those channels x30 (where real models grow them: an early down_proj). */
+ * tiny fixture's 32 -> 0 6 14 22 29): the measurement of issue 16 used 5 of 3584. What is scaled, by the
+ * role the model's weight table gives each tensor (checkpoint.h qv_outlier_role; for the Qwen2 decoder,
+ * lm/qwen2.c): every RMSNorm weight x60 on those channels (QV_OUT_CHANNELS), the embedding columns x20
+ * (QV_OUT_COLUMNS: every token carries them, as the real ones do), and the rows of the first layer's MLP
+ * down projection that write those channels x30 (QV_OUT_ROWS_FIRST_LAYER: where real models grow them). */
 static const int outlier_permille[QV_GEN_N_OUTLIERS] = {13, 214, 458, 717, 907};
 
 int qv_gen_outlier_dims(int D, int *dims) {
@@ -89,26 +90,20 @@ static uint16_t bf16_scaled(uint16_t v, float s) {
     return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
 }
 
-static int name_ends(const char *name, const char *suf) {
-    size_t n = strlen(name), k = strlen(suf);
-    return n >= k && strcmp(name + n - k, suf) == 0;
-}
-
-void qv_gen_outliers(uint16_t *out, const char *name, int ndim, const int64_t *shape, uint64_t start, uint64_t count,
-                     int D) {
+void qv_gen_outliers(uint16_t *out, const qv_tensor_spec *t, uint64_t start, uint64_t count, int D) {
     int dims[QV_GEN_N_OUTLIERS], nd = qv_gen_outlier_dims(D, dims);
-    if (!strncmp(name, "visual.", 7) || D <= 0) return;
-    if (ndim == 1 && shape[0] == D && (name_ends(name, "layernorm.weight") || !strcmp(name, "model.norm.weight"))) {
+    if (D <= 0) return;
+    if (t->outlier == QV_OUT_CHANNELS && t->ndim == 1 && t->shape[0] == D) {
         for (int i = 0; i < nd; i++)
             if ((uint64_t)dims[i] >= start && (uint64_t)dims[i] < start + count) out[dims[i] - start] = bf16_scaled(out[dims[i] - start], 60.0f);
-    } else if (ndim == 2 && shape[1] == D && !strcmp(name, "model.embed_tokens.weight")) {
+    } else if (t->outlier == QV_OUT_COLUMNS && t->ndim == 2 && t->shape[1] == D) {
         for (uint64_t e = start; e < start + count; e++) {
             int c = (int)(e % (uint64_t)D);
             for (int i = 0; i < nd; i++)
                 if (c == dims[i]) out[e - start] = bf16_scaled(out[e - start], 20.0f);
         }
-    } else if (ndim == 2 && shape[0] == D && !strcmp(name, "model.layers.0.mlp.down_proj.weight")) {
-        uint64_t F = (uint64_t)shape[1];
+    } else if (t->outlier == QV_OUT_ROWS_FIRST_LAYER && t->ndim == 2 && t->shape[0] == D) {
+        uint64_t F = (uint64_t)t->shape[1];
         for (uint64_t e = start; e < start + count; e++) {
             int r = (int)(e / F);
             for (int i = 0; i < nd; i++)
@@ -163,7 +158,7 @@ static void gen_task(void *ctx, int ith, int nth) {
         uint64_t start = (b - j->block_start[t]) * BLOCK_ELEMS;
         uint64_t cnt = g->numel - start < BLOCK_ELEMS ? g->numel - start : BLOCK_ELEMS;
         qv_gen_bf16(buf, g->spec->name, g->spec->ndim, g->spec->shape, start, cnt);
-        if (j->outlier_D) qv_gen_outliers(buf, g->spec->name, g->spec->ndim, g->spec->shape, start, cnt, j->outlier_D);
+        if (j->outlier_D) qv_gen_outliers(buf, g->spec, start, cnt, j->outlier_D);
         qv_err e;
         if (qv_st_writer_put(j->writers[g->shard], g->idx, start * 2, buf, cnt * 2, &e)) {
             if (!atomic_exchange(&j->failed, 1)) j->err = e;

@@ -19,11 +19,11 @@ void qv_gen_bf16(uint16_t *out, const char *name, int ndim, const int64_t *shape
 /* --outliers (genweights.c explains the choice): the formula checkpoint with QV_GEN_N_OUTLIERS fixed
  * hidden channels made "massive". qv_gen_outlier_dims: those channels for hidden size D, increasing
  * (returns how many; fewer only when D is too small to keep them apart). qv_gen_outliers: applies the
- * scaling to elements [start, start+count) of tensor name, already filled by qv_gen_bf16. */
+ * scaling its outlier role asks (t->outlier) to elements [start, start+count) of tensor t, already
+ * filled by qv_gen_bf16. */
 enum { QV_GEN_N_OUTLIERS = 5 };
 int qv_gen_outlier_dims(int D, int *dims);
-void qv_gen_outliers(uint16_t *out, const char *name, int ndim, const int64_t *shape, uint64_t start, uint64_t count,
-                     int D);
+void qv_gen_outliers(uint16_t *out, const qv_tensor_spec *t, uint64_t start, uint64_t count, int D);
 
 typedef struct {
     const char *config_path;     /* config.json to realize (its folder's generation_config.json and

@@ -65,10 +65,10 @@ struct qv_vision_ctx {
  * LayerNorm parameters are widened into v->norms. */
 enum { VD_E, VD_3E, VD_M, VD_D, VD_ME, VD_C, VD_T, VD_P, VD_NDIMS };
 _Static_assert((int)VD_NDIMS <= (int)QV_WEIGHT_DIMS, "vision dims");
-#define VG(nm, nd, d0, d1, fld, fl) {"visual." nm, 0, nd, {d0, d1}, offsetof(struct qv_vision, fld), fl, 0}
-#define VB(nm, nd, d0, d1, fld, fl) {"visual.blocks.%d." nm, 1, nd, {d0, d1}, offsetof(vblock, fld), fl, 0}
+#define VG(nm, nd, d0, d1, fld, fl) {"visual." nm, 0, nd, {d0, d1}, offsetof(struct qv_vision, fld), fl, 0, QV_OUT_NONE}
+#define VB(nm, nd, d0, d1, fld, fl) {"visual.blocks.%d." nm, 1, nd, {d0, d1}, offsetof(vblock, fld), fl, 0, QV_OUT_NONE}
 static const qv_weight_def vis_weights[] = {
-    {"visual.patch_embed.proj.weight", 0, 5, {VD_E, VD_C, VD_T, VD_P, VD_P}, offsetof(struct qv_vision, patch_w), 0, 0},
+    {"visual.patch_embed.proj.weight", 0, 5, {VD_E, VD_C, VD_T, VD_P, VD_P}, offsetof(struct qv_vision, patch_w), 0, 0, QV_OUT_NONE},
     VB("norm1.weight", 1, VD_E, 0, ln1_w, QV_W_F32),
     VB("norm1.bias", 1, VD_E, 0, ln1_b, QV_W_F32),
     VB("norm2.weight", 1, VD_E, 0, ln2_w, QV_W_F32),
