@@ -404,6 +404,18 @@ static void tile_range(lin_ctx *a, int64_t lo, int64_t hi) {
     }
 }
 
+void qv_outlier_add(float *Y, int ldy, int m, const float *xs, const float (*w)[QV_OUTLIER_MAX], int nj, int no) {
+    for (int i = 0; i < m; i++) {
+        const float *x = xs + (size_t)i * QV_OUTLIER_MAX;
+        float *y = Y + (size_t)i * ldy;
+        for (int j = 0; j < nj; j++) {
+            float t = 0.0f;
+            for (int s = 0; s < no; s++) t += x[s] * w[j][s];
+            y[j] += t;
+        }
+    }
+}
+
 /* Y[:, lo..hi) += the outlier columns' products, in f32 from the exactly widened weights: per element
  * one sum over the columns in increasing order, added last (so the result does not depend on threads) */
 static void outlier_fix(const lin_ctx *a, int64_t lo, int64_t hi) {
@@ -414,15 +426,7 @@ static void outlier_fix(const lin_ctx *a, int64_t lo, int64_t hi) {
         int nj = hi - j0 < JB ? (int)(hi - j0) : JB;
         for (int j = 0; j < nj; j++)
             for (int s = 0; s < no; s++) w[j][s] = qv_bf16_to_f32(a->W[(size_t)(j0 + j) * a->k + a->out_col[s]]);
-        for (int i = 0; i < a->m; i++) {
-            const float *xs = a->xs + (size_t)i * QV_OUTLIER_MAX;
-            float *y = a->Y + (size_t)i * a->ldy + j0;
-            for (int j = 0; j < nj; j++) {
-                float t = 0.0f;
-                for (int s = 0; s < no; s++) t += xs[s] * w[j][s];
-                y[j] += t;
-            }
-        }
+        qv_outlier_add(a->Y + j0, a->ldy, a->m, a->xs, w, nj, no);
     }
 }
 

@@ -122,6 +122,10 @@ void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float 
  * it is) and then points *xz at X with those columns zeroed ([m][k], scratch slot 3) and *xs at their
  * values [m][QV_OUTLIER_MAX]; the caller adds sum_s xs[i][s] W[j][cols[s]] to Y[i][j] after the product. */
 int qv_outlier_split(qv_pool *pool, const float *X, int m, int k, int *cols, const float **xz, const float **xs);
+/* Y[i][j] += sum over s < no of xs[i][s] * w[j][s], for rows i < m and columns j < nj (Y row stride ldy; xs rows
+ * of QV_OUTLIER_MAX): the outlier columns' exact products, summed in column order and added last (qv_linear
+ * and qv_linear_q8 alike, each with its own widened weights w) */
+void qv_outlier_add(float *Y, int ldy, int m, const float *xs, const float (*w)[QV_OUTLIER_MAX], int nj, int no);
 
 /* Tests only: run everything on this table (e.g. the AVX-512 file built against emulated intrinsics). */
 void qv_kernels_set_table(const qv_ktable *t);

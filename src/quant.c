@@ -202,15 +202,7 @@ static void outlier_fix(const q8_ctx *a, int64_t lo, int64_t hi) {
                 int c = a->out_col[s];
                 w[j][s] = a->W->d[(size_t)(j0 + j) * nb + c / QV_Q8_BLOCK] * (float)a->W->q[(size_t)(j0 + j) * k + c];
             }
-        for (int i = 0; i < a->m; i++) {
-            const float *xs = a->xs + (size_t)i * QV_OUTLIER_MAX;
-            float *y = a->Y + (size_t)i * a->ldy + j0;
-            for (int j = 0; j < nj; j++) {
-                float t = 0.0f;
-                for (int s = 0; s < no; s++) t += xs[s] * w[j][s];
-                y[j] += t;
-            }
-        }
+        qv_outlier_add(a->Y + j0, a->ldy, a->m, a->xs, w, nj, no);
     }
 }
 
