@@ -284,16 +284,17 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     if (m <= 0 || n <= 0) return;
     const qv_q8_table *t = tab();
     const int nb = k / QV_Q8_BLOCK;
+    q8_ctx a = {.Y = Y, .ldy = ldy, .W = W, .b = b, .m = m, .n = n, .k = k};
     /* outlier columns (kernels.h): out of the int8 blocks (one would flatten its block's 31 other values),
      * added back in f32 after the product */
-    int out_col[QV_OUTLIER_MAX] = {0};
-    const float *xz = NULL, *xs = NULL;
-    const int n_out = qv_outlier_split(pool, X, m, k, out_col, &xz, &xs);
-    if (n_out) X = xz;
+    const float *xz = NULL;
+    a.n_out = qv_outlier_split(pool, X, m, k, a.out_col, &xz, &a.xs);
+    if (a.n_out) X = xz;
+    a.X = X;
     size_t qbytes = al64((size_t)m * (size_t)k), dbytes = al64((size_t)m * nb * sizeof(float));
     const int blas = t != &qv_q8_scalar && m >= BLAS_M;
     void *s = qv_kernel_scratch(0, qbytes + dbytes + (blas ? (size_t)m * k * sizeof(float) : 0));
-    q8_ctx a = {.t = s ? t : &qv_q8_scalar, .Y = Y, .ldy = ldy, .X = X, .W = W, .b = b, .m = m, .n = n, .k = k};
+    a.t = s ? t : &qv_q8_scalar;
     int8_t one_q[QV_Q8_BLOCK];
     float one_d;
     if (!s) {   /* no memory for the scratch: scalar, one row and block at a time (slow but right) */
@@ -307,17 +308,9 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
                 }
                 Y[(size_t)i * ldy + j] = (b ? qv_bf16_to_f32(b[j]) : 0.0f) + acc;
             }
-        if (n_out) {
-            a.n_out = n_out;
-            memcpy(a.out_col, out_col, sizeof out_col);
-            a.xs = xs;
-            outlier_fix(&a, 0, n);
-        }
+        if (a.n_out) outlier_fix(&a, 0, n);
         return;
     }
-    a.n_out = n_out;
-    memcpy(a.out_col, out_col, sizeof out_col);
-    a.xs = xs;
     a.xq = s;
     a.xd = (float *)((char *)s + qbytes);
     a.xf = blas ? (float *)((char *)s + qbytes + dbytes) : NULL;
