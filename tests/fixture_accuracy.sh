@@ -12,15 +12,15 @@ QV="$QV_BIN"
 tiny="$QV_FIXTURES/models/tiny-qwen2vl"
 text="$QV_SRC/tests/data/accuracy_text.txt"
 
-# field of one path in the --json line: num JSON PATH FIELD
-num() { sed -n "s/.*\"path\": \"$2\", \"top1\": \([0-9.e+-]*\), \"rel_l2\": \([0-9.e+-]*\).*/\\$3/p" <<<"$1"; }
+# field of one path in the --json line: num JSON PATH FIELD (top1 or rel_l2)
+num() { jq -r --arg p "$2" --arg f "$3" '.paths[] | select(.path == $p) | .[$f]' <<<"$1"; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
 
 # check NAME JSON PATH MIN_TOP1 MAX_REL_L2
 check() {
   local t r
-  t=$(num "$2" "$3" 1); r=$(num "$2" "$3" 2)
+  t=$(num "$2" "$3" top1); r=$(num "$2" "$3" rel_l2)
   echo "$1 $3: top-1 $t, rel L2 $r"
   ok test -n "$t"
   ok ge "${t:-0}" "$4"
@@ -60,5 +60,10 @@ check outliers-32 "$j" fast 0 1
 # usage
 "$QV" bench accuracy --model "$tiny" > /dev/null 2>&1; ok test $? -eq 2
 "$QV" bench accuracy --model "$tiny" --text "$text" --tokens 100000 > /dev/null 2>&1; ok test $? -eq 1
+# --json stays JSON whatever the path holds (quotes, backslashes)
+odd="$QV_TMP/a\"b\\c.txt"
+cp "$text" "$odd"
+j=$("$QV" bench accuracy --model "$tiny" --text "$odd" --tokens 16 --json --threads 2)
+ok test "$(jq -r .text <<<"$j")" = "$odd"
 echo "$pass passed, $fail failed"
 test $fail -eq 0

@@ -15,6 +15,7 @@
 #include "threads.h"
 #include "tokenizer.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +33,7 @@ static void help(void) {
          "top-1 agreement with the reference (argmax equal, share of positions) and the relative L2 error\n"
          "of all logits (||path - ref|| / ||ref||). Prefill in chunks of --chunk tokens (default 256, as\n"
          "qv ask). A real checkpoint, or one made by qv gen-weights --outliers, shows what outlier channels\n"
-         "cost (README: accuracy). tests/data/accuracy_text.txt is a ~900-token mixed text.\n"
+         "cost (README: accuracy). tests/data/accuracy_text.txt is a 1218-token mixed text.\n"
          "\n"
          "example:\n"
          "  qv bench accuracy --model ../shared/fixtures/models/tiny-qwen2vl --text tests/data/accuracy_text.txt --q8");
@@ -135,13 +136,26 @@ int qv_cmd_bench_accuracy(int argc, char **argv) {
         }
     }
     double secs = qv_now() - t0;
-    if (json) {
-        printf("{\"model\": \"%s\", \"text\": \"%s\", \"tokens\": %d, \"chunk\": %ld, \"kernels\": \"%s\", \"paths\": [", model,
-               text, n, chunk, qv_kernels_name());
-        for (int p = 1; p < np; p++)
-            printf("%s{\"path\": \"%s\", \"top1\": %.6f, \"rel_l2\": %.6e}", p > 1 ? ", " : "", P[p].name,
-                   (double)P[p].agree / n, sum_ref2 > 0 ? sqrt(P[p].err2 / sum_ref2) : 0.0);
-        printf("]}\n");
+    if (json) {   /* through cJSON: paths are user text (quotes, backslashes) */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", model);
+        cJSON_AddStringToObject(o, "text", text);
+        cJSON_AddNumberToObject(o, "tokens", n);
+        cJSON_AddNumberToObject(o, "chunk", (double)chunk);
+        cJSON_AddStringToObject(o, "kernels", qv_kernels_name());
+        cJSON *arr = cJSON_AddArrayToObject(o, "paths");
+        for (int p = 1; p < np; p++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "path", P[p].name);
+            cJSON_AddNumberToObject(e, "top1", (double)P[p].agree / n);
+            cJSON_AddNumberToObject(e, "rel_l2", sum_ref2 > 0 ? sqrt(P[p].err2 / sum_ref2) : 0.0);
+            cJSON_AddItemToArray(arr, e);
+        }
+        char *js = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!js) { st = qv_errf(&err, QV_ERR_NOMEM, "out of memory"); goto done; }
+        puts(js);
+        free(js);
     } else {
         printf("accuracy: %s, %d tokens of %s, chunk %ld, kernels %s%s%s (%.1f s)\n", model, n, text, chunk,
                qv_kernels_name(), q8 ? ", q8 " : "", q8 ? qv_q8_kernels_name() : "", secs);
