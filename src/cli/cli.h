@@ -19,6 +19,7 @@ int qv_cmd_batch(int argc, char **argv);
 int qv_cmd_chat(int argc, char **argv);
 int qv_cmd_cache(int argc, char **argv);
 int qv_cmd_bench(int argc, char **argv);
+int qv_cmd_bench_accuracy(int argc, char **argv);   /* qv bench accuracy (cmd_bench_accuracy.c) */
 int qv_cmd_demo(int argc, char **argv);
 int qv_cmd_serve(int argc, char **argv);
 

@@ -286,8 +286,6 @@ done:
     return rc;
 }
 
-int qv_cmd_bench_accuracy(int argc, char **argv);   /* cmd_bench_accuracy.c */
-
 int qv_cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     if (argc < 2 || cli_is_help(argv[1])) {

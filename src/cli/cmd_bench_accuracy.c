@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int qv_cmd_bench_accuracy(int argc, char **argv);
-
 static void help(void) {
     puts("usage: qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--chunk N] [--threads N] [--json]\n"
          "\n"
