@@ -38,6 +38,10 @@ static void ref_bf16_to_f32(float *dst, const uint16_t *src, int n) {
     for (int i = 0; i < n; i++) dst[i] = qv_bf16_to_f32(src[i]);
 }
 
+static void ref_f16_to_f32(float *dst, const uint16_t *src, int n) {
+    for (int i = 0; i < n; i++) dst[i] = qv_f16_to_f32(src[i]);
+}
+
 static void ref_f32_to_bf16(uint16_t *dst, const float *src, int n) {
     for (int i = 0; i < n; i++) dst[i] = qv_f32_to_bf16(src[i]);
 }
@@ -87,6 +91,7 @@ static const qv_ktable k_scalar = {
     .dot_f32 = ref_dot_f32,
     .bf16_to_f32 = ref_bf16_to_f32,
     .f32_to_bf16 = ref_f32_to_bf16,
+    .f16_to_f32 = ref_f16_to_f32,
     .elt = &qv_elt_ref,
     .q8 = &qv_q8_scalar,
 };
@@ -107,7 +112,7 @@ static const qv_ktable *isa_table(const char *name) {
     if (!strcmp(name, "avx512") || !strcmp(name, "avx512bf16")) {
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-            __builtin_cpu_supports("avx512bf16"))
+            __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni"))
             return qv_ktable_avx512();
         return NULL;
     }
@@ -150,6 +155,10 @@ void qv_axpy_bf16(float *y, float a, const uint16_t *x, int n) { table()->axpy_b
 float qv_dot_f32(const float *x, const float *y, int n) { return table()->dot_f32(x, y, n); }
 void qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->bf16_to_f32(dst, src, n); }
 void qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n) { table()->f32_to_bf16(dst, src, n); }
+void qv_f16_to_f32_row(float *dst, const uint16_t *src, int n) {
+    const qv_ktable *t = table();
+    (t->f16_to_f32 ? t->f16_to_f32 : ref_f16_to_f32)(dst, src, n);
+}
 
 static const qv_elt_table *elt(void) {
     const qv_ktable *t = table();

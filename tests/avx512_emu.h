@@ -7,6 +7,7 @@
 #define QV_AVX512_EMU_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -111,6 +112,43 @@ EMU __m512i _mm512_mask_blend_epi32(__mmask16 k, __m512i a, __m512i b) {
     for (int i = 0; i < 16; i++)
         if (k >> i & 1) x.u[i] = y.u[i];
     return (__m512i)x.v;
+}
+
+EMU __m512i _mm512_setzero_si512(void) { emu512 r; memset(&r, 0, sizeof r); return (__m512i)r.v; }
+EMU void _mm512_storeu_si512(void *p, __m512i a) { memcpy(p, &a, 64); }
+EMU __m512i _mm512_mask_i32gather_epi32(__m512i src, __mmask16 k, __m512i idx, const void *base, int scale) {
+    emu512 r = V(src), ix = V(idx);
+    for (int i = 0; i < 16; i++)
+        if (k >> i & 1) memcpy(&r.u[i], (const char *)base + (ptrdiff_t)ix.i[i] * scale, 4);
+    return (__m512i)r.v;
+}
+EMU __m512i _mm512_max_epu16(__m512i a, __m512i b) {
+    emu512 x = V(a), y = V(b);
+    for (int i = 0; i < 32; i++) x.h[i] = x.h[i] > y.h[i] ? x.h[i] : y.h[i];
+    return (__m512i)x.v;
+}
+EMU __m512i _mm512_cvtps_epi32(__m512 a) {   /* round to nearest even; NaN and overflow -> INT32_MIN */
+    emu512 x = V(a);
+    for (int i = 0; i < 16; i++) {
+        float f = nearbyintf(x.f[i]);
+        x.i[i] = f == f && f >= -2147483648.0f && f < 2147483648.0f ? (int32_t)f : INT32_MIN;
+    }
+    return (__m512i)x.v;
+}
+EMU __m512 _mm512_cvtepi32_ps(__m512i a) { emu512 x = V(a); for (int i = 0; i < 16; i++) x.f[i] = (float)x.i[i]; return x.v; }
+EMU __m512i _mm512_dpwssd_epi32(__m512i src, __m512i a, __m512i b) {   /* int32 lanes, wrapping */
+    emu512 s = V(src), x = V(a), y = V(b);
+    for (int i = 0; i < 16; i++)
+        s.u[i] += (uint32_t)((int32_t)(int16_t)x.h[2 * i] * (int16_t)y.h[2 * i]) +
+                  (uint32_t)((int32_t)(int16_t)x.h[2 * i + 1] * (int16_t)y.h[2 * i + 1]);
+    return (__m512i)s.v;
+}
+
+EMU __m512 _mm512_cvtph_ps(__m256i a) {
+    emu256 x = {.v = a};
+    emu512 r;
+    for (int i = 0; i < 16; i++) r.f[i] = qv_f16_to_f32(x.h[i]);
+    return r.v;
 }
 
 #undef V
