@@ -64,8 +64,8 @@ typedef struct {
                             (default 256; 7B: ~55 MiB) */
     qv_precision prec;   /* QV_PREC_REF (default) or QV_PREC_FAST */
     qv_pool *pool;       /* threads for the whole forward pass; borrowed; NULL = caller only */
-    qv_dtype kv_dtype;   /* QV_F32 or QV_BF16 (keys and values); QV_DTYPE_COUNT (default) = F32 for REF,
-                            f32 keys + bf16 values for FAST */
+    qv_dtype kv_dtype;   /* QV_F32, QV_F16 (values; keys f32) or QV_BF16 (keys and values); QV_DTYPE_COUNT
+                            (default) = F32 for REF, f32 keys + half values for FAST */
     int check_memory;    /* 1 (default): refuse (QV_ERR_NOMEM, numbers in the message) when the cache and
                             scratch would not fit in MemAvailable, or together with the decoder's weights
                             (which must stay resident) not in MemTotal */
@@ -141,8 +141,8 @@ qv_status qv_lm_decode(qv_lm_ctx *c, int32_t id, int64_t pos, float *logits, qv_
 
 /* ---- KV prefix export/import (the persistent prefix cache, pipeline/cache.h) ----
  * Portable layout of n tokens: per layer, per KV head: K rows [n][head_dim], then V rows [n][head_dim], in
- * the cache's dtypes (K f32 unless kv_dtype is BF16; V qv_lm_kv_dtype: f32 on the reference path, bf16 on
- * the fast one). An import followed
+ * the cache's dtypes (K f32 unless kv_dtype is BF16; V qv_lm_kv_dtype: f32 on the reference path, IEEE half
+ * on the fast one). An import followed
  * by a prefill of the rest computes exactly what one prefill cut at n computes. */
 uint64_t qv_lm_kv_bytes(const qv_lm_ctx *c, int n);
 qv_dtype qv_lm_kv_dtype(const qv_lm_ctx *c);

@@ -76,7 +76,7 @@ char *qv_ec_vision_key(const char *model_id, int prec, const qv_hash *media, int
     char *s = malloc(1024);
     if (!s) return NULL;
     snprintf(s, 1024,
-             "qv vision key 3\nmodel %s\nprec %d\nmedia %s\nkind %s\nfps %.17g\nmin_frames %d\nmax_frames %d\n"
+             "qv vision key 4\nmodel %s\nprec %d\nmedia %s\nkind %s\nfps %.17g\nmin_frames %d\nmax_frames %d\n"
              "min_pixels %lld\nmax_pixels %lld\ntotal_pixels %lld\nstart %.17g\nend %.17g\nautorotate %d\n",
              model_id, prec, media->hex, is_video ? "video" : "image", mo->fps, mo->min_frames, mo->max_frames,
              (long long)mo->min_pixels, (long long)mo->max_pixels, (long long)mo->total_pixels, mo->start_s,
@@ -92,7 +92,7 @@ char *qv_ec_kv_key(const char *model_id, int prec, int quant, int chunk, const i
     qv_hash hi, hp[3];
     qv_hash_bytes(ids, (size_t)P * sizeof *ids, &hi);
     for (int r = 0; r < 3; r++) qv_hash_bytes(pos + r * stride, (size_t)P * sizeof *pos, &hp[r]);
-    size_t n = (size_t)snprintf(s, cap, "qv kv key 2\nmodel %s\nprec %d\nquant %d\nchunk %d\ntokens %lld\nids %s\n"
+    size_t n = (size_t)snprintf(s, cap, "qv kv key 3\nmodel %s\nprec %d\nquant %d\nchunk %d\ntokens %lld\nids %s\n"
                                 "pos %s %s %s\n", model_id, prec, quant, chunk, (long long)P, hi.hex, hp[0].hex,
                                 hp[1].hex, hp[2].hex);
     for (int i = 0; i < n_vision && n < cap; i++) {

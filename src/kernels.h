@@ -56,6 +56,7 @@ void  qv_axpy_bf16(float *y, float a, const uint16_t *x, int n);   /* y += a * x
 float qv_dot_f32(const float *x, const float *y, int n);
 void  qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n);
 void  qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n);  /* round to nearest even */
+void  qv_f16_to_f32_row(float *dst, const uint16_t *src, int n);   /* IEEE half -> f32 (exact; the fast V cache) */
 
 /* Element-wise kernels (kernels_elt.c), row-major, in place where there is one operand. The scalar
  * definition is kernels_elt.c's qv_elt_ref; the SIMD tables run a 4-lane version (exp to ~1e-7 relative).

@@ -70,6 +70,12 @@ static void bf16_to_f32(float *dst, const uint16_t *src, int n) {
     for (; i < n; i++) dst[i] = qv_bf16_to_f32(src[i]);
 }
 
+static void f16_to_f32(float *dst, const uint16_t *src, int n) {   /* F16C: exact */
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = qv_f16_to_f32(src[i]);
+}
+
 /* round to nearest even, NaN kept quiet (same bits as qv_f32_to_bf16) */
 AI __m256i round_bf16_bits(__m256 v) {
     __m256i u = _mm256_castps_si256(v);
@@ -308,6 +314,7 @@ static const qv_ktable k_avx2 = {
     .axpy_bf16 = axpy_bf16,
     .dot_f32 = dot_f32,
     .bf16_to_f32 = bf16_to_f32,
+    .f16_to_f32 = f16_to_f32,
     .f32_to_bf16 = f32_to_bf16,
 };
 

@@ -97,6 +97,7 @@ typedef struct {
     float (*dot_f32)(const float *x, const float *y, int n);
     void (*bf16_to_f32)(float *dst, const uint16_t *src, int n);
     void (*f32_to_bf16)(uint16_t *dst, const float *src, int n);
+    void (*f16_to_f32)(float *dst, const uint16_t *src, int n);   /* exact; NULL: the scalar one */
     const qv_elt_table *elt;    /* element-wise kernels; NULL: qv_elt_v4 */
     const struct qv_q8_table *q8;   /* 8-bit weight kernels (quant.h); NULL: quant_avx2's when built in */
 } qv_ktable;

@@ -198,6 +198,13 @@ static void check_vectors(void) {
         ok = 1;
         for (int i = 0; i < n; i++) ok &= z[i] == qv_bf16_to_f32(h[i]);
         CHECK_MSG(ok, "%s bf16_to_f32 n=%d", qv_kernels_name(), n);
+        /* IEEE half -> f32: every class (normal, subnormal, zeros, inf; NaN stays NaN) */
+        for (int i = 0; i < n; i++) h2[i] = (uint16_t)(h[i] ^ (uint16_t)(i * 40503u));
+        if (n > 3) { h2[0] = 0x7c00; h2[1] = 0x8001; h2[2] = 0x7e01; h2[3] = 0x0000; }
+        qv_f16_to_f32_row(z, h2, n);
+        ok = 1;
+        for (int i = 0; i < n; i++) ok &= same_bits(z[i], qv_f16_to_f32(h2[i]));
+        CHECK_MSG(ok, "%s f16_to_f32 n=%d", qv_kernels_name(), n);
         /* f32 -> bf16 on values with ties, NaN, infinities, denormals */
         for (int i = 0; i < n; i++) {
             uint32_t u = (uint32_t)(rng >> 20) ^ ((uint32_t)i * 2654435761u);
