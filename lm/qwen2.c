@@ -188,6 +188,21 @@ static int q8_list(const qv_lm *m, int i, const uint16_t **w, int *n, int *k) {
     }
 }
 
+/* The RMSNorm weight whose output matrix i of q8_list reads (q k v: the layer's input norm; gate up: its
+ * post-attention norm; lm_head: the final norm), NULL for o and down. Where that weight has outlier
+ * channels the activations do too, and those columns of the matrix are kept exactly (qv_q8_keep): measured
+ * on the outlier checkpoint, int8 weights on them cost --q8 most of its error (q and k: the attention
+ * logits). */
+static const uint16_t *q8_norm(const qv_lm *m, int i) {
+    if (i == m->hp.n_layers * 7) return m->norm;
+    const lm_layer *L = &m->layers[i / 7];
+    switch (i % 7) {
+    case 0: case 1: case 2: return L->in_norm;
+    case 4: case 5: return L->post_norm;
+    default: return NULL;
+    }
+}
+
 qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) {
     const int cnt = m->hp.n_layers * 7 + 1;
     const uint16_t *w;
@@ -209,7 +224,7 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
         if (k % QV_Q8_BLOCK)
             return qv_errf(err, QV_ERR_UNSUPPORTED, "lm: 8-bit weights need rows that are a multiple of %d values; "
                            "matrix %d of the decoder has %d (run without --q8)", QV_Q8_BLOCK, i, k);
-        total += qv_q8_bytes(n, k);
+        total += qv_q8_bytes(n, k) + (q8_norm(m, i) ? qv_q8_keep_bytes(n) : 0);
     }
     m->q8 = calloc((size_t)cnt, sizeof *m->q8);
     if (!m->q8 || posix_memalign(&m->q8_mem, 64, total)) {
@@ -233,6 +248,10 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
             return st;
         }
         off += qv_q8_bytes(n, k);
+        const uint16_t *nw = q8_norm(m, i);
+        int cols[QV_OUTLIER_MAX], nc = nw ? qv_q8_outlier_channels(nw, m->hp.hidden, cols) : 0;
+        if (nc) qv_q8_keep(&m->q8[i], (char *)m->q8_mem + off, w, cols, nc);
+        if (nw) off += qv_q8_keep_bytes(n);
         if (i == cnt - 1 && m->lm_head == m->embed) continue;   /* tied: the bf16 rows still serve lookups */
         /* the bf16 pages are read-only file pages: drop them now, so RSS never holds both copies (a later
          * read, e.g. after going back to bf16, faults them in again from the file) */

@@ -75,6 +75,17 @@ static void ref_tile(float *Y, int ldy, const void *xv, size_t ldx, const uint16
         }
 }
 
+int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k);
+void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
+                     size_t ldw, const uint16_t *bias, int m, int n, int k);
+static void ref_gemm_i16(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
+                         size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch) {
+    (void)scratch;
+    qv_i16_gemm_ref(Y, ldy, Xq, ldq, sx, nkb, W, ldw, bias, m, n, k);
+}
+
+/* FAST from m = 16 takes the 16-bit integer definition here too, so every table computes the same numbers
+ * for the large products (the SIMD tables bit for bit) */
 static const qv_ktable k_scalar = {
     .name = "scalar",
     .kblock = 1,
@@ -84,7 +95,10 @@ static const qv_ktable k_scalar = {
     .xbf16 = {0, 0},
     .xprep = {ref_xprep_ref, ref_xprep_fast},
     .tile = {ref_tile, ref_tile},
-    .blas_min_m = {0, 0},
+    .xquant_i16 = qv_i16_quant_x_ref,
+    .gemm_i16 = ref_gemm_i16,
+    .gemm_i16_scratch = 64,
+    .blas_min_m = {0, 16},
     .round_bf16 = ref_round_bf16,
     .dot_f32_bf16 = ref_dot_f32_bf16,
     .axpy_bf16 = ref_axpy_bf16,

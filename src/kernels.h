@@ -5,12 +5,14 @@
  * float32. Two numeric paths:
  *   QV_PREC_REF:  bf16 weights widened exactly to f32, f32 products and sums. Matches the float64
  *                 reference to ~1e-6 relative (unit_kernels checks 1e-5 of sum |x w| per element).
- *   QV_PREC_FAST: activations at about bf16 precision: rounded to bf16 (nearest even), bf16 x bf16
- *                 products (exact in f32) summed in f32 — vdpbf16ps where the CPU has AVX512-BF16, f32
- *                 FMA on the rounded values elsewhere — except for large m on AVX2, where X and W are
- *                 quantized per row and 128-wide k block to 13 and 11 bits and multiplied with vpmaddwd
- *                 (exact int32 block sums, scaled into f32: kernels_isa.h; ~1.4x the f32 GEMM on Zen 3).
- *                 ~1e-3..1e-2 relative to the REF result.
+ *   QV_PREC_FAST: large m (from 16 rows: prefill, vision) X and W quantized per row and 128-wide k block
+ *                 to 12 bits each (+-4095, +-4094) and multiplied as int16 pairs with exact int32 block
+ *                 sums scaled into f32 (kernels_isa.h): vpdpwssd on AVX512-VNNI, vpmaddwd on AVX2, the
+ *                 scalar definition elsewhere — the same bits on every table; ~1.4x the f32 GEMM on Zen 3,
+ *                 ~1e-4 relative error per product. 12/12 bits rather than 13/11: the logits' error on the
+ *                 test models fell 10-25 % (qv bench accuracy). Small m (decode): activations rounded to
+ *                 bf16 (nearest even), bf16 x bf16 products (exact in f32) summed in f32 (vdpbf16ps
+ *                 where the CPU has AVX512-BF16), ~1e-3 relative.
  * qv_linear paths: m == 1 (decode) streams each weight row once (memory-bound kernels); m >= 16 packs
  * bf16 weight panels (widened or as bf16 pairs) for a register-blocked GEMM micro-kernel; in between,
  * dot-product tiles. Threads split the n output columns, so each weight row is read by one thread.

@@ -375,7 +375,7 @@ static void gemm_fast(float *Y, int ldy, const void *X, int ldx, const uint16_t 
 
 /* ---- FAST, large m: the 16-bit integer GEMM (kernels_isa.h; the scalar qv_i16_gemm_ref is its spec, bit
  * for bit) on AVX512-VNNI. vpdpwssd multiplies 16 pairs of int16 and adds both products into 16 int32
- * sums: 32 multiply-adds per instruction, as many as vdpbf16ps, but X keeps 13 bits per 128-wide block
+ * sums: 32 multiply-adds per instruction, as many as vdpbf16ps, but X keeps 12 bits per 128-wide block
  * instead of bf16's 8 (issue 16: ~4x less error for the same arithmetic; the AVX2 table runs the same
  * numbers with vpmaddwd). W is quantized panel by panel from the mapping: 16 rows at a time, each gather
  * taking one bf16 pair of every row, so the per-row scales sit in the lanes and the layout the AVX2 file

@@ -22,7 +22,8 @@
 
 /* The 16-bit integer FAST GEMM (gemm_avx2.h): blocks of QV_I16_KB k values, X quantized to +-QV_I16_QX
  * and W to +-QV_I16_QW per row and block; QV_I16_KB * QX * QW < 2^31, so a block's int32 sum is exact. */
-enum { QV_I16_KB = 128, QV_I16_QX = 8191, QV_I16_QW = 2047 };
+enum { QV_I16_KB = 128, QV_I16_QX = 4095, QV_I16_QW = 4094 };
+_Static_assert((long long)QV_I16_KB * QV_I16_QX * QV_I16_QW < 2147483648LL, "a block's int32 sum must not overflow");
 
 /* the scale of a block whose largest |v| has the f32 bits maxbits (sign cleared): max / q, 0 for an
  * all-zero block, NaN when the block holds an Inf or NaN (the output becomes NaN, as the reference's

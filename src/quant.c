@@ -159,11 +159,58 @@ qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int 
     qv_pool_run(pool, quant_task, &a);
     int bad = atomic_load(&a.bad);
     if (bad) return qv_errf(err, QV_ERR_FORMAT, "q8: %s row %d holds an infinite or NaN weight", name, bad - 1);
+    memset(out, 0, sizeof *out);   /* no kept columns */
     out->q = a.q;
     out->d = a.d;
     out->n = n;
     out->k = k;
     return QV_OK;
+}
+
+/* ---- exactly kept columns ---- */
+
+int qv_q8_outlier_channels(const uint16_t *w, int D, int *cols) {
+    if (!w || D < 8) return 0;
+    float *a = malloc((size_t)D * sizeof *a);
+    if (!a) return 0;
+    for (int i = 0; i < D; i++) a[i] = fabsf(qv_bf16_to_f32(w[i]));
+    /* the median of |w| from a sorted copy */
+    float *s = malloc((size_t)D * sizeof *s);
+    int n = 0;
+    if (s) {
+        memcpy(s, a, (size_t)D * sizeof *s);
+        for (int i = 1; i < D; i++)   /* insertion sort: D is a hidden size, once per matrix at load */
+            for (int j = i; j > 0 && s[j - 1] > s[j]; j--) { float t = s[j]; s[j] = s[j - 1]; s[j - 1] = t; }
+        float thr = s[D / 2] * QV_OUTLIER_RATIO;
+        if (thr > 0.0f && isfinite(thr))
+            for (int c = 0; c < D; c++) {
+                if (!(a[c] > thr)) continue;
+                int at = n < QV_OUTLIER_MAX ? n++ : QV_OUTLIER_MAX;   /* keep the largest, sorted by size */
+                while (at > 0 && a[cols[at - 1]] < a[c]) {
+                    if (at < QV_OUTLIER_MAX) cols[at] = cols[at - 1];
+                    at--;
+                }
+                if (at < QV_OUTLIER_MAX) cols[at] = c;
+            }
+        for (int i = 1; i < n; i++)   /* increasing column order */
+            for (int j = i; j > 0 && cols[j - 1] > cols[j]; j--) { int t = cols[j]; cols[j] = cols[j - 1]; cols[j - 1] = t; }
+    }
+    free(s);
+    free(a);
+    return n;
+}
+
+size_t qv_q8_keep_bytes(int64_t n) { return n > 0 ? al64((size_t)n * QV_OUTLIER_MAX * sizeof(float)) : 0; }
+
+void qv_q8_keep(qv_q8_mat *W, void *mem, const uint16_t *Wbf, const int *cols, int nc) {
+    float *wk = mem;
+    if (nc > QV_OUTLIER_MAX) nc = QV_OUTLIER_MAX;
+    for (int j = 0; j < W->n; j++)
+        for (int s = 0; s < QV_OUTLIER_MAX; s++)
+            wk[(size_t)j * QV_OUTLIER_MAX + s] = s < nc ? qv_bf16_to_f32(Wbf[(size_t)j * W->k + cols[s]]) : 0.0f;
+    for (int s = 0; s < nc; s++) W->keep[s] = cols[s];
+    W->n_keep = nc;
+    W->wk = wk;
 }
 
 /* ---- qv_linear_q8 driver ---- */
@@ -189,18 +236,25 @@ typedef struct {
     atomic_int next;
 } q8_ctx;
 
-/* Y[:, lo..hi) += the outlier columns' products in f32 (weights dequantized: d * q), per element one sum
- * in column order added last, as qv_linear's outlier_fix */
+/* Y[:, lo..hi) += the outlier columns' products in f32 (weights kept exactly where W keeps that column,
+ * else dequantized: d * q), per element one sum in column order added last, as qv_linear's outlier_fix */
 static void outlier_fix(const q8_ctx *a, int64_t lo, int64_t hi) {
     enum { JB = 64 };
     float w[JB][QV_OUTLIER_MAX];
     const int k = a->k, nb = k / QV_Q8_BLOCK, no = a->n_out;
+    int kept[QV_OUTLIER_MAX];   /* index into W->keep, or -1 */
+    for (int s = 0; s < no; s++) {
+        kept[s] = -1;
+        for (int t = 0; t < a->W->n_keep; t++)
+            if (a->W->keep[t] == a->out_col[s]) kept[s] = t;
+    }
     for (int64_t j0 = lo; j0 < hi; j0 += JB) {
         int nj = hi - j0 < JB ? (int)(hi - j0) : JB;
         for (int j = 0; j < nj; j++)
             for (int s = 0; s < no; s++) {
                 int c = a->out_col[s];
-                w[j][s] = a->W->d[(size_t)(j0 + j) * nb + c / QV_Q8_BLOCK] * (float)a->W->q[(size_t)(j0 + j) * k + c];
+                w[j][s] = kept[s] >= 0 ? a->W->wk[(size_t)(j0 + j) * QV_OUTLIER_MAX + kept[s]]
+                                       : a->W->d[(size_t)(j0 + j) * nb + c / QV_Q8_BLOCK] * (float)a->W->q[(size_t)(j0 + j) * k + c];
             }
         qv_outlier_add(a->Y + j0, a->ldy, a->m, a->xs, w, nj, no);
     }

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "kernels.h"
 #include "threads.h"
 
 typedef enum { QV_QUANT_NONE = 0, QV_QUANT_Q8 = 1 } qv_quant;
@@ -40,6 +41,12 @@ typedef struct {
     const int8_t *q;   /* [n][k] */
     const float *d;    /* [n][k/32] */
     int n, k;
+    /* Input columns whose weights are kept exactly (qv_q8_keep; none after quantizing): when qv_linear_q8's
+     * outlier split (kernels.h) finds one of them among X's outlier columns, that column's products use
+     * these f32 weights instead of d * q, whose int8 error the outlier's size would multiply. */
+    int n_keep;
+    int keep[QV_OUTLIER_MAX];   /* increasing */
+    const float *wk;            /* [n][QV_OUTLIER_MAX]: wk[j][s] = W[j][keep[s]] */
 } qv_q8_mat;
 
 /* Bytes a quantized [n][k] matrix takes (q then d, 64-byte aligned parts); 0 when k % 32 != 0, a size is
@@ -51,6 +58,17 @@ size_t qv_q8_bytes(int64_t n, int64_t k);
  * not finite (the name is used in messages). */
 qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
                               const char *name, qv_err *err);
+
+/* The channels of a bf16 vector (an RMSNorm weight) whose |w| exceeds QV_OUTLIER_RATIO x the median |w|,
+ * at most QV_OUTLIER_MAX (the largest), increasing: where the activations that norm writes carry outliers,
+ * the columns worth keeping exactly in the matrices it feeds. Returns how many (0 for D < 8). */
+int qv_q8_outlier_channels(const uint16_t *w, int D, int *cols);
+
+/* Bytes of the kept columns of an n-row matrix (n * QV_OUTLIER_MAX floats, 64-byte aligned). */
+size_t qv_q8_keep_bytes(int64_t n);
+/* W keeps columns cols[0..nc) (increasing, nc <= QV_OUTLIER_MAX) of the bf16 matrix Wbf [n][k] it was
+ * quantized from, exactly (widened to f32) in mem (qv_q8_keep_bytes(n)). */
+void qv_q8_keep(qv_q8_mat *W, void *mem, const uint16_t *Wbf, const int *cols, int nc);
 
 /* One row: w [k] (f32) -> q [k], d [k/32] (the same math as the weights; the activations use it too). */
 void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k);

@@ -3,8 +3,9 @@
 # a 512-token mixed text (tests/data/accuracy_text.txt), on the tiny fixture model (formula weights) and
 # on a checkpoint with outlier channels made here by qv gen-weights --outliers. The outlier checkpoint is
 # 256 wide (the tiny config widened): 5 outlier channels of 256 (2 %) are closer to a real model's few of
-# 3584 than 5 of the tiny model's 32 (16 %, where the value path is nothing but outliers; its numbers
-# are printed, not asserted: README, accuracy). Also: thread count changes no number; usage errors.
+# 3584 than 5 of the tiny model's 32 (16 %, checked too). Floors sit under the measured values (comments)
+# and at least as tight as issue 16's bounds for the fast path (99 %, 2e-2). Also: thread count changes no
+# number; usage errors.
 set -u
 pass=0; fail=0
 ok() { if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $*" >&2; fi; }
@@ -27,11 +28,12 @@ check() {
   ok le "${r:-1}" "$5"
 }
 
-# the tiny fixture: every flip is a near-tie (the reference's top-2 gap under 1 % of the logits' rms
-# with a 151936-word vocabulary on 32 dims), so top-1 sits at ~98.5 % for any bf16-activation path
+# the tiny fixture: every flip is a near-tie (the reference's top-2 gap under 0.2 % of the logits' rms
+# with a 151936-word vocabulary on 32 dims): measured fast 99.6 % / 8e-4 (the 12-bit products; bf16
+# activations read 98.4 %), q8 95.5 % / 2.2e-2, the same on the scalar, AVX2 and AVX-512 tables
 j=$("$QV" bench accuracy --model "$tiny" --text "$text" --tokens 512 --q8 --json --threads 2)
 ok test $? -eq 0
-check tiny "$j" fast 0.98 2e-2
+check tiny "$j" fast 0.99 2e-3
 check tiny "$j" q8 0.93 4e-2
 j1=$("$QV" bench accuracy --model "$tiny" --text "$text" --tokens 512 --q8 --json --threads 1)
 ok test "$j" = "$j1"
@@ -47,15 +49,16 @@ ok grep -q '"mrope_section": \[8, 12, 12\]' "$cfg"
 ok test $? -eq 0
 j=$("$QV" bench accuracy --model "$QV_TMP/outl256" --text "$text" --tokens 512 --q8 --json --threads 2)
 ok test $? -eq 0
-check outliers-256 "$j" fast 0.99 2e-2
-check outliers-256 "$j" q8 0.88 0.15
+check outliers-256 "$j" fast 0.99 2e-3
+check outliers-256 "$j" q8 0.93 4e-2     # measured 95.1 % / 2.0e-2 (91.2 % / 0.12 before q8 kept the norms' outlier columns)
 
-# the tiny config with --outliers: printed only
+# the tiny config with --outliers (5 of 32 channels): measured fast 99.6 % / 8.5e-4, q8 94.5 % / 1.6e-2
 "$QV" gen-weights --config "$tiny/config.json" --out "$QV_TMP/outl32" --tokenizer-from "$tiny" --outliers --quiet
 ok test $? -eq 0
-j=$("$QV" bench accuracy --model "$QV_TMP/outl32" --text "$text" --tokens 512 --json --threads 2)
+j=$("$QV" bench accuracy --model "$QV_TMP/outl32" --text "$text" --tokens 512 --q8 --json --threads 2)
 ok test $? -eq 0
-check outliers-32 "$j" fast 0 1
+check outliers-32 "$j" fast 0.99 2e-3
+check outliers-32 "$j" q8 0.92 4e-2
 
 # usage
 "$QV" bench accuracy --model "$tiny" > /dev/null 2>&1; ok test $? -eq 2

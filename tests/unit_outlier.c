@@ -3,7 +3,8 @@
  * product without those columns is (error bound from the non-outlier terms only: without the split the
  * outliers' bf16 rounding alone is ~1000x that), the same bits with 1 or 3 threads and with every ISA's
  * table, and untouched (no split) for ordinary X and for X holding an Inf. --q8: thread-independent, and
- * within ~0.2 of the non-outlier terms (the outlier columns still multiply int8 weights). */
+ * within ~0.2 of the non-outlier terms while the outlier columns multiply int8 weights, within 0.03 when the
+ * matrix keeps those columns exactly (qv_q8_keep; qv_q8_outlier_channels picks them from a norm weight). */
 #include "kernels.h"
 #include "quant.h"
 #include "tensor.h"
@@ -51,6 +52,25 @@ int main(void) {
     qv_err err;
     CHECK(posix_memalign(&qmem, 64, qv_q8_bytes(N, K)) == 0);
     CHECK(qv_q8_quantize_bf16(&Q, qmem, W, N, K, NULL, "w", &err) == QV_OK);
+    /* Qk keeps columns 5 and 300 exactly, Qa all three (and one that is no outlier: 7) */
+    qv_q8_mat Qk = Q, Qa = Q;
+    void *kmem = malloc(qv_q8_keep_bytes(N)), *amem = malloc(qv_q8_keep_bytes(N));
+    const int keep2[] = {5, 300}, keep4[] = {5, 7, 131, 300};
+    qv_q8_keep(&Qk, kmem, W, keep2, 2);
+    qv_q8_keep(&Qa, amem, W, keep4, 4);
+    CHECK(Q.n_keep == 0 && Qk.n_keep == 2 && Qa.n_keep == 4);
+    /* outlier channels of a norm weight: the largest beyond 32x the median, increasing, at most 8 */
+    uint16_t nw[64];
+    for (int i = 0; i < 64; i++) nw[i] = qv_f32_to_bf16(1.0f + 0.1f * frand());
+    nw[3] = qv_f32_to_bf16(-60.0f);
+    nw[40] = qv_f32_to_bf16(100.0f);
+    nw[50] = qv_f32_to_bf16(20.0f);   /* 20x: not an outlier */
+    int oc[QV_OUTLIER_MAX];
+    CHECK(qv_q8_outlier_channels(nw, 64, oc) == 2 && oc[0] == 3 && oc[1] == 40);
+    nw[3] = qv_f32_to_bf16(1.0f);
+    for (int i = 0; i < 12; i++) nw[i * 5] = qv_f32_to_bf16(50.0f + i);   /* 12 outliers: the 8 largest */
+    CHECK(qv_q8_outlier_channels(nw, 64, oc) == QV_OUTLIER_MAX && oc[0] == 20 && oc[1] == 25 && oc[7] == 55);
+    CHECK(qv_q8_outlier_channels(nw, 4, oc) == 0);
     for (size_t a = 0; a < sizeof ms / sizeof *ms; a++) {
         int m = ms[a];
         for (int i = 0; i < m * K; i++) X[i] = frand();
@@ -77,6 +97,16 @@ int main(void) {
         CHECK_MSG(e8 < 0.3, "m %d: q8 error %.3g of the non-outlier terms", m, e8);   /* ~0.2: the outlier columns keep their int8 weights */
         qv_linear_q8(pool3, Y3, N, X, &Q, NULL, m, N, K);
         CHECK_MSG(memcmp(Y, Y3, (size_t)m * N * 4) == 0, "m %d: q8 1 vs 3 threads differ", m);
+        /* the same matrix keeping two of the three outlier columns exactly (qv_q8_keep): those products
+         * are exact, so the error falls to what the third column's int8 weights leave */
+        qv_linear_q8(NULL, Y, N, X, &Qk, NULL, m, N, K);
+        double e8k = err_vs_rest(Y, R, X, W, m);
+        CHECK_MSG(e8k < 0.6 * e8, "m %d: q8 keeping 2 of 3 outlier columns: error %.3g (without: %.3g)", m, e8k, e8);
+        qv_linear_q8(NULL, Y, N, X, &Qa, NULL, m, N, K);
+        double e8a = err_vs_rest(Y, R, X, W, m);
+        CHECK_MSG(e8a < 0.03, "m %d: q8 keeping every outlier column: error %.3g", m, e8a);
+        qv_linear_q8(pool3, Y3, N, X, &Qa, NULL, m, N, K);
+        CHECK_MSG(memcmp(Y, Y3, (size_t)m * N * 4) == 0, "m %d: q8 (kept columns) 1 vs 3 threads differ", m);
         /* an Inf in X: no split, the product is not finite where the reference's is not */
         X[7] = INFINITY;
         qv_linear(NULL, QV_PREC_FAST, Y, N, X, W, NULL, m, N, K);
@@ -94,6 +124,8 @@ int main(void) {
     }
     qv_pool_free(pool3);
     free(qmem);
+    free(kmem);
+    free(amem);
     free(W); free(X); free(R); free(Y); free(Y3); free(Yt);
     return test_done();
 }
