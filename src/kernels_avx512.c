@@ -377,43 +377,103 @@ static void gemm_fast(float *Y, int ldy, const void *X, int ldx, const uint16_t 
  * for bit) on AVX512-VNNI. vpdpwssd multiplies 16 pairs of int16 and adds both products into 16 int32
  * sums: 32 multiply-adds per instruction, as many as vdpbf16ps, but X keeps 12 bits per 128-wide block
  * instead of bf16's 8 (issue 16: ~4x less error for the same arithmetic; the AVX2 table runs the same
- * numbers with vpmaddwd). W is quantized panel by panel from the mapping: 16 rows at a time, each gather
- * taking one bf16 pair of every row, so the per-row scales sit in the lanes and the layout the AVX2 file
- * uses ([kc/2][16 rows][2] int16 per panel) comes out directly. X is quantized by the scalar definition
- * (O(m k), a few per cent of the product). */
+ * numbers with vpmaddwd). W is quantized panel by panel from the mapping, 16 rows at a time into the
+ * layout the AVX2 file uses ([kc/2][16 rows][2] int16 per panel). */
 enum { GI_NB = 512 };   /* W rows per block: 512 x 128 int16 = 128 KiB (L2) */
 
-static void i16_pack(int16_t *bp, float *bs, const uint16_t *W, size_t ldw, int rows, int kc) {
-    const int full = kc / 2;   /* pairs of k readable as one 32-bit word */
-    const __mmask16 rm = mask16(rows);
-    int32_t off[16];
-    for (int r = 0; r < 16; r++) off[r] = r < rows ? (int32_t)((size_t)r * ldw) : 0;
-    const __m512i idx = _mm512_loadu_si512((const void *)off), abs2 = _mm512_set1_epi32(0x7fff7fff);
-    __m512i mx = _mm512_setzero_si512();
-    for (int p = 0; p < full; p++)
-        mx = _mm512_max_epu16(mx, _mm512_and_si512(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, idx, W + 2 * p, 2), abs2));
-    uint32_t lanes[16];
-    float inv[16];
-    _mm512_storeu_si512((void *)lanes, mx);
-    for (int r = 0; r < 16; r++) {
-        uint32_t m = lanes[r] & 0xffffu, h = lanes[r] >> 16;
-        if (h > m) m = h;
-        if (r < rows && (kc & 1) && (uint32_t)(W[(size_t)r * ldw + kc - 1] & 0x7fff) > m) m = W[(size_t)r * ldw + kc - 1] & 0x7fff;
-        bs[r] = r < rows ? qv_i16_scale(m << 16, (float)QV_I16_QW, &inv[r]) : (inv[r] = 0.0f);
-    }
-    const __m512 iv = _mm512_loadu_ps(inv);
-    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u), lo = _mm512_set1_epi32(0xffff);
-    for (int p = 0; p < full; p++) {
-        __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, idx, W + 2 * p, 2);
-        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), iv));
-        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), iv));
-        _mm512_storeu_si512((void *)(bp + (size_t)p * 32), _mm512_or_si512(_mm512_and_si512(q0, lo), _mm512_slli_epi32(q1, 16)));
-    }
-    if (kc & 1)   /* the last column alone, its pair's second half zero (nothing past the row is read) */
-        for (int r = 0; r < 16; r++) {
-            bp[(size_t)full * 32 + 2 * r] = r < rows ? qv_i16_round(qv_bf16_to_f32(W[(size_t)r * ldw + kc - 1]), inv[r]) : 0;
-            bp[(size_t)full * 32 + 2 * r + 1] = 0;
+/* X rows -> int16 [m][ldq] (zero padded) and block scales [m][nkb], the bits of qv_i16_quant_x_ref: the
+ * product with inv rounds to nearest even like lrintf; a NaN (or Inf * 0) converts to INT32_MIN, whose low
+ * 16 bits are the reference's 0. Returns -1 when X holds a non-finite value. */
+static int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+    int bad = 0;
+    for (int i = 0; i < m; i++) {
+        const float *x = X + (size_t)i * ldx;
+        int16_t *qi = q + (size_t)i * ldq;
+        for (int b = 0; b < nkb; b++) {
+            const int k0 = b * QV_I16_KB, n = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
+            __m512i mv = _mm512_setzero_si512();
+            for (int t = 0; t < n; t += 16)
+                mv = _mm512_max_epu32(mv, _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(mask16(n - t), x + k0 + t)), absmask));
+            uint32_t lanes[16], mb = 0;
+            _mm512_storeu_si512((void *)lanes, mv);
+            for (int l = 0; l < 16; l++) mb = lanes[l] > mb ? lanes[l] : mb;
+            float inv, s = qv_i16_scale(mb, (float)QV_I16_QX, &inv);
+            bad |= s != s;
+            sx[(size_t)i * nkb + b] = s;
+            const __m512 iv = _mm512_set1_ps(inv);
+            for (int t = 0; t < n; t += 16) {
+                __mmask16 mk = mask16(n - t);
+                _mm512_mask_cvtepi32_storeu_epi16(qi + k0 + t, mk, _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + k0 + t), iv)));
+            }
         }
+        for (int t = k; t < ldq; t++) qi[t] = 0;
+    }
+    return bad ? -1 : 0;
+}
+
+/* 16 x 16 int32 transpose in registers: r[i] lane j -> r[j] lane i (unpack 32, unpack 64, two rounds of
+ * 128-bit lane shuffles) */
+AI void transpose16_epi32(__m512i r[16]) {
+    __m512i t[16], u[16], w[16];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    for (int m = 0; m < 4; m++) {   /* u[4m + c] lane L: column 4L + c, rows 4m .. 4m+3 */
+        u[4 * m + 0] = _mm512_unpacklo_epi64(t[4 * m], t[4 * m + 2]);
+        u[4 * m + 1] = _mm512_unpackhi_epi64(t[4 * m], t[4 * m + 2]);
+        u[4 * m + 2] = _mm512_unpacklo_epi64(t[4 * m + 1], t[4 * m + 3]);
+        u[4 * m + 3] = _mm512_unpackhi_epi64(t[4 * m + 1], t[4 * m + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        w[4 * c + 0] = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);
+        w[4 * c + 1] = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
+        w[4 * c + 2] = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+        w[4 * c + 3] = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_i32x4(w[4 * c + 0], w[4 * c + 2], 0x88);
+        r[8 + c] = _mm512_shuffle_i32x4(w[4 * c + 0], w[4 * c + 2], 0xdd);
+        r[4 + c] = _mm512_shuffle_i32x4(w[4 * c + 1], w[4 * c + 3], 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(w[4 * c + 1], w[4 * c + 3], 0xdd);
+    }
+}
+
+/* 16 rows of W (bf16, stride ldw; rows past `rows` zero) x columns [0, kc) -> one panel bp ([kc/2 rounded
+ * up][16 rows][2] int16) and the rows' block scales bs[16]. Per row and 32 columns: one masked load (nothing
+ * past the row is read), the even and odd columns widened in place (<< 16, & 0xffff0000), quantized and
+ * packed as pair words; a 16 x 16 transpose then gives the panel's rows of pairs. */
+static void i16_pack(int16_t *bp, float *bs, const uint16_t *W, size_t ldw, int rows, int kc) {
+    const __m512i abs2 = _mm512_set1_epi32(0x7fff7fff);
+    float inv[16];
+    for (int r = 0; r < 16; r++) {   /* each row's largest |w| of the block */
+        if (r >= rows) { bs[r] = inv[r] = 0.0f; continue; }
+        __m512i mx = _mm512_setzero_si512();
+        for (int t = 0; t < kc; t += 32)
+            mx = _mm512_max_epu16(mx, _mm512_and_si512(_mm512_maskz_loadu_epi16(mask32(kc - t), W + (size_t)r * ldw + t), abs2));
+        uint16_t lanes[32], m = 0;
+        _mm512_storeu_si512((void *)lanes, mx);
+        for (int l = 0; l < 32; l++) m = lanes[l] > m ? lanes[l] : m;
+        bs[r] = qv_i16_scale((uint32_t)m << 16, (float)QV_I16_QW, &inv[r]);
+    }
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u), lo = _mm512_set1_epi32(0xffff);
+    const int np = (kc + 1) / 2;
+    for (int t = 0; t < kc; t += 32) {
+        __m512i v[16];
+        const __mmask32 km = mask32(kc - t);
+        for (int r = 0; r < 16; r++) {
+            if (r >= rows) { v[r] = _mm512_setzero_si512(); continue; }
+            __m512i w = _mm512_maskz_loadu_epi16(km, W + (size_t)r * ldw + t);
+            __m512 iv = _mm512_set1_ps(inv[r]);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w, 16)), iv));
+            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(w, hi)), iv));
+            v[r] = _mm512_or_si512(_mm512_and_si512(q0, lo), _mm512_slli_epi32(q1, 16));
+        }
+        transpose16_epi32(v);
+        const int npc = np - t / 2 < 16 ? np - t / 2 : 16;
+        for (int p = 0; p < npc; p++) _mm512_storeu_si512((void *)(bp + (size_t)(t / 2 + p) * 32), v[p]);
+    }
 }
 
 /* Y[i][0..nr) (+)= dequantized block product for rows i < mr against one (two = 0) or two 16-row panels */
@@ -558,7 +618,7 @@ static const qv_ktable k_avx512 = {
     .gemm = {gemm_ref, gemm_fast},
     .gemm_xbf16 = {0, 1},
     .gemm_scratch = (size_t)G_NB * (G_KC / 2) * sizeof(uint32_t),
-    .xquant_i16 = qv_i16_quant_x_ref,
+    .xquant_i16 = i16_quant_x,
     .gemm_i16 = gemm_i16,
     .gemm_i16_scratch = (size_t)GI_NB * QV_I16_KB * sizeof(int16_t) + (GI_NB + 16) * sizeof(float),
     .blas_min_m = {16, 16},

@@ -122,6 +122,11 @@ EMU __m512i _mm512_mask_i32gather_epi32(__m512i src, __mmask16 k, __m512i idx, c
         if (k >> i & 1) memcpy(&r.u[i], (const char *)base + (ptrdiff_t)ix.i[i] * scale, 4);
     return (__m512i)r.v;
 }
+EMU __m512i _mm512_max_epu32(__m512i a, __m512i b) {
+    emu512 x = V(a), y = V(b);
+    for (int i = 0; i < 16; i++) x.u[i] = x.u[i] > y.u[i] ? x.u[i] : y.u[i];
+    return (__m512i)x.v;
+}
 EMU __m512i _mm512_max_epu16(__m512i a, __m512i b) {
     emu512 x = V(a), y = V(b);
     for (int i = 0; i < 32; i++) x.h[i] = x.h[i] > y.h[i] ? x.h[i] : y.h[i];
@@ -149,6 +154,48 @@ EMU __m512 _mm512_cvtph_ps(__m256i a) {
     emu512 r;
     for (int i = 0; i < 16; i++) r.f[i] = qv_f16_to_f32(x.h[i]);
     return r.v;
+}
+
+EMU __m512i _mm512_unpacklo_epi32(__m512i a, __m512i b) {   /* per 128-bit lane: a0 b0 a1 b1 */
+    emu512 x = V(a), y = V(b), r;
+    for (int L = 0; L < 4; L++) {
+        r.u[4 * L] = x.u[4 * L]; r.u[4 * L + 1] = y.u[4 * L];
+        r.u[4 * L + 2] = x.u[4 * L + 1]; r.u[4 * L + 3] = y.u[4 * L + 1];
+    }
+    return (__m512i)r.v;
+}
+EMU __m512i _mm512_unpackhi_epi32(__m512i a, __m512i b) {   /* per lane: a2 b2 a3 b3 */
+    emu512 x = V(a), y = V(b), r;
+    for (int L = 0; L < 4; L++) {
+        r.u[4 * L] = x.u[4 * L + 2]; r.u[4 * L + 1] = y.u[4 * L + 2];
+        r.u[4 * L + 2] = x.u[4 * L + 3]; r.u[4 * L + 3] = y.u[4 * L + 3];
+    }
+    return (__m512i)r.v;
+}
+EMU __m512i _mm512_unpacklo_epi64(__m512i a, __m512i b) {   /* per lane: a.q0 b.q0 */
+    emu512 x = V(a), y = V(b), r;
+    for (int L = 0; L < 4; L++) {
+        r.u[4 * L] = x.u[4 * L]; r.u[4 * L + 1] = x.u[4 * L + 1];
+        r.u[4 * L + 2] = y.u[4 * L]; r.u[4 * L + 3] = y.u[4 * L + 1];
+    }
+    return (__m512i)r.v;
+}
+EMU __m512i _mm512_unpackhi_epi64(__m512i a, __m512i b) {   /* per lane: a.q1 b.q1 */
+    emu512 x = V(a), y = V(b), r;
+    for (int L = 0; L < 4; L++) {
+        r.u[4 * L] = x.u[4 * L + 2]; r.u[4 * L + 1] = x.u[4 * L + 3];
+        r.u[4 * L + 2] = y.u[4 * L + 2]; r.u[4 * L + 3] = y.u[4 * L + 3];
+    }
+    return (__m512i)r.v;
+}
+EMU __m512i _mm512_shuffle_i32x4(__m512i a, __m512i b, int imm) {   /* lanes a[imm 1:0] a[3:2] b[5:4] b[7:6] */
+    emu512 x = V(a), y = V(b), r;
+    for (int L = 0; L < 4; L++) {
+        const emu512 *s = L < 2 ? &x : &y;
+        int from = (imm >> (2 * L)) & 3;
+        for (int e = 0; e < 4; e++) r.u[4 * L + e] = s->u[4 * from + e];
+    }
+    return (__m512i)r.v;
 }
 
 #undef V

@@ -39,8 +39,8 @@ static double rss_now_gb(void) {   /* resident pages now (/proc/self/statm), 0 w
 
 static void help(void) {
     puts("usage: qv bench kernels [--threads N] [--quick]\n"
-         "       qv bench model --model DIR [--prompt-tokens N] [--gen N] [--threads N] [--fast|--ref] [--q8]\n"
-         "                      [--no-vision] [--no-warm] [--clip-frames N]\n"
+         "       qv bench model --model DIR [--prompt-tokens N] [--context N] [--gen N] [--threads N] [--fast|--ref]\n"
+         "                      [--q8] [--no-vision] [--no-warm] [--clip-frames N]\n"
          "       qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--json]   (--help: its options)\n\n"
          "kernels: GFLOP/s of the linear layer at the 7B prefill shapes (m=512, k=3584, n=3584 and 18944) and\n"
          "  GB/s of bf16 weights read at the decode shapes (m=1, n=18944 and 152064), REF and FAST paths, with\n"
@@ -50,11 +50,15 @@ static void help(void) {
          "  448x448 image (grid 1x32x32) and a 16-frame 448x448 clip (grid 8x32x32), and the peak RSS.\n"
          "  --fast (default) or --ref picks the numeric path; --q8 quantizes the language model's\n"
          "  weights to 8 bits at load (page-in + quantization timed, RSS after). Inputs are random: speed\n"
-         "  only. Every weight page is read once after loading (reported as page-in) unless --no-warm.\n\n"
+         "  only. Every weight page is read once after loading (reported as page-in) unless --no-warm.\n"
+         "  --context N puts N positions of random keys and values into the KV cache first, so prefill and\n"
+         "  decode run at that context (a 20-minute video is ~46k tokens: --context 46080); the KV cache\n"
+         "  must fit in memory beside the weights (84 KiB per token on the 7B).\n\n"
          "examples:\n"
          "  qv bench kernels --quick\n"
          "  qv gen-weights --config ../shared/fixtures/models/qwen2vl-7b/config.json --out /tmp/qv7b\n"
-         "  qv bench model --model /tmp/qv7b --threads 2");
+         "  qv bench model --model /tmp/qv7b --threads 2\n"
+         "  qv bench model --model /tmp/qv7b --threads 2 --no-vision --context 16384");
 }
 
 static uint64_t g_rng = 0x2545f4914f6cdd1dull;
@@ -125,6 +129,7 @@ static int bench_kernels(int n_threads, int quick) {
 typedef struct {
     const char *model;
     int prompt_tokens, gen, n_threads, vision, clip_frames, warm;
+    int context;         /* --context: tokens already in the KV cache before the prompt */
     qv_precision prec;
     qv_quant quant;      /* --q8 */
 } model_opts;
@@ -171,6 +176,42 @@ static qv_status bench_vision(qv_vision *v, qv_pool *pool, qv_precision prec, in
     return st;
 }
 
+/* Puts n positions of small random keys and values into ctx's KV cache through the portable layout (lm.h,
+ * 32 MiB at a time): the context a long prompt leaves, without computing it (attention's cost does not
+ * depend on the values). */
+static qv_status fill_context(qv_lm_ctx *ctx, const qv_text_hparams *hp, int n, qv_err *err) {
+    const qv_dtype vt = qv_lm_kv_dtype(ctx), kt = vt == QV_BF16 ? QV_BF16 : QV_F32;
+    const uint64_t kes = kt == QV_BF16 ? 2 : 4, ves = vt == QV_F32 ? 4 : 2;
+    const uint64_t seg[2] = {(uint64_t)n * hp->head_dim * kes, (uint64_t)n * hp->head_dim * ves};
+    if (qv_lm_kv_bytes(ctx, n) != (uint64_t)hp->n_layers * hp->n_kv_heads * (seg[0] + seg[1]))
+        return qv_errf(err, QV_ERR_UNSUPPORTED, "bench: unexpected KV cache layout");
+    enum { BUF = 32 << 20 };
+    unsigned char *buf = malloc(BUF);
+    if (!buf) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    qv_status st = QV_OK;
+    uint64_t off = 0;
+    for (int s = 0; !st && s < 2 * hp->n_layers * hp->n_kv_heads; s++) {
+        const int v = s & 1;
+        const qv_dtype dt = v ? vt : kt;
+        for (uint64_t done = 0; !st && done < seg[v];) {
+            uint64_t len = seg[v] - done < BUF ? seg[v] - done : BUF, es = v ? ves : kes;
+            for (uint64_t e = 0; e < len / es; e++) {
+                float x = 0.5f * frand();
+                if (dt == QV_F32) memcpy(buf + 4 * e, &x, 4);
+                else {
+                    uint16_t h = dt == QV_F16 ? qv_f32_to_f16(x) : qv_f32_to_bf16(x);
+                    memcpy(buf + 2 * e, &h, 2);
+                }
+            }
+            st = qv_lm_kv_write(ctx, n, off, len, buf, err);
+            off += len;
+            done += len;
+        }
+    }
+    free(buf);
+    return st;
+}
+
 static int bench_model(const model_opts *o) {
     qv_err err = {0};
     qv_ckpt *ck = NULL;
@@ -201,9 +242,9 @@ static int bench_model(const model_opts *o) {
     }
 
     const qv_text_hparams *hp = qv_lm_hparams(lm);
-    const int n = o->prompt_tokens;
+    const int n = o->prompt_tokens, N = o->context;
     qv_lm_ctx_params cp = qv_lm_ctx_default_params();
-    cp.n_ctx = n + o->gen + 1;
+    cp.n_ctx = N + n + o->gen + 1;
     cp.prec = o->prec;
     cp.pool = pool;
     if (n > cp.chunk) cp.chunk = n;   /* whole prompt in one pass: the prefill speed of a long prompt */
@@ -215,7 +256,7 @@ static int bench_model(const model_opts *o) {
     for (int i = 0; i < n; i++) {   /* ordinary text tokens, text positions */
         ids[i] = 1000 + (int32_t)((g_rng = g_rng * 6364136223846793005ull + 1) >> 33) % 20000;
         if (ids[i] >= hp->vocab) ids[i] %= hp->vocab;
-        pos[i] = pos[n + i] = pos[2 * (size_t)n + i] = i;
+        pos[i] = pos[n + i] = pos[2 * (size_t)n + i] = N + i;
     }
     printf("model: %s (%s path, %d threads, kernels %s%s%s)\n", o->model, o->prec == QV_PREC_FAST ? "fast" : "ref",
            qv_pool_size(pool), qv_kernels_name(), o->quant == QV_QUANT_Q8 ? ", q8 weights " : "",
@@ -233,18 +274,25 @@ static int bench_model(const model_opts *o) {
     }
 
     const int nth = qv_pool_size(pool);
+    if (N > 0) {
+        double tf = qv_now();
+        if ((st = fill_context(ctx, hp, N, &err))) goto done;
+        printf("context: %d tokens of random keys and values in the KV cache (%.2f GB, %.1f s); the prompt follows them\n",
+               N, qv_lm_kv_bytes(ctx, N) / 1e9, qv_now() - tf);
+        fflush(stdout);
+    }
     double t1 = qv_now(), c1 = cpu_now();
     if ((st = qv_lm_prefill(ctx, ids, n, NULL, 0, pos, n, logits, NULL, NULL, &err))) goto done;
     double t_prefill = qv_now() - t1, c_prefill = cpu_now() - c1;
-    printf("prefill: %d tokens in %.2f s = %.2f tokens/s (cpu %.1f s: %.2f tokens/s with %d free cores)\n", n,
-           t_prefill, n / t_prefill, c_prefill, n / (c_prefill / nth), nth);
+    printf("prefill: %d tokens%s in %.2f s = %.2f tokens/s (cpu %.1f s: %.2f tokens/s with %d free cores)\n", n,
+           N ? " after the context" : "", t_prefill, n / t_prefill, c_prefill, n / (c_prefill / nth), nth);
     fflush(stdout);
 
     double t2 = qv_now(), c2 = cpu_now();
     int gen = 0;
     for (; gen < o->gen; gen++) {
         int32_t id = argmax(logits, hp->vocab);
-        if ((st = qv_lm_decode(ctx, id, n + gen, logits, &err))) goto done;
+        if ((st = qv_lm_decode(ctx, id, N + n + gen, logits, &err))) goto done;
     }
     double t_decode = qv_now() - t2, c_decode = cpu_now() - c2;
     if (gen)
@@ -294,7 +342,7 @@ int qv_cmd_bench(int argc, char **argv) {
     }
     const char *what = argv[1];
     if (!strcmp(what, "accuracy")) return qv_cmd_bench_accuracy(argc, argv);   /* its own options */
-    model_opts o = {cli_default_model(), 512, 32, 0, 1, 16, 1, QV_PREC_FAST, QV_QUANT_NONE};
+    model_opts o = {cli_default_model(), 512, 32, 0, 1, 16, 1, 0, QV_PREC_FAST, QV_QUANT_NONE};
     int quick = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -303,6 +351,7 @@ int qv_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--model") && i + 1 < argc) o.model = argv[++i];
         else if (!strcmp(a, "--threads")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 256, &v)) return 2; o.n_threads = (int)v; }
         else if (!strcmp(a, "--prompt-tokens")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 1, 1 << 20, &v)) return 2; o.prompt_tokens = (int)v; }
+        else if (!strcmp(a, "--context")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 1 << 20, &v)) return 2; o.context = (int)v; }
         else if (!strcmp(a, "--gen")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 1 << 20, &v)) return 2; o.gen = (int)v; }
         else if (!strcmp(a, "--clip-frames")) { if (!cli_parse_int(cmd, a, i + 1 < argc ? argv[++i] : NULL, 0, 4096, &v)) return 2; o.clip_frames = (int)v; }
         else if (!strcmp(a, "--fast")) o.prec = QV_PREC_FAST;

@@ -3,7 +3,7 @@
  * chunk (so memory holds chunk x vocab logits per path, never the whole sequence's), with the logits of
  * EVERY position (qv_lm_prefill_opts.all_logits): per path, the share of positions whose argmax equals
  * the reference's (top-1 agreement) and ||path - ref|| / ||ref|| over all logits (relative L2).
- * Paths: fast (the default: bf16-rounded activations, f32 keys and bf16 values in the KV cache) and, with --q8, the 8-bit weights
+ * Paths: fast (the default: 12-bit integer products for prefill, f32 keys and half values in the KV cache) and, with --q8, the 8-bit weights
  * (a second weight table on the same checkpoint, so the reference keeps its bf16 weights). */
 #include "cli.h"
 #include "checkpoint.h"
