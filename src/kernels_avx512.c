@@ -379,7 +379,7 @@ static void gemm_fast(float *Y, int ldy, const void *X, int ldx, const uint16_t 
  * instead of bf16's 8 (issue 16: ~4x less error for the same arithmetic; the AVX2 table runs the same
  * numbers with vpmaddwd). W is quantized panel by panel from the mapping, 16 rows at a time into the
  * layout the AVX2 file uses ([kc/2][16 rows][2] int16 per panel). */
-enum { GI_NB = 512 };   /* W rows per block: 512 x 128 int16 = 128 KiB (L2) */
+enum { GI_NB = 256 };   /* W rows per block: 256 x 512 int16 = 256 KiB (L2) */
 
 /* X rows -> int16 [m][ldq] (zero padded) and block scales [m][nkb], the bits of qv_i16_quant_x_ref: the
  * product with inv rounds to nearest even like lrintf; a NaN (or Inf * 0) converts to INT32_MIN, whose low
@@ -476,10 +476,10 @@ static void i16_pack(int16_t *bp, float *bs, const uint16_t *W, size_t ldw, int 
     }
 }
 
-/* Y[i][0..nr) (+)= dequantized block product for rows i < mr against one (two = 0) or two 16-row panels */
-AI void uk_i16(float *Y, int ldy, const int16_t *x, int ldx, const float *sx, int ldsx, const int16_t *bp,
-               size_t pstride, const float *bs, int kc, const int mr, const int two, int nr, const uint16_t *bias,
-               int first) {
+/* acc[i][0..32) += one block's dequantized product, rows i < mr of x against one (two = 0) or two 16-row
+ * panels (scales bs0, bs1): fma(float(c), sx * sw, acc) per element, the scalar definition's step */
+AI void uk_i16(float (*acc)[32], const int16_t *x, int ldx, const float *sx, int ldsx, const int16_t *bp,
+               size_t pstride, const float *bs0, const float *bs1, int kc, const int mr, const int two) {
     __m512i c[G_MR][2];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) c[i][0] = c[i][1] = _mm512_setzero_si512();
@@ -549,57 +549,81 @@ AI void uk_i16(float *Y, int ldy, const int16_t *x, int ldx, const float *sx, in
             if (two) c[i][1] = _mm512_dpwssd_epi32(c[i][1], xb, w1);
         }
     }
+    const __m512 s0 = _mm512_loadu_ps(bs0), s1 = two ? _mm512_loadu_ps(bs1) : s0;
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        const __m512 f = _mm512_set1_ps(sx[(size_t)i * ldsx]);
+        _mm512_store_ps(acc[i], _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[i][0]), _mm512_mul_ps(f, s0), _mm512_load_ps(acc[i])));
+        if (two)
+            _mm512_store_ps(acc[i] + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[i][1]), _mm512_mul_ps(f, s1), _mm512_load_ps(acc[i] + 16)));
+    }
+}
+
+enum { GI_KC = 512, GI_NBLK = GI_KC / QV_I16_KB };   /* k per packed chunk: 4 blocks */
+
+/* Y[i][0..nr) for rows i < mr over one k chunk (nblk blocks of QV_I16_KB, the last kc_last wide): the sums
+ * stay in an L1 tile across the chunk's blocks (Y rows are ldy apart: reading and writing them per block
+ * cost a quarter of the product), starting from the bias (first chunk) or Y */
+static void uk_i16_chunk(float *Y, int ldy, const int16_t *x, int ldx, const float *sx, int ldsx, const int16_t *bp,
+                         const float *bs, int nblk, int kc_last, int mr, int nr, const uint16_t *bias, int first) {
+    float acc[G_MR][32] __attribute__((aligned(64)));
     const __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16 > 0 ? nr - 16 : 0);
-    const __m512 s0 = _mm512_maskz_loadu_ps(m0, bs), s1 = two ? _mm512_maskz_loadu_ps(m1, bs + 16) : s0;
     __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
     if (first && bias) {
         b0 = load16_bf16_mask(bias, nr);
-        if (two) b1 = load16_bf16_mask(bias + 16, nr - 16);
+        if (nr > 16) b1 = load16_bf16_mask(bias + 16, nr - 16);
     }
-#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        const float *y = Y + (size_t)i * ldy;
+        _mm512_store_ps(acc[i], first ? b0 : _mm512_maskz_loadu_ps(m0, y));
+        _mm512_store_ps(acc[i] + 16, first ? b1 : _mm512_maskz_loadu_ps(m1, y + 16));
+    }
+    const size_t pstride = (size_t)16 * GI_KC;   /* the second panel; a block is 64 pairs x 32 int16 on */
+    for (int b = 0; b < nblk; b++) {
+        const int kc = b == nblk - 1 ? kc_last : QV_I16_KB;
+        const int16_t *xb = x + (size_t)b * QV_I16_KB, *pb = bp + (size_t)b * 16 * QV_I16_KB;
+        const float *s0 = bs + (size_t)b * 16, *s1 = s0 + GI_NBLK * 16;
+#define UK_I16(r)                                                                                  \
+    case r:                                                                                        \
+        if (nr > 16) uk_i16(acc, xb, ldx, sx + b, ldsx, pb, pstride, s0, s1, kc, r, 1);            \
+        else uk_i16(acc, xb, ldx, sx + b, ldsx, pb, pstride, s0, s1, kc, r, 0);                    \
+        break;
+        switch (mr) {
+        UK_I16(8) UK_I16(7) UK_I16(6) UK_I16(5) UK_I16(4) UK_I16(3) UK_I16(2)
+        default: UK_I16(1)
+        }
+#undef UK_I16
+    }
     for (int i = 0; i < mr; i++) {
         float *y = Y + (size_t)i * ldy;
-        const __m512 f = _mm512_set1_ps(sx[(size_t)i * ldsx]);
-        __m512 y0 = first ? b0 : _mm512_maskz_loadu_ps(m0, y);
-        _mm512_mask_storeu_ps(y, m0, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[i][0]), _mm512_mul_ps(f, s0), y0));
-        if (two) {
-            __m512 y1 = first ? b1 : _mm512_maskz_loadu_ps(m1, y + 16);
-            _mm512_mask_storeu_ps(y + 16, m1, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[i][1]), _mm512_mul_ps(f, s1), y1));
-        }
+        _mm512_mask_storeu_ps(y, m0, _mm512_load_ps(acc[i]));
+        if (nr > 16) _mm512_mask_storeu_ps(y + 16, m1, _mm512_load_ps(acc[i] + 16));
     }
 }
 
-static void uk_i16_any(float *Y, int ldy, const int16_t *x, int ldx, const float *sx, int ldsx, const int16_t *bp,
-                       size_t pstride, const float *bs, int kc, int mr, int nr, const uint16_t *bias, int first) {
-#define UK_I16(r)                                                                                          \
-    case r:                                                                                                \
-        if (nr > 16) uk_i16(Y, ldy, x, ldx, sx, ldsx, bp, pstride, bs, kc, r, 1, nr, bias, first);         \
-        else uk_i16(Y, ldy, x, ldx, sx, ldsx, bp, pstride, bs, kc, r, 0, nr, bias, first);                 \
-        break;
-    switch (mr) {
-    UK_I16(8) UK_I16(7) UK_I16(6) UK_I16(5) UK_I16(4) UK_I16(3) UK_I16(2)
-    default: UK_I16(1)
-    }
-#undef UK_I16
-}
-
+/* scratch: [GI_NB / 16] panels of [GI_NBLK blocks][QV_I16_KB / 2][16][2] int16, then the scales
+ * [GI_NB / 16][GI_NBLK][16] */
 static void gemm_i16(float *Y, int ldy, const int16_t *X, int ldx, const float *sx, int nkb, const uint16_t *W,
                      size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch) {
-    int16_t *bp = scratch;   /* [GI_NB / 16] panels of [QV_I16_KB / 2][16][2] */
-    float *bs = (float *)(bp + (size_t)GI_NB * QV_I16_KB);
-    const size_t panel = (size_t)16 * QV_I16_KB;
+    int16_t *bp = scratch;
+    float *bs = (float *)(bp + (size_t)GI_NB * GI_KC);
+    const size_t panel = (size_t)16 * GI_KC;
     for (int j0 = 0; j0 < n; j0 += GI_NB) {
         int nb = n - j0 < GI_NB ? n - j0 : GI_NB;
-        for (int b = 0; b < nkb; b++) {
-            int k0 = b * QV_I16_KB, kc = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
+        for (int c0 = 0; c0 < nkb; c0 += GI_NBLK) {   /* chunks of GI_NBLK blocks */
+            const int nblk = nkb - c0 < GI_NBLK ? nkb - c0 : GI_NBLK, k0 = c0 * QV_I16_KB;
+            const int kc_last = k - (c0 + nblk - 1) * QV_I16_KB < QV_I16_KB ? k - (c0 + nblk - 1) * QV_I16_KB : QV_I16_KB;
             for (int p = 0; p < nb; p += 16)
-                i16_pack(bp + (size_t)(p / 16) * panel, bs + p, W + (size_t)(j0 + p) * ldw + k0, ldw, nb - p < 16 ? nb - p : 16, kc);
+                for (int b = 0; b < nblk; b++)
+                    i16_pack(bp + (size_t)(p / 16) * panel + (size_t)b * 16 * QV_I16_KB, bs + ((size_t)(p / 16) * GI_NBLK + b) * 16,
+                             W + (size_t)(j0 + p) * ldw + k0 + (size_t)b * QV_I16_KB, ldw, nb - p < 16 ? nb - p : 16,
+                             b == nblk - 1 ? kc_last : QV_I16_KB);
             for (int i0 = 0; i0 < m; i0 += G_MR) {
                 int mr = m - i0 < G_MR ? m - i0 : G_MR;
                 for (int p = 0; p < nb; p += 32)
-                    uk_i16_any(Y + (size_t)i0 * ldy + j0 + p, ldy, X + (size_t)i0 * ldx + k0, ldx, sx + (size_t)i0 * nkb + b,
-                               nkb, bp + (size_t)(p / 16) * panel, panel, bs + p, kc, mr, nb - p < 32 ? nb - p : 32,
-                               bias ? bias + j0 + p : NULL, b == 0);
+                    uk_i16_chunk(Y + (size_t)i0 * ldy + j0 + p, ldy, X + (size_t)i0 * ldx + k0, ldx, sx + (size_t)i0 * nkb + c0,
+                                 nkb, bp + (size_t)(p / 16) * panel, bs + (size_t)(p / 16) * GI_NBLK * 16, nblk, kc_last, mr,
+                                 nb - p < 32 ? nb - p : 32, bias ? bias + j0 + p : NULL, c0 == 0);
             }
         }
     }
@@ -620,7 +644,7 @@ static const qv_ktable k_avx512 = {
     .gemm_scratch = (size_t)G_NB * (G_KC / 2) * sizeof(uint32_t),
     .xquant_i16 = i16_quant_x,
     .gemm_i16 = gemm_i16,
-    .gemm_i16_scratch = (size_t)GI_NB * QV_I16_KB * sizeof(int16_t) + (GI_NB + 16) * sizeof(float),
+    .gemm_i16_scratch = (size_t)GI_NB * GI_KC * sizeof(int16_t) + (size_t)GI_NB * GI_NBLK * sizeof(float) + 64,
     .blas_min_m = {16, 16},
     .round_bf16 = round_bf16,
     .dot_f32_bf16 = dot_f32_bf16,

@@ -198,6 +198,9 @@ EMU __m512i _mm512_shuffle_i32x4(__m512i a, __m512i b, int imm) {   /* lanes a[i
     return (__m512i)r.v;
 }
 
+EMU __m512 _mm512_load_ps(const void *p) { emu512 r; memcpy(r.f, p, 64); return r.v; }
+EMU void _mm512_store_ps(void *p, __m512 a) { memcpy(p, &a, 64); }
+
 #undef V
 #undef EMU
 #endif
