@@ -523,20 +523,26 @@ static float select_kth(float *v, int n, int kth) {
  * 0 when X holds an Inf (the median or a max is not finite) or no scratch. */
 static int outlier_scan(qv_pool *pool, const float *X, int m, int k, int big, int *cols) {
     int nth = big ? qv_pool_size(pool) : 1;
-    float *cm = qv_kernel_scratch(2, (size_t)(nth + 1) * (size_t)k * sizeof(float));
+    float *cm = qv_kernel_scratch(2, (size_t)nth * (size_t)k * sizeof(float));
     if (!cm || k < 8) return 0;
     scan_ctx sc = {X, m, k, cm};
     if (nth > 1) qv_pool_run(pool, scan_task, &sc);
     else colmax_rows(cm, X, 0, m, k);
     for (int t = 1; t < nth; t++)
         for (int c = 0; c < k; c++) cm[c] = cm[(size_t)t * k + c] > cm[c] ? cm[(size_t)t * k + c] : cm[c];
+    return qv_outlier_cols(cm, k, cols);
+}
+
+int qv_outlier_cols(const float *mx, int k, int *cols) {
+    if (k < 8) return 0;
     /* the median of every step-th column (at most 512 of them): O(1) per call whatever k, so decode
      * (m = 1, where X is one row) pays next to nothing; a handful of outliers cannot move it */
-    float *tmp = cm + (size_t)nth * k;
+    float tmp[512];
     int step = k > 512 ? (k + 511) / 512 : 1, ns = 0;
-    for (int c = 0; c < k; c += step) tmp[ns++] = cm[c];
+    for (int c = 0; c < k && ns < 512; c += step) tmp[ns++] = mx[c];
     float med = select_kth(tmp, ns, ns / 2), thr = med * QV_OUTLIER_RATIO;
     if (!(thr > 0.0f) || !isfinite(thr)) return 0;
+    const float *cm = mx;
     int n = 0;
     for (int c = 0; c < k; c++) {
         if (!(cm[c] > thr)) continue;

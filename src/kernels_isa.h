@@ -124,6 +124,10 @@ void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float 
  * it is) and then points *xz at X with those columns zeroed ([m][k], scratch slot 3) and *xs at their
  * values [m][QV_OUTLIER_MAX]; the caller adds sum_s xs[i][s] W[j][cols[s]] to Y[i][j] after the product. */
 int qv_outlier_split(qv_pool *pool, const float *X, int m, int k, int *cols, const float **xz, const float **xs);
+/* The outlier columns of per-column maxima mx[k] (>= 0): those above QV_OUTLIER_RATIO x the median of a
+ * regular sample of at most 512 columns, at most QV_OUTLIER_MAX (the largest; ties: the lower column), in
+ * increasing order; 0 when k < 8, the threshold is not positive and finite, or a picked max is Inf. */
+int qv_outlier_cols(const float *mx, int k, int *cols);
 /* Y[i][j] += sum over s < no of xs[i][s] * w[j][s], for rows i < m and columns j < nj (Y row stride ldy; xs rows
  * of QV_OUTLIER_MAX): the outlier columns' exact products, summed in column order and added last (qv_linear
  * and qv_linear_q8 alike, each with its own widened weights w) */

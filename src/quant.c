@@ -174,28 +174,7 @@ int qv_q8_outlier_channels(const uint16_t *w, int D, int *cols) {
     float *a = malloc((size_t)D * sizeof *a);
     if (!a) return 0;
     for (int i = 0; i < D; i++) a[i] = fabsf(qv_bf16_to_f32(w[i]));
-    /* the median of |w| from a sorted copy */
-    float *s = malloc((size_t)D * sizeof *s);
-    int n = 0;
-    if (s) {
-        memcpy(s, a, (size_t)D * sizeof *s);
-        for (int i = 1; i < D; i++)   /* insertion sort: D is a hidden size, once per matrix at load */
-            for (int j = i; j > 0 && s[j - 1] > s[j]; j--) { float t = s[j]; s[j] = s[j - 1]; s[j - 1] = t; }
-        float thr = s[D / 2] * QV_OUTLIER_RATIO;
-        if (thr > 0.0f && isfinite(thr))
-            for (int c = 0; c < D; c++) {
-                if (!(a[c] > thr)) continue;
-                int at = n < QV_OUTLIER_MAX ? n++ : QV_OUTLIER_MAX;   /* keep the largest, sorted by size */
-                while (at > 0 && a[cols[at - 1]] < a[c]) {
-                    if (at < QV_OUTLIER_MAX) cols[at] = cols[at - 1];
-                    at--;
-                }
-                if (at < QV_OUTLIER_MAX) cols[at] = c;
-            }
-        for (int i = 1; i < n; i++)   /* increasing column order */
-            for (int j = i; j > 0 && cols[j - 1] > cols[j]; j--) { int t = cols[j]; cols[j] = cols[j - 1]; cols[j - 1] = t; }
-    }
-    free(s);
+    int n = qv_outlier_cols(a, D, cols);   /* the activations' rule, on |w| */
     free(a);
     return n;
 }
