@@ -78,4 +78,12 @@ double qv_now(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
 uint64_t qv_peak_rss(void);
 
+/* GCC's per-function -O3 (Debug and sanitizer builds still vectorize the hot loops); clang has no such
+ * attribute and warns, so there it is a no-op ("unused") */
+#if defined(__GNUC__) && !defined(__clang__)
+#define QV_O3 optimize("O3")
+#else
+#define QV_O3 unused
+#endif
+
 #endif

@@ -78,8 +78,8 @@ int main(void) {
     }
     /* NUL bytes and a trailing newline survive the round trip */
     static const char nul_text[] = "a\0b\n<|im_end|>\n";
-    char args[2048], *out, *out2;
-    size_t ol, ol2;
+    char args[2048], *out = NULL, *out2 = NULL;
+    size_t ol = 0, ol2 = 0;
     snprintf(args, sizeof args, "tokenize --model '%s'", g_model);
     CHECK(run(args, nul_text, sizeof nul_text - 1, &out, &ol) == 0 && out);
     snprintf(args, sizeof args, "detokenize --model '%s'", g_model);
