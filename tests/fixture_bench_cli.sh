@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qv bench: the model benchmark runs end to end on the tiny checkpoint and prints every number the 7B
-# report needs (load, page-in, prefill, decode, vision image and clip, peak RSS); usage errors exit 2.
+# report needs (load, page-in, prefill, decode, vision image and clip, peak RSS), also after --context N;
+# usage errors exit 2.
 set -u
 pass=0; fail=0
 ok() { if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $*" >&2; fi; }
@@ -17,6 +18,15 @@ for path in --fast --ref; do
 done
 "$QV" bench model --model "$tiny" --no-vision --no-warm --prompt-tokens 8 --gen 0 > /dev/null 2>&1; ok test $? -eq 0
 "$QV" bench model --model "$tiny" --gen -1 > /dev/null 2>&1; ok test $? -eq 2
+# --context: prefill and decode after N positions already in the KV cache (past several attention tiles)
+for path in --fast --ref; do
+  out=$("$QV" bench model --model "$tiny" --no-vision --context 1300 --prompt-tokens 40 --gen 2 $path 2>&1)
+  ok test $? -eq 0
+  ok grep -q "^context: 1300 tokens of random keys and values" <<<"$out"
+  ok grep -q "^prefill: 40 tokens after the context in .* tokens/s" <<<"$out"
+  ok grep -q "^decode:  2 tokens in" <<<"$out"
+done
+"$QV" bench model --model "$tiny" --context -5 > /dev/null 2>&1; ok test $? -eq 2
 "$QV" bench nosuch > /dev/null 2>&1; ok test $? -eq 2
 "$QV" bench model --model "$QV_TMP/nowhere" > /dev/null 2>&1; ok test $? -eq 1
 echo "$pass passed, $fail failed"
