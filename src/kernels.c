@@ -75,9 +75,6 @@ static void ref_tile(float *Y, int ldy, const void *xv, size_t ldx, const uint16
         }
 }
 
-int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k);
-void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
-                     size_t ldw, const uint16_t *bias, int m, int n, int k);
 static void ref_gemm_i16(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
                          size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch) {
     (void)scratch;
@@ -169,10 +166,7 @@ void qv_axpy_bf16(float *y, float a, const uint16_t *x, int n) { table()->axpy_b
 float qv_dot_f32(const float *x, const float *y, int n) { return table()->dot_f32(x, y, n); }
 void qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->bf16_to_f32(dst, src, n); }
 void qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n) { table()->f32_to_bf16(dst, src, n); }
-void qv_f16_to_f32_row(float *dst, const uint16_t *src, int n) {
-    const qv_ktable *t = table();
-    (t->f16_to_f32 ? t->f16_to_f32 : ref_f16_to_f32)(dst, src, n);
-}
+void qv_f16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->f16_to_f32(dst, src, n); }
 
 static const qv_elt_table *elt(void) {
     const qv_ktable *t = table();
@@ -533,16 +527,15 @@ static int outlier_scan(qv_pool *pool, const float *X, int m, int k, int big, in
     return qv_outlier_cols(cm, k, cols);
 }
 
-int qv_outlier_cols(const float *mx, int k, int *cols) {
+int qv_outlier_cols(const float *cm, int k, int *cols) {
     if (k < 8) return 0;
     /* the median of every step-th column (at most 512 of them): O(1) per call whatever k, so decode
      * (m = 1, where X is one row) pays next to nothing; a handful of outliers cannot move it */
     float tmp[512];
     int step = k > 512 ? (k + 511) / 512 : 1, ns = 0;
-    for (int c = 0; c < k && ns < 512; c += step) tmp[ns++] = mx[c];
+    for (int c = 0; c < k && ns < 512; c += step) tmp[ns++] = cm[c];
     float med = select_kth(tmp, ns, ns / 2), thr = med * QV_OUTLIER_RATIO;
     if (!(thr > 0.0f) || !isfinite(thr)) return 0;
-    const float *cm = mx;
     int n = 0;
     for (int c = 0; c < k; c++) {
         if (!(cm[c] > thr)) continue;

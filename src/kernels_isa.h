@@ -98,7 +98,7 @@ typedef struct {
     float (*dot_f32)(const float *x, const float *y, int n);
     void (*bf16_to_f32)(float *dst, const uint16_t *src, int n);
     void (*f32_to_bf16)(uint16_t *dst, const float *src, int n);
-    void (*f16_to_f32)(float *dst, const uint16_t *src, int n);   /* exact; NULL: the scalar one */
+    void (*f16_to_f32)(float *dst, const uint16_t *src, int n);   /* exact */
     const qv_elt_table *elt;    /* element-wise kernels; NULL: qv_elt_v4 */
     const struct qv_q8_table *q8;   /* 8-bit weight kernels (quant.h); NULL: quant_avx2's when built in */
 } qv_ktable;
@@ -124,10 +124,10 @@ void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float 
  * it is) and then points *xz at X with those columns zeroed ([m][k], scratch slot 3) and *xs at their
  * values [m][QV_OUTLIER_MAX]; the caller adds sum_s xs[i][s] W[j][cols[s]] to Y[i][j] after the product. */
 int qv_outlier_split(qv_pool *pool, const float *X, int m, int k, int *cols, const float **xz, const float **xs);
-/* The outlier columns of per-column maxima mx[k] (>= 0): those above QV_OUTLIER_RATIO x the median of a
+/* The outlier columns of per-column maxima cm[k] (>= 0): those above QV_OUTLIER_RATIO x the median of a
  * regular sample of at most 512 columns, at most QV_OUTLIER_MAX (the largest; ties: the lower column), in
  * increasing order; 0 when k < 8, the threshold is not positive and finite, or a picked max is Inf. */
-int qv_outlier_cols(const float *mx, int k, int *cols);
+int qv_outlier_cols(const float *cm, int k, int *cols);
 /* Y[i][j] += sum over s < no of xs[i][s] * w[j][s], for rows i < m and columns j < nj (Y row stride ldy; xs rows
  * of QV_OUTLIER_MAX): the outlier columns' exact products, summed in column order and added last (qv_linear
  * and qv_linear_q8 alike, each with its own widened weights w) */

@@ -59,8 +59,9 @@ size_t qv_q8_bytes(int64_t n, int64_t k);
 qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
                               const char *name, qv_err *err);
 
-/* The channels of a bf16 vector (an RMSNorm weight) whose |w| exceeds QV_OUTLIER_RATIO x the median |w|,
- * at most QV_OUTLIER_MAX (the largest), increasing: where the activations that norm writes carry outliers,
+/* The channels of a bf16 vector (an RMSNorm weight) whose |w| is an outlier by the activations' rule
+ * (kernels_isa.h qv_outlier_cols: above QV_OUTLIER_RATIO x the sampled median, at most QV_OUTLIER_MAX, the
+ * largest, increasing): where the activations that norm writes carry outliers,
  * the columns worth keeping exactly in the matrices it feeds. Returns how many (0 for D < 8). */
 int qv_q8_outlier_channels(const uint16_t *w, int D, int *cols);
 

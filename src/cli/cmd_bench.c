@@ -181,7 +181,7 @@ static qv_status bench_vision(qv_vision *v, qv_pool *pool, qv_precision prec, in
  * depend on the values). */
 static qv_status fill_context(qv_lm_ctx *ctx, const qv_text_hparams *hp, int n, qv_err *err) {
     const qv_dtype vt = qv_lm_kv_dtype(ctx), kt = vt == QV_BF16 ? QV_BF16 : QV_F32;
-    const uint64_t kes = kt == QV_BF16 ? 2 : 4, ves = vt == QV_F32 ? 4 : 2;
+    const uint64_t kes = qv_dtype_size(kt), ves = qv_dtype_size(vt);
     const uint64_t seg[2] = {(uint64_t)n * hp->head_dim * kes, (uint64_t)n * hp->head_dim * ves};
     if (qv_lm_kv_bytes(ctx, n) != (uint64_t)hp->n_layers * hp->n_kv_heads * (seg[0] + seg[1]))
         return qv_errf(err, QV_ERR_UNSUPPORTED, "bench: unexpected KV cache layout");
