@@ -79,11 +79,11 @@ double qv_now(void);
 uint64_t qv_peak_rss(void);
 
 /* GCC's per-function -O3 (Debug and sanitizer builds still vectorize the hot loops); clang has no such
- * attribute and warns, so there it is a no-op ("unused") */
+ * attribute and warns, so there it expands to nothing */
 #if defined(__GNUC__) && !defined(__clang__)
-#define QV_O3 optimize("O3")
+#define QV_O3 __attribute__((optimize("O3")))
 #else
-#define QV_O3 unused
+#define QV_O3
 #endif
 
 #endif

@@ -29,7 +29,7 @@ uint64_t qv_fnv1a64(const char *s, size_t n) {
 
 /* The element loop, written so the compiler vectorizes it (z >> 40 fits in 24 bits, so the int32
  * conversion is exact); cloned for AVX-512 and picked at run time, plain x86-64 otherwise. */
-__attribute__((target_clones("arch=x86-64-v4", "default"), QV_O3))
+__attribute__((target_clones("arch=x86-64-v4", "default"))) QV_O3
 static void gen_loop(uint16_t *restrict out, uint64_t seed, uint64_t start, uint64_t count, double scale, double offset) {
     for (uint64_t i = 0; i < count; i++) {
         uint64_t z = seed + start + i;

@@ -474,7 +474,7 @@ static void tile_task(void *ctx, int ith, int nth) {
 typedef struct { const float *X; int m, k; float *cm; } scan_ctx;
 
 /* cm[c] = max |X[i][c]| over rows i of [lo, hi); NaN never wins a comparison (so it is ignored) */
-__attribute__((QV_O3))
+QV_O3
 static void colmax_rows(float *restrict cm, const float *restrict X, int64_t lo, int64_t hi, int k) {
     for (int c = 0; c < k; c++) cm[c] = 0.0f;
     for (int64_t i = lo; i < hi; i++) {
