@@ -50,6 +50,7 @@ struct qv_lm {
     qv_q8_mat *q8;                                /* NULL, or 8-bit copies (qv_lm_set_quant): [l*7 + 0..6] =
                                                      q k v o gate up down of layer l, [n_layers*7] = lm_head */
     void *q8_mem;                                 /* one allocation holding every q8 matrix */
+    qv_quant quant;                               /* the format of q8[] (QV_QUANT_NONE when NULL) */
 };
 
 struct qv_lm_ctx {
@@ -210,28 +211,30 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
     if (m->q8) {   /* back to bf16 */
         for (int i = 0; i < cnt; i++)
             if (q8_list(m, i, &w, &n, &k) && !(i == cnt - 1 && m->lm_head == m->embed))
-                m->weight_bytes += (uint64_t)n * k * 2 - qv_q8_bytes(n, k);
+                m->weight_bytes += (uint64_t)n * k * 2 - qv_quant_bytes(m->quant, n, k);
         free(m->q8);
         free(m->q8_mem);
         m->q8 = NULL;
         m->q8_mem = NULL;
+        m->quant = QV_QUANT_NONE;
     }
     if (quant == QV_QUANT_NONE) return QV_OK;
-    if (quant != QV_QUANT_Q8) return qv_errf(err, QV_ERR_INVALID, "lm: unknown weight format %d", (int)quant);
+    if (quant != QV_QUANT_Q8 && quant != QV_QUANT_Q4) return qv_errf(err, QV_ERR_INVALID, "lm: unknown weight format %d", (int)quant);
+    const int bits = quant == QV_QUANT_Q4 ? 4 : 8;
     size_t total = 0;
     for (int i = 0; i < cnt; i++) {
         q8_list(m, i, &w, &n, &k);
         if (k % QV_Q8_BLOCK)
-            return qv_errf(err, QV_ERR_UNSUPPORTED, "lm: 8-bit weights need rows that are a multiple of %d values; "
-                           "matrix %d of the decoder has %d (run without --q8)", QV_Q8_BLOCK, i, k);
-        total += qv_q8_bytes(n, k) + (q8_norm(m, i) ? qv_q8_keep_bytes(n) : 0);
+            return qv_errf(err, QV_ERR_UNSUPPORTED, "lm: %d-bit weights need rows that are a multiple of %d values; "
+                           "matrix %d of the decoder has %d (run without --q%d)", bits, QV_Q8_BLOCK, i, k, bits);
+        total += qv_quant_bytes(quant, n, k) + (q8_norm(m, i) ? qv_q8_keep_bytes(n) : 0);
     }
     m->q8 = calloc((size_t)cnt, sizeof *m->q8);
     if (!m->q8 || posix_memalign(&m->q8_mem, 64, total)) {
         free(m->q8);
         m->q8 = NULL;
         m->q8_mem = NULL;
-        return qv_errf(err, QV_ERR_NOMEM, "lm: no memory for the 8-bit weights (%.2f GiB)", total / 1073741824.0);
+        return qv_errf(err, QV_ERR_NOMEM, "lm: no memory for the %d-bit weights (%.2f GiB)", bits, total / 1073741824.0);
     }
     long pg = sysconf(_SC_PAGESIZE);
     size_t off = 0;
@@ -239,7 +242,8 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
         q8_list(m, i, &w, &n, &k);
         char name[48];
         snprintf(name, sizeof name, i == cnt - 1 ? "lm_head" : "layer %d matrix %d", i / 7, i % 7);
-        qv_status st = qv_q8_quantize_bf16(&m->q8[i], (char *)m->q8_mem + off, w, n, k, pool, name, err);
+        qv_status st = bits == 4 ? qv_q4_quantize_bf16(&m->q8[i], (char *)m->q8_mem + off, w, n, k, pool, name, err)
+                                 : qv_q8_quantize_bf16(&m->q8[i], (char *)m->q8_mem + off, w, n, k, pool, name, err);
         if (st) {
             free(m->q8);
             free(m->q8_mem);
@@ -247,7 +251,7 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
             m->q8_mem = NULL;
             return st;
         }
-        off += qv_q8_bytes(n, k);
+        off += qv_quant_bytes(quant, n, k);
         const uint16_t *nw = q8_norm(m, i);
         int cols[QV_OUTLIER_MAX], nc = nw ? qv_q8_outlier_channels(nw, m->hp.hidden, cols) : 0;
         if (nc) qv_q8_keep(&m->q8[i], (char *)m->q8_mem + off, w, cols, nc);
@@ -262,8 +266,9 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
     for (int i = 0; i < cnt; i++) {
         q8_list(m, i, &w, &n, &k);
         if (i == cnt - 1 && m->lm_head == m->embed) continue;
-        m->weight_bytes -= (uint64_t)n * k * 2 - qv_q8_bytes(n, k);
+        m->weight_bytes -= (uint64_t)n * k * 2 - qv_quant_bytes(quant, n, k);
     }
+    m->quant = quant;
     return QV_OK;
 }
 

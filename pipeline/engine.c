@@ -579,7 +579,7 @@ static void save_prefix(qv_run *r) {
         dn += snprintf(desc + dn, sizeof desc - (size_t)dn, " %.400s", r->res->vision[i].path);
     snprintf(desc + dn, sizeof desc - (size_t)dn, " | model %.300s | %lld tokens, %s, chunk %d%s", e->model_dir,
              (long long)r->P, e->p.prec == QV_PREC_REF ? "ref" : "fast", e->p.chunk,
-             e->p.quant == QV_QUANT_Q8 ? ", q8" : "");
+             e->p.quant == QV_QUANT_Q8 ? ", q8" : e->p.quant == QV_QUANT_Q4 ? ", q4" : "");
     qv_ec_kv_put(e->ec, r->pkey, desc, e->ctx, r->P);
 }
 

@@ -67,7 +67,7 @@ typedef struct {
     const char *model_dir;   /* Hugging Face Qwen2-VL folder (config.json, *.safetensors, tokenizer) */
     int n_threads;           /* 0 = all online CPUs */
     qv_precision prec;       /* QV_PREC_FAST (default) or QV_PREC_REF (float32 activations; tests) */
-    int chunk;               /* prefill chunk in tokens (default 256); results do not depend on it */
+    int chunk;               /* prefill chunk in tokens (default 256); REF results do not depend on it */
     int n_ctx_max;           /* refuse prompts + max_tokens above this (0 = only memory limits) */
     int chat;                /* prompt form of qv_engine_build_prompt: -1 (default) = from the checkpoint's
                                 chat template (<|im_start|> -> chat), 0 = base form, 1 = chat form */

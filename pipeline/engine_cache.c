@@ -92,7 +92,7 @@ char *qv_ec_kv_key(const char *model_id, int prec, int quant, int chunk, const i
     qv_hash hi, hp[3];
     qv_hash_bytes(ids, (size_t)P * sizeof *ids, &hi);
     for (int r = 0; r < 3; r++) qv_hash_bytes(pos + r * stride, (size_t)P * sizeof *pos, &hp[r]);
-    size_t n = (size_t)snprintf(s, cap, "qv kv key 3\nmodel %s\nprec %d\nquant %d\nchunk %d\ntokens %lld\nids %s\n"
+    size_t n = (size_t)snprintf(s, cap, "qv kv key 4\nmodel %s\nprec %d\nquant %d\nchunk %d\ntokens %lld\nids %s\n"
                                 "pos %s %s %s\n", model_id, prec, quant, chunk, (long long)P, hi.hex, hp[0].hex,
                                 hp[1].hex, hp[2].hex);
     for (int i = 0; i < n_vision && n < cap; i++) {

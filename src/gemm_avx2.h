@@ -225,6 +225,43 @@ static inline void i16_pack_bf16(int16_t *bp, float *bs, const uint16_t *W, size
         }
 }
 
+/* The same panel from 16 rows of f32 values T [16][QV_I16_KB] (rows_f32 of a non-bf16 W; rows past `rows`
+ * ignored): per row the scale from the largest |v| bits, the values quantized into int16 rows (zero padded
+ * to QV_I16_KB), whose 16-value loads are 8 pair words each, transposed as above. */
+static inline void i16_pack_f32(int16_t *bp, float *bs, const float (*T)[QV_I16_KB], int rows, int kc) {
+    int16_t Q[16][QV_I16_KB] __attribute__((aligned(32)));
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    for (int r = 0; r < 16; r++) {
+        if (r >= rows) { bs[r] = 0.0f; memset(Q[r], 0, sizeof Q[r]); continue; }
+        __m256i mv = _mm256_setzero_si256();
+        int t = 0;
+        for (; t + 8 <= kc; t += 8)
+            mv = _mm256_max_epu32(mv, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(T[r] + t)), absmask));
+        uint32_t lanes[8], mb = 0;
+        _mm256_storeu_si256((__m256i *)lanes, mv);
+        for (int l = 0; l < 8; l++) mb = lanes[l] > mb ? lanes[l] : mb;
+        for (; t < kc; t++) {
+            uint32_t u;
+            memcpy(&u, T[r] + t, 4);
+            u &= 0x7fffffffu;
+            mb = u > mb ? u : mb;
+        }
+        float inv;
+        bs[r] = qv_i16_scale(mb, (float)QV_I16_QW, &inv);
+        __m256 iv = _mm256_set1_ps(inv);
+        for (t = 0; t + 16 <= kc; t += 16)
+            _mm256_store_si256((__m256i *)(Q[r] + t), i16_quant16(_mm256_loadu_ps(T[r] + t), _mm256_loadu_ps(T[r] + t + 8), iv));
+        for (; t < QV_I16_KB; t++) Q[r][t] = t < kc ? qv_i16_round(T[r][t], inv) : 0;
+    }
+    for (int t = 0; t < kc; t += 16)
+        for (int h = 0; h < 2; h++) {
+            __m256 v[8];
+            for (int q = 0; q < 8; q++) v[q] = _mm256_load_ps((const float *)(Q[h * 8 + q] + t));
+            transpose8(v);
+            for (int q = 0; q < 8; q++) _mm256_store_ps((float *)(bp + (size_t)(t / 2 + q) * 32 + h * 16), v[q]);
+        }
+}
+
 AI void ukernel_i16(float *Y, int ldy, const int16_t *x, int ldx, const float *sx, int ldsx, const int16_t *bp,
                     const float *bs, int kc, const int mr, int nr, const uint16_t *bias, int first) {
     __m256i c[GB_MR][2];
@@ -346,19 +383,26 @@ enum { GI_NB = 768 };   /* W rows per block: 768 x 128 int16 = 192 KiB (L2) */
 
 /* Y[m][ldy] = dequant(Xq . Wq^T) (+ bias): Xq int16 [m][ldx] with scales sx [m][nkb] (i16_quant_x), W
  * bf16 [n][ldw] quantized panel by panel. scratch: GI_NB * QV_I16_KB int16 + GI_NB floats, 32-byte
- * aligned. The ktable's gemm_i16. */
-static inline void gemm_i16_bf16(float *Y, int ldy, const int16_t *X, int ldx, const float *sx, int nkb,
-                                 const uint16_t *W, size_t ldw, const uint16_t *bias, int m, int n, int k,
-                                 void *scratch) {
+ * aligned. The ktable's gemm_i16; W bf16 or any format with rows_f32 (kernels_isa.h). */
+static inline void gemm_i16_w(float *Y, int ldy, const int16_t *X, int ldx, const float *sx, int nkb,
+                                 const qv_wsrc *W, const uint16_t *bias, int m, int n, int k, void *scratch) {
+    float T[16][QV_I16_KB] __attribute__((aligned(32)));
     int16_t *bp = scratch;
     float *bs = (float *)(bp + (size_t)GI_NB * QV_I16_KB);
     for (int j0 = 0; j0 < n; j0 += GI_NB) {
         int nb = n - j0 < GI_NB ? n - j0 : GI_NB;
         for (int b = 0; b < nkb; b++) {
             int k0 = b * QV_I16_KB, kc = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
-            for (int p = 0; p < nb; p += 16)
-                i16_pack_bf16(bp + (size_t)p * QV_I16_KB, bs + p, W + (size_t)(j0 + p) * ldw + k0, ldw,
-                              nb - p < 16 ? nb - p : 16, kc);
+            for (int p = 0; p < nb; p += 16) {
+                const int rows = nb - p < 16 ? nb - p : 16;
+                if (W->bf16) {
+                    i16_pack_bf16(bp + (size_t)p * QV_I16_KB, bs + p, W->bf16 + (size_t)(W->row0 + j0 + p) * W->ldw + k0,
+                                  W->ldw, rows, kc);
+                } else {
+                    W->rows_f32(W, T[0], QV_I16_KB, W->row0 + j0 + p, rows, k0, kc);
+                    i16_pack_f32(bp + (size_t)p * QV_I16_KB, bs + p, (const float (*)[QV_I16_KB])T, rows, kc);
+                }
+            }
             for (int i0 = 0; i0 < m; i0 += GB_MR) {
                 int mr = m - i0 < GB_MR ? m - i0 : GB_MR;
                 for (int p = 0; p < nb; p += 16) {

@@ -75,10 +75,10 @@ static void ref_tile(float *Y, int ldy, const void *xv, size_t ldx, const uint16
         }
 }
 
-static void ref_gemm_i16(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
-                         size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch) {
+static void ref_gemm_i16(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const qv_wsrc *W,
+                         const uint16_t *bias, int m, int n, int k, void *scratch) {
     (void)scratch;
-    qv_i16_gemm_ref(Y, ldy, Xq, ldq, sx, nkb, W, ldw, bias, m, n, k);
+    qv_i16_gemm_ref(Y, ldy, Xq, ldq, sx, nkb, W, bias, m, n, k);
 }
 
 /* FAST from m = 16 takes the 16-bit integer definition here too, so every table computes the same numbers
@@ -240,19 +240,24 @@ int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, 
     return bad ? -1 : 0;
 }
 
-void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
-                     size_t ldw, const uint16_t *bias, int m, int n, int k) {
+void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const qv_wsrc *W,
+                     const uint16_t *bias, int m, int n, int k) {
     int16_t wq[QV_I16_KB];
+    float wf[QV_I16_KB];
     for (int j = 0; j < n; j++) {
-        const uint16_t *w = W + (size_t)j * ldw;
         for (int i = 0; i < m; i++) Y[(size_t)i * ldy + j] = bias ? qv_bf16_to_f32(bias[j]) : 0.0f;
         for (int b = 0; b < nkb; b++) {
             int k0 = b * QV_I16_KB, kc = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
+            qv_wsrc_row(wf, W, j, k0, kc);
             uint32_t mb = 0;
-            for (int t = 0; t < kc; t++)
-                if ((uint32_t)(w[k0 + t] & 0x7fff) << 16 > mb) mb = (uint32_t)(w[k0 + t] & 0x7fff) << 16;
+            for (int t = 0; t < kc; t++) {
+                uint32_t u;
+                memcpy(&u, wf + t, 4);
+                u &= 0x7fffffffu;
+                if (u > mb) mb = u;
+            }
             float inv, sw = qv_i16_scale(mb, (float)QV_I16_QW, &inv);
-            for (int t = 0; t < kc; t++) wq[t] = qv_i16_round(qv_bf16_to_f32(w[k0 + t]), inv);
+            for (int t = 0; t < kc; t++) wq[t] = qv_i16_round(wf[t], inv);
             for (int i = 0; i < m; i++) {
                 const int16_t *x = Xq + (size_t)i * ldq + k0;
                 int32_t c = 0;
@@ -278,6 +283,7 @@ typedef struct {
     int kp;
     size_t xelt;         /* bytes per prepared element */
     const uint16_t *W, *b;
+    const qv_wsrc *ws;   /* i16 with a non-bf16 W (qv_gemm_i16_wsrc), else NULL: W */
     int m, n, k;
     int chunk;           /* output columns per work item */
     int i16;             /* FAST through the ISA's 16-bit GEMM: xp = int16 X [m][kp], sx its block scales */
@@ -342,9 +348,11 @@ static void add_bias(float *Y, int ldy, const uint16_t *b, int m, int n) {
 static void gemm_range(lin_ctx *a, int64_t lo, int64_t hi) {
     if (a->i16) {
         void *s = qv_kernel_scratch(1, a->t->gemm_i16_scratch);
-        const uint16_t *W = a->W + (size_t)lo * a->k, *b = a->b ? a->b + lo : NULL;
-        if (s) a->t->gemm_i16(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, W, (size_t)a->k, b, a->m, (int)(hi - lo), a->k, s);
-        else qv_i16_gemm_ref(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, W, (size_t)a->k, b, a->m, (int)(hi - lo), a->k);
+        const uint16_t *b = a->b ? a->b + lo : NULL;
+        qv_wsrc W = {.bf16 = a->W + (size_t)lo * a->k, .ldw = (size_t)a->k};
+        if (a->ws) W = *a->ws, W.row0 += lo;
+        if (s) a->t->gemm_i16(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, &W, b, a->m, (int)(hi - lo), a->k, s);
+        else qv_i16_gemm_ref(a->Y + lo, a->ldy, a->xp, a->kp, a->sx, a->nkb, &W, b, a->m, (int)(hi - lo), a->k);
         return;
     }
     if (a->t->gemm[a->prec]) {
@@ -626,6 +634,16 @@ static int linear_i16(qv_pool *pool, lin_ctx *a, int big) {
     a->i16 = 1;
     qv_pool_run(pool, gemm_task, a);
     return 1;
+}
+
+int qv_gemm_i16_wsrc(qv_pool *pool, float *Y, int ldy, const float *X, const qv_wsrc *W, const uint16_t *b, int m,
+                     int n, int k) {
+    const qv_ktable *t = table();
+    if (m <= 0 || n <= 0 || k <= 0 || !t->gemm_i16) return 0;
+    lin_ctx a = {.t = t, .prec = QV_PREC_FAST, .Y = Y, .ldy = ldy, .X = X, .ws = W, .b = b, .m = m, .n = n, .k = k};
+    a.chunk = chunk_of(n, qv_pool_size(pool));
+    atomic_init(&a.next, 0);
+    return linear_i16(pool, &a, (size_t)m * (size_t)k >= ((size_t)1 << 16));
 }
 
 void qv_linear(qv_pool *pool, qv_precision prec, float *Y, int ldy, const float *X, const uint16_t *W,

@@ -476,6 +476,37 @@ static void i16_pack(int16_t *bp, float *bs, const uint16_t *W, size_t ldw, int 
     }
 }
 
+/* The same panel from 16 rows of f32 values T [16][QV_I16_KB] (rows_f32 of a non-bf16 W; rows past `rows`
+ * ignored): per row the block scale from the largest |v| bits, the values quantized into int16 rows (zero
+ * padded to QV_I16_KB), whose 32-value loads are 16 pair words each, transposed as in i16_pack. */
+static void i16_pack_f32(int16_t *bp, float *bs, const float (*T)[QV_I16_KB], int rows, int kc) {
+    int16_t Q[16][QV_I16_KB] __attribute__((aligned(64)));
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+    for (int r = 0; r < 16; r++) {
+        if (r >= rows) { bs[r] = 0.0f; memset(Q[r], 0, sizeof Q[r]); continue; }
+        __m512i mv = _mm512_setzero_si512();
+        for (int t = 0; t < kc; t += 16)
+            mv = _mm512_max_epu32(mv, _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(mask16(kc - t), T[r] + t)), absmask));
+        uint32_t lanes[16], mb = 0;
+        _mm512_storeu_si512((void *)lanes, mv);
+        for (int l = 0; l < 16; l++) mb = lanes[l] > mb ? lanes[l] : mb;
+        float inv;
+        bs[r] = qv_i16_scale(mb, (float)QV_I16_QW, &inv);
+        const __m512 iv = _mm512_set1_ps(inv);
+        for (int t = 0; t < QV_I16_KB; t += 16)   /* NaN or Inf * 0 -> INT32_MIN, whose low half is 0 */
+            _mm512_mask_cvtepi32_storeu_epi16(Q[r] + t, (__mmask16)0xffff,
+                                              _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask16(kc - t), T[r] + t), iv)));
+    }
+    const int np = (kc + 1) / 2;
+    for (int t = 0; t < kc; t += 32) {
+        __m512i v[16];
+        for (int r = 0; r < 16; r++) v[r] = _mm512_loadu_si512((const void *)(Q[r] + t));
+        transpose16_epi32(v);
+        const int npc = np - t / 2 < 16 ? np - t / 2 : 16;
+        for (int p = 0; p < npc; p++) _mm512_storeu_si512((void *)(bp + (size_t)(t / 2 + p) * 32), v[p]);
+    }
+}
+
 /* acc[i][0..32) += one block's dequantized product, rows i < mr of x against one (two = 0) or two 16-row
  * panels (scales bs0, bs1): fma(float(c), sx * sw, acc) per element, the scalar definition's step */
 AI void uk_i16(float (*acc)[32], const int16_t *x, int ldx, const float *sx, int ldsx, const int16_t *bp,
@@ -603,8 +634,9 @@ static void uk_i16_chunk(float *Y, int ldy, const int16_t *x, int ldx, const flo
 
 /* scratch: [GI_NB / 16] panels of [GI_NBLK blocks][QV_I16_KB / 2][16][2] int16, then the scales
  * [GI_NB / 16][GI_NBLK][16] */
-static void gemm_i16(float *Y, int ldy, const int16_t *X, int ldx, const float *sx, int nkb, const uint16_t *W,
-                     size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch) {
+static void gemm_i16(float *Y, int ldy, const int16_t *X, int ldx, const float *sx, int nkb, const qv_wsrc *W,
+                     const uint16_t *bias, int m, int n, int k, void *scratch) {
+    float T[16][QV_I16_KB] __attribute__((aligned(64)));
     int16_t *bp = scratch;
     float *bs = (float *)(bp + (size_t)GI_NB * GI_KC);
     const size_t panel = (size_t)16 * GI_KC;
@@ -614,10 +646,18 @@ static void gemm_i16(float *Y, int ldy, const int16_t *X, int ldx, const float *
             const int nblk = nkb - c0 < GI_NBLK ? nkb - c0 : GI_NBLK, k0 = c0 * QV_I16_KB;
             const int kc_last = k - (c0 + nblk - 1) * QV_I16_KB < QV_I16_KB ? k - (c0 + nblk - 1) * QV_I16_KB : QV_I16_KB;
             for (int p = 0; p < nb; p += 16)
-                for (int b = 0; b < nblk; b++)
-                    i16_pack(bp + (size_t)(p / 16) * panel + (size_t)b * 16 * QV_I16_KB, bs + ((size_t)(p / 16) * GI_NBLK + b) * 16,
-                             W + (size_t)(j0 + p) * ldw + k0 + (size_t)b * QV_I16_KB, ldw, nb - p < 16 ? nb - p : 16,
-                             b == nblk - 1 ? kc_last : QV_I16_KB);
+                for (int b = 0; b < nblk; b++) {
+                    int16_t *pp = bp + (size_t)(p / 16) * panel + (size_t)b * 16 * QV_I16_KB;
+                    float *ps = bs + ((size_t)(p / 16) * GI_NBLK + b) * 16;
+                    const int rows = nb - p < 16 ? nb - p : 16, kc = b == nblk - 1 ? kc_last : QV_I16_KB;
+                    const int kb = k0 + b * QV_I16_KB;
+                    if (W->bf16) {
+                        i16_pack(pp, ps, W->bf16 + (size_t)(W->row0 + j0 + p) * W->ldw + kb, W->ldw, rows, kc);
+                    } else {
+                        W->rows_f32(W, T[0], QV_I16_KB, W->row0 + j0 + p, rows, kb, kc);
+                        i16_pack_f32(pp, ps, (const float (*)[QV_I16_KB])T, rows, kc);
+                    }
+                }
             for (int i0 = 0; i0 < m; i0 += G_MR) {
                 int mr = m - i0 < G_MR ? m - i0 : G_MR;
                 for (int p = 0; p < nb; p += 32)

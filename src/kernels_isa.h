@@ -25,6 +25,18 @@
 enum { QV_I16_KB = 128, QV_I16_QX = 4095, QV_I16_QW = 4094 };
 _Static_assert((long long)QV_I16_KB * QV_I16_QX * QV_I16_QW < 2147483648LL, "a block's int32 sum must not overflow");
 
+/* A weight matrix as the 16-bit GEMM reads it: bf16 rows (bf16 != NULL: row r at bf16 + r * ldw), or rows
+ * another format dequantizes (quant.h's 8-bit rows): rows_f32 writes rows [r0, r0 + rows) x columns
+ * [k0, k0 + kc) as f32 into dst (row stride ldd). row0 offsets every row (a column range of the product).
+ * The GEMM quantizes either to +-QV_I16_QW per row and block from those f32 values (bf16 rows widened). */
+typedef struct qv_wsrc {
+    const uint16_t *bf16;
+    size_t ldw;
+    void (*rows_f32)(const struct qv_wsrc *w, float *dst, int ldd, int64_t r0, int rows, int k0, int kc);
+    const void *ctx;    /* the format's matrix (rows_f32) */
+    int64_t row0;
+} qv_wsrc;
+
 /* the scale of a block whose largest |v| has the f32 bits maxbits (sign cleared): max / q, 0 for an
  * all-zero block, NaN when the block holds an Inf or NaN (the output becomes NaN, as the reference's
  * would); *inv = q / max (0 when there is none) */
@@ -88,8 +100,8 @@ typedef struct {
      * then gemm_i16 over columns [0, n) on the calling thread with gemm_i16_scratch bytes. Same bits as
      * the scalar qv_i16_quant_x_ref / qv_i16_gemm_ref below. */
     int (*xquant_i16)(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k);
-    void (*gemm_i16)(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
-                     size_t ldw, const uint16_t *bias, int m, int n, int k, void *scratch);
+    void (*gemm_i16)(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const qv_wsrc *W,
+                     const uint16_t *bias, int m, int n, int k, void *scratch);
     size_t gemm_i16_scratch;
     int blas_min_m[2];          /* per precision: m from which W panels are widened for OpenBLAS (0: never) */
     void (*round_bf16)(float *dst, const float *src, int n);   /* dst = widen(bf16(src)), RNE */
@@ -116,8 +128,23 @@ void qv_gemm_nt_serial(int M, int N, int K, const float *A, int lda, const float
  * max|v|)); a block's exact integer sum c gives Y = fma((float)c, sx * sw, Y), blocks in k order, Y
  * starting at the bias (or 0). */
 int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k);
-void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const uint16_t *W,
-                     size_t ldw, const uint16_t *bias, int m, int n, int k);
+void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const qv_wsrc *W,
+                     const uint16_t *bias, int m, int n, int k);
+/* kernels.c: Y[m][ldy] (columns [0, n)) = X[m][k] . W^T + b through the table's 16-bit GEMM (X quantized
+ * per row and block, threads over columns), for quant.c's formats; no outlier split (the caller's). 0 when
+ * it cannot run (no 16-bit GEMM, no scratch, X not finite): the caller takes its own route. */
+int qv_gemm_i16_wsrc(qv_pool *pool, float *Y, int ldy, const float *X, const qv_wsrc *W, const uint16_t *b, int m,
+                     int n, int k);
+/* the column block [k0, k0 + kc) of W's row r as f32 (kc <= QV_I16_KB) */
+static inline void qv_wsrc_row(float *dst, const qv_wsrc *W, int64_t r, int k0, int kc) {
+    if (W->bf16)
+        for (int t = 0; t < kc; t++) {
+            uint32_t u = (uint32_t)W->bf16[(size_t)(W->row0 + r) * W->ldw + k0 + t] << 16;
+            memcpy(dst + t, &u, 4);
+        }
+    else
+        W->rows_f32(W, dst, kc, W->row0 + r, 1, k0, kc);
+}
 
 /* kernels.c: the outlier split of qv_linear's FAST path (kernels.h, QV_OUTLIER_*), for the other drivers
  * (quant.c): finds the outlier columns of X[m][k] (cols, increasing; returns how many, 0 = none: use X as

@@ -72,7 +72,59 @@ static void ref_dequant(float *dst, const int8_t *q, const float *d, int k) {
     for (int t = 0; t < k; t++) dst[t] = d[t / QV_Q8_BLOCK] * (float)q[t];
 }
 
-const qv_q8_table qv_q8_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile, ref_dequant, NULL, 0};
+static float ref_dot4(const int8_t *xq, const float *xd, const uint8_t *wq, const uint16_t *wd, int k) {
+    float acc = 0.0f;
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
+        int32_t s = 0;
+        for (int t = 0; t < 16; t++)
+            s += (int32_t)xq[b * 32 + t] * ((wq[b * 16 + t] & 15) - 8) + (int32_t)xq[b * 32 + 16 + t] * ((wq[b * 16 + t] >> 4) - 8);
+        acc += (xd[b] * qv_f16_to_f32(wd[b])) * (float)s;
+    }
+    return acc;
+}
+
+static void ref_tile4(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const uint8_t *wq,
+                      const uint16_t *wd, int nr, int k, const float *bias) {
+    const int nb = k / QV_Q8_BLOCK;
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float s = ref_dot4(xq + (size_t)i * k, xd + (size_t)i * nb, wq + (size_t)j * (k / 2), wd + (size_t)j * nb, k);
+            Y[(size_t)i * ldy + j] = (bias ? bias[j] : 0.0f) + s;
+        }
+}
+
+static void ref_dequant4(float *dst, const uint8_t *q, const uint16_t *d, int k) {
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
+        const float s = qv_f16_to_f32(d[b]);
+        for (int t = 0; t < 16; t++) {
+            dst[b * 32 + t] = s * (float)((q[b * 16 + t] & 15) - 8);
+            dst[b * 32 + 16 + t] = s * (float)((q[b * 16 + t] >> 4) - 8);
+        }
+    }
+}
+
+/* one row to 4 bits (qv_q4_bytes); 0 if a weight is not finite */
+static int quant4_bf16(uint8_t *q, uint16_t *dh, const uint16_t *w, int k) {
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
+        float v[32], m = 0.0f;
+        for (int t = 0; t < 32; t++) {
+            uint16_t h = w[b * 32 + t];
+            if ((h & 0x7f80) == 0x7f80) return 0;
+            v[t] = qv_bf16_to_f32(h);
+            if (fabsf(v[t]) > fabsf(m)) m = v[t];
+        }
+        dh[b] = qv_f32_to_f16(m / -8.0f);
+        const float d = qv_f16_to_f32(dh[b]), id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int t = 0; t < 16; t++) {
+            int lo = (int)nearbyintf(fmaxf(-8.0f, fminf(7.0f, v[t] * id))) + 8;
+            int hi = (int)nearbyintf(fmaxf(-8.0f, fminf(7.0f, v[16 + t] * id))) + 8;
+            q[b * 16 + t] = (uint8_t)(lo | hi << 4);
+        }
+    }
+    return 1;
+}
+
+const qv_q8_table qv_q8_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile, ref_dequant, ref_tile4, ref_dequant4};
 
 /* ---- choice of implementation ---- */
 
@@ -120,15 +172,26 @@ size_t qv_q8_bytes(int64_t n, int64_t k) {
 
 void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k) { tab()->quant_f32(q, d, w, k); }
 
+size_t qv_q4_bytes(int64_t n, int64_t k) {
+    if (!qv_q8_bytes(n, k)) return 0;
+    return al64((size_t)n * (size_t)(k / 2)) + al64((size_t)n * (size_t)(k / QV_Q8_BLOCK) * sizeof(uint16_t));
+}
+
+size_t qv_quant_bytes(qv_quant fmt, int64_t n, int64_t k) {
+    return fmt == QV_QUANT_Q4 ? qv_q4_bytes(n, k) : fmt == QV_QUANT_Q8 ? qv_q8_bytes(n, k) : 0;
+}
+
 void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j) {
-    const int8_t *q = W->q + (size_t)j * W->k;
-    ref_dequant(dst, q, W->d + (size_t)j * (W->k / QV_Q8_BLOCK), W->k);
+    const int nb = W->k / QV_Q8_BLOCK;
+    if (W->bits == 4) ref_dequant4(dst, W->q4 + (size_t)j * (W->k / 2), W->dh + (size_t)j * nb, W->k);
+    else ref_dequant(dst, W->q + (size_t)j * W->k, W->d + (size_t)j * nb, W->k);
 }
 
 typedef struct {
     const qv_q8_table *t;
-    int8_t *q;
-    float *d;
+    int bits;
+    void *q;          /* int8 [n][k] or 4-bit [n][k/2] */
+    void *d;          /* f32 or half [n][k/32] */
     const uint16_t *W;
     int n, k;
     atomic_int bad;   /* first row + 1 with a non-finite weight */
@@ -139,32 +202,49 @@ static void quant_task(void *ctx, int ith, int nth) {
     int64_t lo, hi;
     qv_split(a->n, ith, nth, 16, &lo, &hi);
     const int nb = a->k / QV_Q8_BLOCK;
-    for (int64_t j = lo; j < hi; j++)
-        if (!a->t->quant_bf16(a->q + (size_t)j * a->k, a->d + (size_t)j * nb, a->W + (size_t)j * a->k, a->k)) {
+    for (int64_t j = lo; j < hi; j++) {
+        const uint16_t *w = a->W + (size_t)j * a->k;
+        int ok = a->bits == 4 ? quant4_bf16((uint8_t *)a->q + (size_t)j * (a->k / 2), (uint16_t *)a->d + (size_t)j * nb, w, a->k)
+                              : a->t->quant_bf16((int8_t *)a->q + (size_t)j * a->k, (float *)a->d + (size_t)j * nb, w, a->k);
+        if (!ok) {
             int zero = 0;
             atomic_compare_exchange_strong(&a->bad, &zero, (int)j + 1);
             return;
         }
+    }
+}
+
+static qv_status quantize(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, int bits, qv_pool *pool,
+                          const char *name, qv_err *err) {
+    const char *fl = bits == 4 ? "q4" : "q8";
+    if (!name) name = "weight";
+    if (k % QV_Q8_BLOCK)
+        return qv_errf(err, QV_ERR_UNSUPPORTED, "%s: %s has rows of %d values, not a multiple of %d: "
+                       "%d-bit weights are not possible for this model (run without --%s)", fl, name, k, QV_Q8_BLOCK, bits, fl);
+    if (!qv_q8_bytes(n, k) || !mem || !W) return qv_errf(err, QV_ERR_INVALID, "%s: %s: bad size [%d, %d]", fl, name, n, k);
+    size_t qb = al64((size_t)n * (bits == 4 ? (size_t)k / 2 : (size_t)k));
+    qw_ctx a = {.t = tab(), .bits = bits, .q = mem, .d = (char *)mem + qb, .W = W, .n = n, .k = k};
+    atomic_init(&a.bad, 0);
+    qv_pool_run(pool, quant_task, &a);
+    int bad = atomic_load(&a.bad);
+    if (bad) return qv_errf(err, QV_ERR_FORMAT, "%s: %s row %d holds an infinite or NaN weight", fl, name, bad - 1);
+    memset(out, 0, sizeof *out);   /* no kept columns */
+    out->bits = bits;
+    if (bits == 4) out->q4 = a.q, out->dh = a.d;
+    else out->q = a.q, out->d = a.d;
+    out->n = n;
+    out->k = k;
+    return QV_OK;
 }
 
 qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
                               const char *name, qv_err *err) {
-    if (!name) name = "weight";
-    if (k % QV_Q8_BLOCK)
-        return qv_errf(err, QV_ERR_UNSUPPORTED, "q8: %s has rows of %d values, not a multiple of %d: "
-                       "8-bit weights are not possible for this model (run without --q8)", name, k, QV_Q8_BLOCK);
-    if (!qv_q8_bytes(n, k) || !mem || !W) return qv_errf(err, QV_ERR_INVALID, "q8: %s: bad size [%d, %d]", name, n, k);
-    qw_ctx a = {.t = tab(), .q = mem, .d = (float *)((char *)mem + al64((size_t)n * k)), .W = W, .n = n, .k = k};
-    atomic_init(&a.bad, 0);
-    qv_pool_run(pool, quant_task, &a);
-    int bad = atomic_load(&a.bad);
-    if (bad) return qv_errf(err, QV_ERR_FORMAT, "q8: %s row %d holds an infinite or NaN weight", name, bad - 1);
-    memset(out, 0, sizeof *out);   /* no kept columns */
-    out->q = a.q;
-    out->d = a.d;
-    out->n = n;
-    out->k = k;
-    return QV_OK;
+    return quantize(out, mem, W, n, k, 8, pool, name, err);
+}
+
+qv_status qv_q4_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
+                              const char *name, qv_err *err) {
+    return quantize(out, mem, W, n, k, 4, pool, name, err);
 }
 
 /* ---- exactly kept columns ---- */
@@ -194,7 +274,7 @@ void qv_q8_keep(qv_q8_mat *W, void *mem, const uint16_t *Wbf, const int *cols, i
 
 /* ---- qv_linear_q8 driver ---- */
 
-enum { MR = 4, NR = 4, PANEL_L2 = 192 << 10, BLAS_M = 64, PANEL_BYTES = 8 << 20 };
+enum { MR = 4, NR = 4, PANEL_L2 = 192 << 10 };
 
 typedef struct {
     const qv_q8_table *t;
@@ -203,7 +283,6 @@ typedef struct {
     const float *X;
     int8_t *xq;          /* [m][k] */
     float *xd;           /* [m][k/32] */
-    float *xf;           /* [m][k] dequantized X (sgemm path), else NULL */
     const qv_q8_mat *W;
     const uint16_t *b;
     int m, n, k;
@@ -215,12 +294,20 @@ typedef struct {
     atomic_int next;
 } q8_ctx;
 
+/* W[j][c] as the products use it: d * q (8 bits) or d * (nibble - 8) (4 bits) */
+static float wval(const qv_q8_mat *W, int64_t j, int c) {
+    const int nb = W->k / QV_Q8_BLOCK, b = c / QV_Q8_BLOCK, t = c % QV_Q8_BLOCK;
+    if (W->bits != 4) return W->d[(size_t)j * nb + b] * (float)W->q[(size_t)j * W->k + c];
+    uint8_t byte = W->q4[(size_t)j * (W->k / 2) + b * 16 + t % 16];
+    return qv_f16_to_f32(W->dh[(size_t)j * nb + b]) * (float)((t < 16 ? byte & 15 : byte >> 4) - 8);
+}
+
 /* Y[:, lo..hi) += the outlier columns' products in f32 (weights kept exactly where W keeps that column,
  * else dequantized: d * q), per element one sum in column order added last, as qv_linear's outlier_fix */
 static void outlier_fix(const q8_ctx *a, int64_t lo, int64_t hi) {
     enum { JB = 64 };
     float w[JB][QV_OUTLIER_MAX];
-    const int k = a->k, nb = k / QV_Q8_BLOCK, no = a->n_out;
+    const int no = a->n_out;
     int kept[QV_OUTLIER_MAX];   /* index into W->keep, or -1 */
     for (int s = 0; s < no; s++) {
         kept[s] = -1;
@@ -232,8 +319,7 @@ static void outlier_fix(const q8_ctx *a, int64_t lo, int64_t hi) {
         for (int j = 0; j < nj; j++)
             for (int s = 0; s < no; s++) {
                 int c = a->out_col[s];
-                w[j][s] = kept[s] >= 0 ? a->W->wk[(size_t)(j0 + j) * QV_OUTLIER_MAX + kept[s]]
-                                       : a->W->d[(size_t)(j0 + j) * nb + c / QV_Q8_BLOCK] * (float)a->W->q[(size_t)(j0 + j) * k + c];
+                w[j][s] = kept[s] >= 0 ? a->W->wk[(size_t)(j0 + j) * QV_OUTLIER_MAX + kept[s]] : wval(a->W, j0 + j, c);
             }
         qv_outlier_add(a->Y + j0, a->ldy, a->m, a->xs, w, nj, no);
     }
@@ -246,37 +332,7 @@ static void xquant_task(void *ctx, int ith, int nth) {
     const int nb = a->k / QV_Q8_BLOCK;
     for (int64_t i = lo; i < hi; i++) {
         a->t->quant_f32(a->xq + (size_t)i * a->k, a->xd + (size_t)i * nb, a->X + (size_t)i * a->k, a->k);
-        if (a->xf) a->t->dequant(a->xf + (size_t)i * a->k, a->xq + (size_t)i * a->k, a->xd + (size_t)i * nb, a->k);
     }
-}
-
-/* columns [lo, hi) on the sgemm path: panels of W rows dequantized to f32, OpenBLAS on this thread */
-static int range_blas(q8_ctx *a, int64_t lo, int64_t hi) {
-    const int k = a->k, nb = k / QV_Q8_BLOCK;
-    if (a->t->gemm) {
-        void *s = qv_kernel_scratch(1, a->t->gemm_scratch);
-        if (!s) return 0;
-        a->t->gemm(a->Y + lo, a->ldy, a->xf, a->m, a->W->q + (size_t)lo * k, a->W->d + (size_t)lo * nb, (int)(hi - lo), k, s);
-        if (a->b)
-            for (int i = 0; i < a->m; i++)
-                for (int64_t j = lo; j < hi; j++) a->Y[(size_t)i * a->ldy + j] += qv_bf16_to_f32(a->b[j]);
-        return 1;
-    }
-    int64_t pr = PANEL_BYTES / ((int64_t)k * 4);
-    pr = pr < 16 ? 16 : pr / 16 * 16;
-    if (pr > hi - lo) pr = hi - lo;
-    float *wf = qv_kernel_scratch(1, (size_t)pr * k * sizeof(float));
-    if (!wf) return 0;
-    for (int64_t j0 = lo; j0 < hi; j0 += pr) {
-        int nj = (int)(hi - j0 < pr ? hi - j0 : pr);
-        for (int j = 0; j < nj; j++)
-            a->t->dequant(wf + (size_t)j * k, a->W->q + (size_t)(j0 + j) * k, a->W->d + (size_t)(j0 + j) * nb, k);
-        qv_sgemm(0, 1, a->m, nj, k, 1.0f, a->xf, k, wf, k, 0.0f, a->Y + j0, a->ldy);
-        if (a->b)
-            for (int i = 0; i < a->m; i++)
-                for (int j = 0; j < nj; j++) a->Y[(size_t)i * a->ldy + j0 + j] += qv_bf16_to_f32(a->b[j0 + j]);
-    }
-    return 1;
 }
 
 static void range(q8_ctx *a, int64_t lo, int64_t hi) {
@@ -293,8 +349,12 @@ static void range(q8_ctx *a, int64_t lo, int64_t hi) {
                     for (int q = 0; q < nj; q++) bias[q] = qv_bf16_to_f32(a->b[j + q]);
                     bp = bias;
                 }
-                a->t->tile(a->Y + (size_t)i0 * a->ldy + j, a->ldy, a->xq + (size_t)i0 * k, a->xd + (size_t)i0 * nb, mi,
-                           a->W->q + (size_t)j * k, a->W->d + (size_t)j * nb, nj, k, bp);
+                if (a->W->bits == 4)
+                    a->t->tile4(a->Y + (size_t)i0 * a->ldy + j, a->ldy, a->xq + (size_t)i0 * k, a->xd + (size_t)i0 * nb, mi,
+                                a->W->q4 + (size_t)j * (k / 2), a->W->dh + (size_t)j * nb, nj, k, bp);
+                else
+                    a->t->tile(a->Y + (size_t)i0 * a->ldy + j, a->ldy, a->xq + (size_t)i0 * k, a->xd + (size_t)i0 * nb, mi,
+                               a->W->q + (size_t)j * k, a->W->d + (size_t)j * nb, nj, k, bp);
             }
         }
     }
@@ -307,9 +367,28 @@ static void run_task(void *ctx, int ith, int nth) {
         int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
         if (lo >= a->n) return;
         int64_t hi = lo + a->chunk < a->n ? lo + a->chunk : a->n;
-        if (!a->xf || !range_blas(a, lo, hi)) range(a, lo, hi);
+        range(a, lo, hi);
         if (a->n_out) outlier_fix(a, lo, hi);
     }
+}
+
+/* the 16-bit GEMM's view of W (kernels_isa.h qv_wsrc): rows dequantized by the table's dequant (d * q) */
+static void rows_f32(const qv_wsrc *w, float *dst, int ldd, int64_t r0, int rows, int k0, int kc) {
+    const qv_q8_mat *W = w->ctx;
+    const qv_q8_table *t = tab();
+    const int nb = W->k / QV_Q8_BLOCK;
+    for (int r = 0; r < rows; r++)
+        if (W->bits == 4)
+            t->dequant4(dst + (size_t)r * ldd, W->q4 + (size_t)(r0 + r) * (W->k / 2) + k0 / 2, W->dh + (size_t)(r0 + r) * nb + k0 / QV_Q8_BLOCK, kc);
+        else
+            t->dequant(dst + (size_t)r * ldd, W->q + (size_t)(r0 + r) * W->k + k0, W->d + (size_t)(r0 + r) * nb + k0 / QV_Q8_BLOCK, kc);
+}
+
+static void fix_task(void *ctx, int ith, int nth) {
+    q8_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split(a->n, ith, nth, 16, &lo, &hi);
+    if (hi > lo) outlier_fix(a, lo, hi);
 }
 
 void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_mat *W, const uint16_t *b,
@@ -324,9 +403,15 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     a.n_out = qv_outlier_split(pool, X, m, k, a.out_col, &xz, &a.xs);
     if (a.n_out) X = xz;
     a.X = X;
+    if (m >= QV_Q8_I16_M) {   /* prefill: 16-bit activations against the 8-bit weights (kernels_isa.h) */
+        const qv_wsrc ws = {.rows_f32 = rows_f32, .ctx = W};
+        if (qv_gemm_i16_wsrc(pool, Y, ldy, X, &ws, b, m, n, k)) {
+            if (a.n_out) qv_pool_run(pool, fix_task, &a);
+            return;
+        }
+    }
     size_t qbytes = al64((size_t)m * (size_t)k), dbytes = al64((size_t)m * nb * sizeof(float));
-    const int blas = t != &qv_q8_scalar && m >= BLAS_M;
-    void *s = qv_kernel_scratch(0, qbytes + dbytes + (blas ? (size_t)m * k * sizeof(float) : 0));
+    void *s = qv_kernel_scratch(0, qbytes + dbytes);
     a.t = s ? t : &qv_q8_scalar;
     int8_t one_q[QV_Q8_BLOCK];
     float one_d;
@@ -336,8 +421,9 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
                 float acc = 0.0f;
                 for (int bk = 0; bk < nb; bk++) {
                     ref_quant_f32(one_q, &one_d, X + (size_t)i * k + bk * QV_Q8_BLOCK, QV_Q8_BLOCK);
-                    acc += ref_dot(one_q, &one_d, W->q + (size_t)j * k + bk * QV_Q8_BLOCK,
-                                   W->d + (size_t)j * nb + bk, QV_Q8_BLOCK);
+                    acc += W->bits == 4 ? ref_dot4(one_q, &one_d, W->q4 + (size_t)j * (k / 2) + bk * 16, W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK)
+                                        : ref_dot(one_q, &one_d, W->q + (size_t)j * k + bk * QV_Q8_BLOCK,
+                                                  W->d + (size_t)j * nb + bk, QV_Q8_BLOCK);
                 }
                 Y[(size_t)i * ldy + j] = (b ? qv_bf16_to_f32(b[j]) : 0.0f) + acc;
             }
@@ -346,14 +432,13 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     }
     a.xq = s;
     a.xd = (float *)((char *)s + qbytes);
-    a.xf = blas ? (float *)((char *)s + qbytes + dbytes) : NULL;
     int nth = qv_pool_size(pool);
     if ((size_t)m * k >= ((size_t)1 << 16)) qv_pool_run(pool, xquant_task, &a);
     else xquant_task(&a, 0, 1);
     int c = (n + 8 * nth - 1) / (8 * nth);
     c = (c + 15) / 16 * 16;
     a.chunk = c < 16 ? 16 : c;
-    int pr = (int)(PANEL_L2 / ((size_t)k + (size_t)nb * 4));
+    int pr = (int)(PANEL_L2 / (W->bits == 4 ? (size_t)k / 2 + (size_t)nb * 2 : (size_t)k + (size_t)nb * 4));
     pr = pr / NR * NR;
     a.panel = pr < NR ? NR : pr;
     atomic_init(&a.next, 0);

@@ -1,4 +1,5 @@
-/* quant.h — 8-bit weights for the language model (opt-in fast path; llama.cpp Q8_0 style).
+/* quant.h — 8- and 4-bit weights for the language model (opt-in fast paths --q8 and --q4; llama.cpp Q8_0
+ * and Q4_0 style; the 4-bit format is described at qv_q4_bytes, its driver is the same).
  *
  * Format (qv_q8_mat): a weight matrix W [n][k] with k % 32 == 0, per row blocks of 32 weights:
  *   q [n][k]     int8, symmetric, q = nearbyint(w / d) clamped to [-127, 127]
@@ -15,14 +16,16 @@
  * the error is ~1e-2 (int8 rounding of weights and activations): answers may differ from the reference.
  * Threads split the n output columns (work items taken from an atomic counter, like qv_linear); m == 1
  * streams each weight row once; small m register-blocks 4 rows of X against 2 rows of W over an L2-sized
- * panel of W rows, so each loaded weight block serves 4 rows of X. From m = 64 (prefill) the SIMD path
- * multiplies the same quantized values in f32 instead: X rows and panels of W rows dequantized (d * q, one
- * rounding each) into a packed f32 GEMM (6 x 16 FMA micro-kernel; OpenBLAS for the scalar table). On
- * AVX2 without VNNI the int8 maddubs/madd/cvt/fma chain per block is 10-25% slower than f32 FMA at
- * m = 512 (measured on Zen 3; faster below m = 64), while the result is the same sum up to f32 rounding
- * (tested against the scalar integer reference like the tiles). Scratch: the caller's thread keeps the
- * quantized X (m*k + m*k/32*4 bytes; + m*k*4 for the dequantized X when m >= 64), each thread a 144 KiB
- * packed W panel (m >= 64); grown once and kept for the thread's life; no malloc per call. */
+ * panel of W rows, so each loaded weight block serves 4 rows of X. From m = QV_Q8_I16_M (prefill) the
+ * product is the default path's 16-bit integer GEMM (kernels_isa.h qv_gemm_i16_wsrc): X quantized to 12
+ * bits per row and 128-wide block, the weights' rows dequantized (d * q) and requantized to 12 bits per
+ * block as the GEMM packs them (1/16 of the int8 step: the answers stay those of the 8-bit weights), so
+ * prefill runs at the bf16 default path's speed with vpdpwssd / vpmaddwd instead of f32 on dequantized
+ * panels (12.4 -> ~20 tokens/s for the 7B on 2 Zen 4 cores), and the activations lose no 8-bit rounding
+ * (top-1 against --ref +1.5 to +2.3 points, README: accuracy). When that GEMM cannot run (no scratch, X
+ * not finite) the tiles serve any m. Scratch: the caller's thread keeps the quantized X (m*k +
+ * m*k/32*4 bytes for the tiles; the 16-bit GEMM its own, kernels.c), grown once and kept for the thread's
+ * life; no malloc per call. */
 #ifndef QV_QUANT_H
 #define QV_QUANT_H
 
@@ -33,13 +36,17 @@
 #include "kernels.h"
 #include "threads.h"
 
-typedef enum { QV_QUANT_NONE = 0, QV_QUANT_Q8 = 1 } qv_quant;
+typedef enum { QV_QUANT_NONE = 0, QV_QUANT_Q8 = 1, QV_QUANT_Q4 = 2 } qv_quant;
 
-enum { QV_Q8_BLOCK = 32 };
+enum { QV_Q8_BLOCK = 32, QV_Q8_I16_M = 16 };
 
 typedef struct {
-    const int8_t *q;   /* [n][k] */
-    const float *d;    /* [n][k/32] */
+    int bits;          /* 8 (QV_QUANT_Q8) or 4 (QV_QUANT_Q4) */
+    const int8_t *q;   /* 8 bits: [n][k] */
+    const float *d;    /* 8 bits: [n][k/32] */
+    const uint8_t *q4; /* 4 bits: [n][k/2], per block of 32 16 bytes: element t < 16 in byte t's low nibble,
+                          element 16 + t in its high nibble; the value is nibble - 8 (llama.cpp's Q4_0) */
+    const uint16_t *dh;/* 4 bits: [n][k/32] IEEE half scales */
     int n, k;
     /* Input columns whose weights are kept exactly (qv_q8_keep; none after quantizing): when qv_linear_q8's
      * outlier split (kernels.h) finds one of them among X's outlier columns, that column's products use
@@ -58,6 +65,16 @@ size_t qv_q8_bytes(int64_t n, int64_t k);
  * not finite (the name is used in messages). */
 qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
                               const char *name, qv_err *err);
+
+/* 4 bits (--q4): per block of 32, the largest-magnitude weight m (signed) maps to -8: d = half(m / -8),
+ * q = clamp(rint(w / d), -8, 7) + 8 with the stored half scale, so |w - d (q - 8)| <= d / 2, except for
+ * values of m's other sign past 7.5 |d| (clamped to the level 7 d: error <= |d|); 4.5 bits per weight. Bytes of an [n][k] matrix (q4 then dh, 64-byte aligned
+ * parts; 0 as qv_q8_bytes), and the quantization (same contract as qv_q8_quantize_bf16). */
+size_t qv_q4_bytes(int64_t n, int64_t k);
+qv_status qv_q4_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
+                              const char *name, qv_err *err);
+/* bytes of a matrix in either format (QV_QUANT_Q8 or QV_QUANT_Q4) */
+size_t qv_quant_bytes(qv_quant fmt, int64_t n, int64_t k);
 
 /* The channels of a bf16 vector (an RMSNorm weight) whose |w| is an outlier by the activations' rule
  * (kernels_isa.h qv_outlier_cols: above QV_OUTLIER_RATIO x the sampled median, at most QV_OUTLIER_MAX, the
@@ -96,13 +113,12 @@ typedef struct qv_q8_table {
      * w rows at wq + j*k, wd + j*k/32; bias may be NULL (f32, already widened) */
     void (*tile)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq,
                  const float *wd, int nr, int k, const float *bias);
-    /* dst [k] = d[t/32] * q[t] (f32 products, the values the integer dot multiplies) */
+    /* dst [k] = d[t/32] * q[t] (f32 products: the weights the 16-bit prefill GEMM quantizes) */
     void (*dequant)(float *dst, const int8_t *q, const float *d, int k);
-    /* Y[m][ldy] (n columns) = X[m][k] . dequant(W)^T on this thread, X f32 (dequantized activations);
-     * gemm_scratch bytes of scratch; NULL: OpenBLAS on dequantized panels */
-    void (*gemm)(float *Y, int ldy, const float *X, int m, const int8_t *wq, const float *wd, int n, int k,
-                 void *scratch);
-    size_t gemm_scratch;
+    /* the same two for 4-bit rows (q4, dh: qv_q8_mat) */
+    void (*tile4)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const uint8_t *wq, const uint16_t *wd,
+                  int nr, int k, const float *bias);
+    void (*dequant4)(float *dst, const uint8_t *q, const uint16_t *d, int k);
 } qv_q8_table;
 
 const qv_q8_table *qv_q8_table_avx2(void);   /* NULL when built without AVX2 */

@@ -9,11 +9,10 @@
  * acc += (dx * dw) * that with one FMA. Tiles: 4 rows of X x 2 rows of W (8 accumulators) for small m, so
  * each loaded weight block is used by every X row in the tile; decode (m = 1) streams one row at a time. */
 #include "quant.h"
+#include "tensor.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-
-#include "gemm_avx2.h"
 
 #define AI static inline __attribute__((always_inline))
 
@@ -75,10 +74,23 @@ static int quant_bf16(int8_t *q, float *d, const uint16_t *w, int k) {
     return _mm256_testz_si256(bad, bad);
 }
 
-/* Y[i][j] = bias[j] + x_i . w_j for i < M, j < N (M, N compile-time after inlining) */
-AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const int8_t *wq, const float *wd, int k,
-             const float *bias, const int M, const int N) {
+/* 32 4-bit weights of one block (quant.h) -> 32 int8 in [-8, 7]: low nibbles then high nibbles */
+AI __m256i nib32(const uint8_t *p) {
+    __m128i t = _mm_loadu_si128((const __m128i *)p);
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+}
+
+/* Y[i][j] = bias[j] + x_i . w_j for i < M, j < N (M, N, Q4 compile-time after inlining); W 8-bit (wq int8,
+ * wd f32) or, Q4, 4-bit (wq nibbles [k/2] per row, wd half) */
+AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const void *wqv, const void *wdv, int k,
+             const float *bias, const int M, const int N, const int Q4) {
     const int nb = k / 32;
+    const int8_t *wq = wqv;
+    const uint8_t *wq4 = wqv;
+    const float *wd = wdv;
+    const uint16_t *wd4 = wdv;
+    const size_t ldq = Q4 ? (size_t)k / 2 : (size_t)k;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4][4];
 #pragma GCC unroll 4
@@ -96,20 +108,23 @@ AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const int8_t 
                 __m256 vx = _mm256_loadu_ps(xd + (size_t)i * nb + b0);
 #pragma GCC unroll 4
                 for (int j = 0; j < N; j++)
-                    _mm256_store_ps(sc[i][j], _mm256_mul_ps(vx, _mm256_loadu_ps(wd + (size_t)j * nb + b0)));
+                    _mm256_store_ps(sc[i][j], _mm256_mul_ps(vx, Q4 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd4 + (size_t)j * nb + b0)))
+                                                                   : _mm256_loadu_ps(wd + (size_t)j * nb + b0)));
             }
         } else {
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < N; j++)
-                    for (int t = 0; t < bn; t++) sc[i][j][t] = xd[(size_t)i * nb + b0 + t] * wd[(size_t)j * nb + b0 + t];
+                    for (int t = 0; t < bn; t++)
+                        sc[i][j][t] = xd[(size_t)i * nb + b0 + t] * (Q4 ? qv_f16_to_f32(wd4[(size_t)j * nb + b0 + t]) : wd[(size_t)j * nb + b0 + t]);
         }
         for (int t = 0; t < bn; t++) {
             const int b = b0 + t;
             __m256i w[4];
 #pragma GCC unroll 4
             for (int j = 0; j < N; j++) {
-                w[j] = _mm256_loadu_si256((const __m256i *)(wq + (size_t)j * k + b * 32));
-                if (M == 1) _mm_prefetch((const char *)(wq + (size_t)j * k + b * 32) + 1024, _MM_HINT_T0);
+                const char *wp = Q4 ? (const char *)(wq4 + (size_t)j * ldq + b * 16) : (const char *)(wq + (size_t)j * ldq + b * 32);
+                w[j] = Q4 ? nib32((const uint8_t *)wp) : _mm256_loadu_si256((const __m256i *)wp);
+                if (M == 1) _mm_prefetch(wp + 1024, _MM_HINT_T0);
             }
 #pragma GCC unroll 4
             for (int i = 0; i < M; i++) {
@@ -129,33 +144,44 @@ AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const int8_t 
         for (int j = 0; j < N; j++) Y[(size_t)i * ldy + j] = (bias ? bias[j] : 0.0f) + hsum(acc[i][j]);
 }
 
-static void tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq, const float *wd,
-                 int nr, int k, const float *bias) {
+AI void tile_any(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const void *wq, const void *wd,
+                 int nr, int k, const float *bias, const int Q4) {
     const int nb = k / 32;
+    const size_t wrow = Q4 ? (size_t)k / 2 : (size_t)k, drow = Q4 ? (size_t)nb * 2 : (size_t)nb * 4;
     if (mr == 1) {   /* decode: one row after the other, one sequential stream (19 GB/s vs 15 with 4 rows
                         interleaved, whose streams restart every row on the 7B's 3.5 KiB rows) */
         for (int j = 0; j < nr; j++)
-            kern(Y + j, ldy, xq, xd, wq + (size_t)j * k, wd + (size_t)j * nb, k, bias ? bias + j : NULL, 1, 1);
+            kern(Y + j, ldy, xq, xd, (const char *)wq + j * wrow, (const char *)wd + j * drow, k, bias ? bias + j : NULL, 1, 1, Q4);
         return;
     }
     for (int j = 0; j < nr; j += 2) {
         float *y = Y + j;
-        const int8_t *w = wq + (size_t)j * k;
-        const float *d = wd + (size_t)j * nb, *bb = bias ? bias + j : NULL;
+        const void *w = (const char *)wq + j * wrow, *d = (const char *)wd + j * drow;
+        const float *bb = bias ? bias + j : NULL;
         if (nr - j >= 2) {
             switch (mr) {
-            case 4: kern(y, ldy, xq, xd, w, d, k, bb, 4, 2); break;
-            case 3: kern(y, ldy, xq, xd, w, d, k, bb, 3, 2); break;
-            default: kern(y, ldy, xq, xd, w, d, k, bb, 2, 2); break;
+            case 4: kern(y, ldy, xq, xd, w, d, k, bb, 4, 2, Q4); break;
+            case 3: kern(y, ldy, xq, xd, w, d, k, bb, 3, 2, Q4); break;
+            default: kern(y, ldy, xq, xd, w, d, k, bb, 2, 2, Q4); break;
             }
         } else {
             switch (mr) {
-            case 4: kern(y, ldy, xq, xd, w, d, k, bb, 4, 1); break;
-            case 3: kern(y, ldy, xq, xd, w, d, k, bb, 3, 1); break;
-            default: kern(y, ldy, xq, xd, w, d, k, bb, 2, 1); break;
+            case 4: kern(y, ldy, xq, xd, w, d, k, bb, 4, 1, Q4); break;
+            case 3: kern(y, ldy, xq, xd, w, d, k, bb, 3, 1, Q4); break;
+            default: kern(y, ldy, xq, xd, w, d, k, bb, 2, 1, Q4); break;
             }
         }
     }
+}
+
+static void tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq, const float *wd,
+                 int nr, int k, const float *bias) {
+    tile_any(Y, ldy, xq, xd, mr, wq, wd, nr, k, bias, 0);
+}
+
+static void tile4(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const uint8_t *wq, const uint16_t *wd,
+                  int nr, int k, const float *bias) {
+    tile_any(Y, ldy, xq, xd, mr, wq, wd, nr, k, bias, 1);
 }
 
 static void dequant(float *dst, const int8_t *q, const float *d, int k) {
@@ -168,46 +194,20 @@ static void dequant(float *dst, const int8_t *q, const float *d, int k) {
     }
 }
 
-/* ---- prefill: f32 GEMM on dequantized values (BLIS-style, as kernels_avx2.c does for bf16) ----
- * W rows are dequantized and packed 16 at a time, k-major ([kc][16], rows past n zero), GB_NB rows x GB_KC
- * columns per block (L2); 6 rows of X broadcast one k at a time against two 8-wide W vectors. */
-
-
-/* bp[t][16] = d * q of row r, column k0 + t (zero for rows >= rows); kc and k0 multiples of 32 */
-static void pack_q8(float *bp, const int8_t *wq, const float *wd, int k, int rows, int k0, int kc) {
-    for (int t = 0; t < kc; t += 8)
-        for (int h = 0; h < 2; h++) {
-            __m256 r[8];
-            for (int q = 0; q < 8; q++) {
-                int row = h * 8 + q;
-                if (row < rows) {
-                    size_t o = (size_t)row * k + k0 + t;
-                    __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(wq + o)));
-                    r[q] = _mm256_mul_ps(_mm256_set1_ps(wd[o / 32]), _mm256_cvtepi32_ps(v));
-                } else {
-                    r[q] = _mm256_setzero_ps();
-                }
-            }
-            transpose8(r);
-            for (int q = 0; q < 8; q++) _mm256_store_ps(bp + (size_t)(t + q) * 16 + h * 8, r[q]);
+/* 4-bit rows: each block's nibbles widened (nib32) and scaled by its half scale (F16C) */
+static void dequant4(float *dst, const uint8_t *q, const uint16_t *d, int k) {
+    for (int b = 0; b < k / 32; b++) {
+        const __m256 s = _mm256_set1_ps(_cvtsh_ss(d[b]));
+        __m256i v = nib32(q + b * 16);
+        for (int t = 0; t < 4; t++) {
+            __m128i h = t < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+            __m256i w = _mm256_cvtepi8_epi32(t % 2 ? _mm_srli_si128(h, 8) : h);
+            _mm256_storeu_ps(dst + b * 32 + t * 8, _mm256_mul_ps(s, _mm256_cvtepi32_ps(w)));
         }
+    }
 }
 
-typedef struct { const int8_t *wq; const float *wd; int k; } q8_pack_ctx;
-
-static void pack_q8_cb(const void *ctx, float *bp, int j, int rows, int k0, int kc) {
-    const q8_pack_ctx *c = ctx;
-    pack_q8(bp, c->wq + (size_t)j * c->k, c->wd + (size_t)j * (c->k / 32), c->k, rows, k0, kc);
-}
-
-static void gemm(float *Y, int ldy, const float *X, int m, const int8_t *wq, const float *wd, int n, int k,
-                 void *scratch) {
-    q8_pack_ctx c = {wq, wd, k};
-    gemm_blocked(Y, ldy, X, k, pack_q8_cb, &c, NULL, m, n, k, scratch);
-}
-
-static const qv_q8_table q_avx2 = {"avx2", quant_bf16, quant_f32, tile, dequant, gemm,
-                                   (size_t)GB_NB * GB_KC * sizeof(float)};
+static const qv_q8_table q_avx2 = {"avx2", quant_bf16, quant_f32, tile, dequant, tile4, dequant4};
 
 const qv_q8_table *qv_q8_table_avx2(void) { return &q_avx2; }
 

@@ -115,10 +115,20 @@ int main(void) {
         int need = 0;
         run_case(m, &c, QV_PREC_REF, 256, 1, a, need);
         run_case(m, &c, QV_PREC_FAST, 256, 1, NULL, need);
+        /* chunks of >= QV_Q8_I16_M rows all take the 16-bit prefill GEMM: a split into such chunks changes only
+         * f32 rounding; smaller chunks take the int8 tiles (decode's), whose activation rounding the looser
+         * bound allows (the fast path's tiles differ from its 16-bit GEMM the same way) */
+        int half = (c.n + 1) / 2;
+        if (half >= QV_Q8_I16_M) {
+            run_case(m, &c, QV_PREC_REF, half, 0, b, -1);
+            double e = test_rel_l2(b, a, V);
+            printf("%s q8/REF chunk %d (2 passes) vs whole: logits_last rel L2 %.3g\n", c.label, half, e);
+            CHECK_MSG(e < 1e-5, "%s q8 chunk %d rel L2 %g", c.label, half, e);
+        }
         run_case(m, &c, QV_PREC_REF, 7, 0, b, -1);
         double e = test_rel_l2(b, a, V);
         printf("%s q8/REF chunk 7 vs whole: logits_last rel L2 %.3g\n", c.label, e);
-        CHECK_MSG(e < 1e-5, "%s q8 chunk 7 rel L2 %g", c.label, e);
+        CHECK_MSG(e < 4e-2, "%s q8 chunk 7 rel L2 %g", c.label, e);
         CHECK(qv_lm_set_quant(m, QV_QUANT_NONE, NULL, &err) == QV_OK);
         run_case(m, &c, QV_PREC_FAST, 256, 0, b, -1);
         CHECK_MSG(!memcmp(b, bf, (size_t)V * sizeof *b), "%s: back to bf16 gives the bf16 logits exactly", c.label);

@@ -51,7 +51,8 @@ static int check_i16(const float *Y, int ldy, const float *X, const uint16_t *W,
     float *sx = malloc(sizeof(float) * (size_t)m * nkb), *R = malloc(sizeof(float) * (size_t)m * n);
     float *sw = malloc(sizeof(float) * (size_t)nkb);
     qv_i16_quant_x_ref(q, ldq, sx, nkb, X, k, m, k);
-    qv_i16_gemm_ref(R, n, q, ldq, sx, nkb, W, (size_t)k, b, m, n, k);
+    const qv_wsrc ws = {.bf16 = W, .ldw = (size_t)k};
+    qv_i16_gemm_ref(R, n, q, ldq, sx, nkb, &ws, b, m, n, k);
     for (int j = 0; j < n; j++) {
         for (int bk = 0; bk < nkb; bk++) {   /* w's block scales, as the reference computes them */
             float mx = 0;

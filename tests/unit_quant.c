@@ -1,8 +1,11 @@
 /* unit_quant.c — 8-bit weights (src/quant.h): quantize/dequantize bounds, AVX2 vs the scalar reference
  * (quantization bit-identical, products equal up to f32 rounding of the block sums), and qv_linear_q8
  * against a float64 product of the dequantized weights with the float X, within the bound the int8
- * rounding of the activations allows. Awkward sizes, bias or not, ldy > n, pools of 1 and 3. */
+ * rounding of the activations allows. Awkward sizes, bias or not, ldy > n, pools of 1 and 3. From m =
+ * QV_Q8_I16_M (prefill) the product is the 16-bit GEMM of kernels_isa.h on the dequantized weights: bit for
+ * bit its scalar definition, on every kernel table this CPU has. */
 #include "kernels.h"
+#include "kernels_isa.h"
 #include "quant.h"
 #include "tensor.h"
 #include "test.h"
@@ -135,9 +138,9 @@ static void one_case(int m, int n, int k, int with_bias, int ldy, qv_pool *pool,
             for (int t = 0; t < k; t++) exact += (double)X[(size_t)i * k + t] * wr[t];
             double bias = with_bias ? qv_bf16_to_f32(b[j]) : 0.0;
             double ys = Ys[(size_t)i * ldy + j], ya = Ya[(size_t)i * ldy + j];
-            /* tiles (m < 64): block sums in 8 lanes, (k/32 + 2) roundings; GEMM path (m >= 64): dequantized
-             * products in f32, any summation order: (k + 2) u */
-            double tol = (m < 64 ? (k / 32 + 2) * 1.2e-7 : (k + 2) * 6e-8) * (sabs + fabs(bias)) + 1e-30;
+            /* tiles (m < QV_Q8_I16_M): block sums in 8 lanes, (k/32 + 2) roundings; the 16-bit GEMM (larger m,
+             * one table for both): the same bits, (k + 2) u left as slack */
+            double tol = (m < QV_Q8_I16_M ? (k / 32 + 2) * 1.2e-7 : (k + 2) * 6e-8) * (sabs + fabs(bias)) + 1e-30;
             if (have_avx2 && fabs(ya - ys) > tol) {
                 if (avx_ok) fprintf(stderr, "  m%d n%d k%d [%d][%d]: avx2 %.9g scalar %.9g tol %g\n", m, n, k, i, j, ya, ys, tol);
                 avx_ok = 0;
@@ -157,6 +160,122 @@ static void one_case(int m, int n, int k, int with_bias, int ldy, qv_pool *pool,
     free(X); free(Ys); free(Ya); free(Wb); free(b); free(mem); free(xq); free(xd); free(wr);
 }
 
+static void test_rows_f32(const qv_wsrc *w, float *dst, int ldd, int64_t r0, int rows, int k0, int kc) {
+    float *row = malloc(sizeof(float) * ((const qv_q8_mat *)w->ctx)->k);
+    for (int r = 0; r < rows; r++) {
+        qv_q8_dequantize_row(row, w->ctx, (int)(r0 + r));
+        memcpy(dst + (size_t)r * ldd, row + k0, sizeof(float) * kc);
+    }
+    free(row);
+}
+
+/* prefill-sized m: qv_linear_q8 == qv_i16_gemm_ref on the dequantized rows, bit for bit, per table and
+ * format */
+static void test_i16_path(qv_pool *pool, int bits) {
+    static const char *tabs[] = {"scalar", "avx2", "avx512bf16"};
+    static const int ms[] = {16, 17, 40}, ns[] = {33, 300}, ks[] = {32, 160, 3584};
+    const char *orig = qv_kernels_name();
+    for (size_t ti = 0; ti < 3; ti++) {
+        if (!qv_kernels_force(tabs[ti])) continue;
+        for (size_t a = 0; a < 3; a++)
+            for (size_t bb = 0; bb < 2; bb++)
+                for (size_t q = 0; q < 3; q++) {
+                    int m = ms[a], n = ns[bb], k = ks[q], ldq = (k + 1) / 2 * 2, nkb = (k + QV_I16_KB - 1) / QV_I16_KB;
+                    float *X = malloc(sizeof(float) * m * k), *Y = malloc(sizeof(float) * m * n), *R = malloc(sizeof(float) * m * n);
+                    float *sx = malloc(sizeof(float) * m * nkb);
+                    int16_t *xq = malloc(sizeof(int16_t) * m * ldq);
+                    uint16_t *Wb = malloc(2 * (size_t)n * k), *b = malloc(2 * (size_t)n);
+                    for (int i = 0; i < m * k; i++) X[i] = (float)(urand() * 2 - 1);
+                    for (int i = 0; i < n * k; i++) Wb[i] = qv_f32_to_bf16((float)((urand() * 2 - 1) * 0.05));
+                    for (int j = 0; j < n; j++) b[j] = qv_f32_to_bf16((float)(urand() - 0.5));
+                    void *mem = amalloc(qv_quant_bytes(bits == 4 ? QV_QUANT_Q4 : QV_QUANT_Q8, n, k));
+                    qv_q8_mat W;
+                    qv_err err = {0};
+                    CHECK((bits == 4 ? qv_q4_quantize_bf16 : qv_q8_quantize_bf16)(&W, mem, Wb, n, k, pool, "w", &err) == QV_OK);
+                    qv_linear_q8(pool, Y, n, X, &W, b, m, n, k);
+                    qv_i16_quant_x_ref(xq, ldq, sx, nkb, X, k, m, k);
+                    const qv_wsrc ws = {.rows_f32 = test_rows_f32, .ctx = &W};
+                    qv_i16_gemm_ref(R, n, xq, ldq, sx, nkb, &ws, b, m, n, k);
+                    CHECK_MSG(memcmp(Y, R, sizeof(float) * m * n) == 0, "%s m%d n%d k%d: q%d prefill == the 16-bit definition",
+                              tabs[ti], m, n, k, bits);
+                    free(X); free(Y); free(R); free(sx); free(xq); free(Wb); free(b); free(mem);
+                }
+    }
+    qv_kernels_force(orig);
+}
+
+/* 4 bits: |w - d (q - 8)| <= d / 2 (d past the level 7 d), the block's largest |w| at -8 (its sign folded into d), bad input refused */
+static void test_roundtrip4(void) {
+    enum { K = 256 };
+    float w[K], back[K];
+    uint16_t wb[K];
+    for (int t = 0; t < K; t++) {
+        double v = (urand() * 2 - 1) * (t < 32 ? 1e-3 : t < 64 ? 0 : t < 96 ? 100.0 : 1.0);
+        if (t == 100) v = -7.5;
+        if (t == 140) v = 9.25;
+        wb[t] = qv_f32_to_bf16((float)v);
+        w[t] = qv_bf16_to_f32(wb[t]);
+    }
+    void *mem = amalloc(qv_q4_bytes(1, K));
+    qv_q8_mat W;
+    qv_err err = {0};
+    CHECK(qv_q4_quantize_bf16(&W, mem, wb, 1, K, NULL, "w", &err) == QV_OK);
+    CHECK(W.bits == 4 && qv_q4_bytes(1, K) < qv_q8_bytes(1, K));
+    qv_q8_dequantize_row(back, &W, 0);
+    int ok = 1, extreme = 1;
+    for (int b = 0; b < K / 32; b++) {
+        float d = fabsf(qv_f16_to_f32(W.dh[b])), amax = 0;
+        int at = -1;
+        for (int t = b * 32; t < b * 32 + 32; t++) {
+            if (fabsf(w[t]) > amax) amax = fabsf(w[t]), at = t;
+            /* the level 7 d on the far side: values of the other sign past 7.5 d clamp there */
+            if (fabsf(back[t] - w[t]) > (fabsf(w[t]) > 7.5f * d ? d : d * 0.5f) * (1 + 1e-3f) + 1e-30f) ok = 0;
+        }
+        if (amax > 0 && (fabsf(back[at] - w[at]) > amax * 2e-3f || fabsf(d * 8 - amax) > amax * 1e-3f)) extreme = 0;
+        if (amax == 0 && d != 0) ok = 0;
+    }
+    CHECK_MSG(ok, "q4: |w - d (q - 8)| <= d/2 per block (d past 7.5 d)");
+    CHECK_MSG(extreme, "q4: the largest |w| of each block is kept to the half scale's rounding");
+    wb[77] = 0x7fc0;
+    CHECK(qv_q4_quantize_bf16(&W, mem, wb, 1, K, NULL, "w", &err) == QV_ERR_FORMAT);
+    CHECK(qv_q4_quantize_bf16(&W, mem, wb, 1, 48, NULL, "w", &err) == QV_ERR_UNSUPPORTED && strstr(err.msg, "--q4"));
+    CHECK(qv_q4_bytes(3, 40) == 0 && qv_q4_bytes(0, 32) == 0);
+    free(mem);
+}
+
+/* decode-sized m on the 4-bit tiles (the table qv_q8_force picked): every element within f32 rounding of
+ * the exact per-block integer sums (float64) of the int8 activations and the 4-bit weights */
+static void test_tiles4(int m, int n, int k, int with_bias, qv_pool *pool) {
+    float *X = malloc(sizeof(float) * m * k), *Y = malloc(sizeof(float) * m * n), *wr = malloc(sizeof(float) * k);
+    uint16_t *Wb = malloc(2 * (size_t)n * k), *b = malloc(2 * (size_t)n);
+    int8_t *xq = malloc((size_t)k);
+    float *xd = malloc(sizeof(float) * (k / 32));
+    for (int i = 0; i < m * k; i++) X[i] = (float)(urand() * 2 - 1);
+    for (int i = 0; i < n * k; i++) Wb[i] = qv_f32_to_bf16((float)((urand() * 2 - 1) * 0.05));
+    for (int j = 0; j < n; j++) b[j] = qv_f32_to_bf16((float)(urand() - 0.5));
+    void *mem = amalloc(qv_q4_bytes(n, k));
+    qv_q8_mat W;
+    qv_err err = {0};
+    CHECK(qv_q4_quantize_bf16(&W, mem, Wb, n, k, pool, "w", &err) == QV_OK);
+    qv_linear_q8(pool, Y, n, X, &W, with_bias ? b : NULL, m, n, k);
+    int ok = 1;
+    for (int i = 0; i < m; i++) {
+        qv_q8_quantize_row(xq, xd, X + (size_t)i * k, k);
+        for (int j = 0; j < n; j++) {
+            qv_q8_dequantize_row(wr, &W, j);
+            double e = with_bias ? qv_bf16_to_f32(b[j]) : 0, mag = fabs(e);
+            for (int t = 0; t < k; t++) e += (double)xd[t / 32] * xq[t] * wr[t], mag += fabs((double)xd[t / 32] * xq[t] * wr[t]);
+            double y = Y[(size_t)i * n + j];
+            if (fabs(y - e) > (k / 32 + 2) * 1.2e-7 * mag + 1e-30) {
+                if (ok) fprintf(stderr, "  q4 %s m%d n%d k%d [%d][%d]: %.9g vs %.9g\n", qv_q8_kernels_name(), m, n, k, i, j, y, e);
+                ok = 0;
+            }
+        }
+    }
+    CHECK_MSG(ok, "q4 tiles (%s) m%d n%d k%d: the integer block sums to f32 rounding", qv_q8_kernels_name(), m, n, k);
+    free(X); free(Y); free(wr); free(Wb); free(b); free(xq); free(xd); free(mem);
+}
+
 int main(void) {
     test_roundtrip();
     test_quant_identical();
@@ -172,6 +291,17 @@ int main(void) {
             }
     one_case(64, 300, 512, 1, 301, p3, have_avx2);   /* several panels and work items */
     one_case(1, 1000, 3584, 0, 1000, p3, have_avx2);
+    test_i16_path(p3, 8);
+    test_i16_path(p3, 4);
+    test_roundtrip4();
+    for (int q = 0; q < 2; q++) {   /* small m (decode): the tiles, scalar and AVX2 */
+        if (q && !have_avx2) break;
+        qv_q8_force(q ? "avx2" : "scalar");
+        static const int ms4[] = {1, 2, 3, 5, 15}, ns4[] = {1, 7, 33}, ks4[] = {32, 96, 3584};
+        for (int a = 0; a < 5; a++)
+            for (int bb = 0; bb < 3; bb++)
+                for (int kk = 0; kk < 3; kk++) test_tiles4(ms4[a], ns4[bb], ks4[kk], (a + bb + kk) % 2, q ? p3 : p1);
+    }
     printf("q8: avx2 vs scalar max |diff| / sum|dx dw qx qw| = %.3g; vs f64 max |err| / sum|x w| = %.3g (%s)\n",
            max_ad, max_rel64, have_avx2 ? "avx2" : "scalar only");
     qv_pool_free(p1);

@@ -40,16 +40,16 @@ static double rss_now_gb(void) {   /* resident pages now (/proc/self/statm), 0 w
 static void help(void) {
     puts("usage: qv bench kernels [--threads N] [--quick]\n"
          "       qv bench model --model DIR [--prompt-tokens N] [--context N] [--gen N] [--threads N] [--fast|--ref]\n"
-         "                      [--q8] [--no-vision] [--no-warm] [--clip-frames N]\n"
-         "       qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--json]   (--help: its options)\n\n"
+         "                      [--q8|--q4] [--no-vision] [--no-warm] [--clip-frames N]\n"
+         "       qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--q4] [--json]   (--help: its options)\n\n"
          "kernels: GFLOP/s of the linear layer at the 7B prefill shapes (m=512, k=3584, n=3584 and 18944) and\n"
          "  GB/s of bf16 weights read at the decode shapes (m=1, n=18944 and 152064), REF and FAST paths, with\n"
          "  1 thread and with N threads (default: all CPUs).\n"
          "model: opens the checkpoint and reports load time, prefill tokens/s for an N-token text prompt\n"
          "  (default 512), decode tokens/s over --gen tokens (default 32), vision encoding time for one\n"
          "  448x448 image (grid 1x32x32) and a 16-frame 448x448 clip (grid 8x32x32), and the peak RSS.\n"
-         "  --fast (default) or --ref picks the numeric path; --q8 quantizes the language model's\n"
-         "  weights to 8 bits at load (page-in + quantization timed, RSS after). Inputs are random: speed\n"
+         "  --fast (default) or --ref picks the numeric path; --q8 (--q4) quantizes the language model's\n"
+         "  weights to 8 (4) bits at load (page-in + quantization timed, RSS after). Inputs are random: speed\n"
          "  only. Every weight page is read once after loading (reported as page-in) unless --no-warm.\n"
          "  --context N puts N positions of random keys and values into the KV cache first, so prefill and\n"
          "  decode run at that context (a 20-minute video is ~46k tokens: --context 46080); the KV cache\n"
@@ -233,10 +233,11 @@ static int bench_model(const model_opts *o) {
     pool = qv_pool_create(o->n_threads);
     if (!pool) { st = qv_errf(&err, QV_ERR_NOMEM, "cannot start the thread pool"); goto done; }
     double t_q8 = 0, c_q8 = 0;
-    if (o->quant == QV_QUANT_Q8) {   /* quantizing reads every decoder weight once: that is the page-in */
+    const char *qn = o->quant == QV_QUANT_Q4 ? "q4" : "q8";
+    if (o->quant != QV_QUANT_NONE) {   /* quantizing reads every decoder weight once: that is the page-in */
         double tq = qv_now();
         c_q8 = cpu_now();
-        if ((st = qv_lm_set_quant(lm, QV_QUANT_Q8, pool, &err))) goto done;
+        if ((st = qv_lm_set_quant(lm, o->quant, pool, &err))) goto done;
         t_q8 = qv_now() - tq;
         c_q8 = cpu_now() - c_q8;
     }
@@ -258,15 +259,15 @@ static int bench_model(const model_opts *o) {
         if (ids[i] >= hp->vocab) ids[i] %= hp->vocab;
         pos[i] = pos[n + i] = pos[2 * (size_t)n + i] = N + i;
     }
-    printf("model: %s (%s path, %d threads, kernels %s%s%s)\n", o->model, o->prec == QV_PREC_FAST ? "fast" : "ref",
-           qv_pool_size(pool), qv_kernels_name(), o->quant == QV_QUANT_Q8 ? ", q8 weights " : "",
-           o->quant == QV_QUANT_Q8 ? qv_q8_kernels_name() : "");
+    printf("model: %s (%s path, %d threads, kernels %s%s%s%s%s)\n", o->model, o->prec == QV_PREC_FAST ? "fast" : "ref",
+           qv_pool_size(pool), qv_kernels_name(), o->quant ? ", " : "", o->quant ? qn : "",
+           o->quant ? " weights " : "", o->quant ? qv_q8_kernels_name() : "");
     printf("load:    %.2f s (checkpoint mapped, weight tables built)\n", t_load);
-    if (o->quant == QV_QUANT_Q8)
-        printf("q8:      page-in + quantize %.2f s (cpu %.1f s); load total %.2f s; RSS now %.2f GB\n", t_q8, c_q8,
+    if (o->quant != QV_QUANT_NONE)
+        printf("%s:      page-in + quantize %.2f s (cpu %.1f s); load total %.2f s; RSS now %.2f GB\n", qn, t_q8, c_q8,
                t_load + t_q8, rss_now_gb());
     fflush(stdout);
-    if (o->warm && o->quant != QV_QUANT_Q8) {
+    if (o->warm && o->quant == QV_QUANT_NONE) {
         double tw = qv_now();
         (void)touch_weights(ck);
         printf("page-in: %.2f s (every weight page read once; --no-warm leaves it to the prefill)\n", qv_now() - tw);
@@ -357,6 +358,7 @@ int qv_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--fast")) o.prec = QV_PREC_FAST;
         else if (!strcmp(a, "--ref")) o.prec = QV_PREC_REF;
         else if (!strcmp(a, "--q8")) o.quant = QV_QUANT_Q8;
+        else if (!strcmp(a, "--q4")) o.quant = QV_QUANT_Q4;
         else if (!strcmp(a, "--no-vision")) o.vision = 0;
         else if (!strcmp(a, "--no-warm")) o.warm = 0;
         else if (!strcmp(a, "--quick")) quick = 1;

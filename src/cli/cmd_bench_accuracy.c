@@ -23,11 +23,11 @@
 #include <string.h>
 
 static void help(void) {
-    puts("usage: qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--chunk N] [--threads N] [--json]\n"
+    puts("usage: qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--q4] [--chunk N] [--threads N] [--json]\n"
          "\n"
          "Tokenizes FILE with the model's tokenizer, runs the first N tokens (default: all) through the\n"
          "language model once with the float32 reference path (--ref) and once with the default fast path\n"
-         "(and with 8-bit weights when --q8), keeps the logits of every position, and prints per path the\n"
+         "(and with 8-bit weights when --q8, 4-bit when --q4), keeps the logits of every position, and prints per path the\n"
          "top-1 agreement with the reference (argmax equal, share of positions) and the relative L2 error\n"
          "of all logits (||path - ref|| / ||ref||). Prefill in chunks of --chunk tokens (default 256, as\n"
          "qv ask). A real checkpoint, or one made by qv gen-weights --outliers, shows what outlier channels\n"
@@ -55,7 +55,7 @@ static int argmax(const float *x, int n) {
 int qv_cmd_bench_accuracy(int argc, char **argv) {
     const char *cmd = "bench accuracy", *model = cli_default_model(), *text = NULL;
     long n_tok = 0, chunk = 256, n_threads = 0;
-    int q8 = 0, json = 0;
+    int q8 = 0, q4 = 0, json = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (cli_is_help(a)) { help(); return 0; }
@@ -65,6 +65,7 @@ int qv_cmd_bench_accuracy(int argc, char **argv) {
         else if (!strcmp(a, "--chunk")) { if (!cli_parse_int(cmd, a, v, 1, 1 << 16, &chunk)) return 2; i++; }
         else if (!strcmp(a, "--threads")) { if (!cli_parse_int(cmd, a, v, 0, 256, &n_threads)) return 2; i++; }
         else if (!strcmp(a, "--q8")) q8 = 1;
+        else if (!strcmp(a, "--q4")) q4 = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else return cli_unknown_option(cmd, a);
     }
@@ -72,15 +73,16 @@ int qv_cmd_bench_accuracy(int argc, char **argv) {
     qv_err err = {0};
     qv_status st = QV_OK;
     qv_ckpt *ck = NULL;
-    qv_lm *lm = NULL, *lm8 = NULL;
+    qv_lm *lm = NULL, *lmq[2] = {NULL, NULL};   /* 8-bit, 4-bit copies */
     qv_tokenizer *tok = NULL;
     qv_pool *pool = NULL;
     char *txt = NULL;
     size_t len = 0, n_ids = 0;
     int32_t *ids = NULL;
     int64_t *pos = NULL;
-    acc_path P[3] = {{.name = "ref"}, {.name = "fast"}, {.name = "q8"}};
-    const int np = q8 ? 3 : 2;
+    acc_path P[4] = {{.name = "ref"}, {.name = "fast"}};
+    qv_lm *pl[4] = {NULL};   /* each path's model */
+    int np = 2;
     int rc = 1;
     double sum_ref2 = 0;
     if ((st = qv_read_file(text, &txt, &len, 64u << 20, &err))) goto done;
@@ -95,7 +97,14 @@ int qv_cmd_bench_accuracy(int argc, char **argv) {
     pool = qv_pool_create((int)n_threads);
     if (!pool) { st = qv_errf(&err, QV_ERR_NOMEM, "cannot start the thread pool"); goto done; }
     if ((st = qv_lm_create(&lm, ck, &err))) goto done;
-    if (q8 && ((st = qv_lm_create(&lm8, ck, &err)) || (st = qv_lm_set_quant(lm8, QV_QUANT_Q8, pool, &err)))) goto done;
+    pl[0] = pl[1] = lm;
+    for (int q = 0; q < 2; q++) {
+        if (!(q ? q4 : q8)) continue;
+        if ((st = qv_lm_create(&lmq[q], ck, &err)) || (st = qv_lm_set_quant(lmq[q], q ? QV_QUANT_Q4 : QV_QUANT_Q8, pool, &err)))
+            goto done;
+        P[np].name = q ? "q4" : "q8";
+        pl[np++] = lmq[q];
+    }
     const int n = (int)n_tok, V = qv_lm_hparams(lm)->vocab;
     if (chunk > n) chunk = n;
     pos = malloc((size_t)3 * n * sizeof *pos);
@@ -109,7 +118,7 @@ int qv_cmd_bench_accuracy(int argc, char **argv) {
         cp.prec = p == 0 ? QV_PREC_REF : QV_PREC_FAST;
         P[p].logits = malloc((size_t)chunk * V * sizeof(float));
         if (!P[p].logits) { st = qv_errf(&err, QV_ERR_NOMEM, "out of memory for %ld x %d logits", chunk, V); goto done; }
-        if ((st = qv_lm_ctx_create(&P[p].ctx, p == 2 ? lm8 : lm, &cp, &err))) goto done;
+        if ((st = qv_lm_ctx_create(&P[p].ctx, pl[p], &cp, &err))) goto done;
     }
     double t0 = qv_now();
     for (int s = 0; s < n; s += (int)chunk) {
@@ -156,7 +165,7 @@ int qv_cmd_bench_accuracy(int argc, char **argv) {
         free(js);
     } else {
         printf("accuracy: %s, %d tokens of %s, chunk %ld, kernels %s%s%s (%.1f s)\n", model, n, text, chunk,
-               qv_kernels_name(), q8 ? ", q8 " : "", q8 ? qv_q8_kernels_name() : "", secs);
+               qv_kernels_name(), q8 || q4 ? ", quantized weights " : "", q8 || q4 ? qv_q8_kernels_name() : "", secs);
         printf("%-6s %-16s %s\n", "path", "top-1 vs --ref", "rel L2 of logits");
         for (int p = 1; p < np; p++)
             printf("%-6s %6.2f %% (%d/%d) %.2e\n", P[p].name, 100.0 * P[p].agree / n, (int)P[p].agree, n,
@@ -165,14 +174,15 @@ int qv_cmd_bench_accuracy(int argc, char **argv) {
     rc = 0;
 done:
     if (st) rc = cli_fail("bench accuracy: %s", err.msg);
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < 4; p++) {
         qv_lm_ctx_free(P[p].ctx);
         free(P[p].logits);
     }
     free(pos);
     free(ids);
     free(txt);
-    qv_lm_free(lm8);
+    qv_lm_free(lmq[0]);
+    qv_lm_free(lmq[1]);
     qv_lm_free(lm);
     qv_tok_free(tok);
     qv_ckpt_free(ck);
