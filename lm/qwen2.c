@@ -51,6 +51,7 @@ struct qv_lm {
                                                      q k v o gate up down of layer l, [n_layers*7] = lm_head */
     void *q8_mem;                                 /* one allocation holding every q8 matrix */
     qv_quant quant;                               /* the format of q8[] (QV_QUANT_NONE when NULL) */
+    const void *q8_blob;                          /* or the caller's blob they point into (qv_lm_use_quant) */
 };
 
 struct qv_lm_ctx {
@@ -204,59 +205,85 @@ static const uint16_t *q8_norm(const qv_lm *m, int i) {
     }
 }
 
-qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) {
+/* Back to bf16: frees what set_quant made (a blob from qv_lm_use_quant stays the caller's). */
+static void quant_drop(qv_lm *m) {
     const int cnt = m->hp.n_layers * 7 + 1;
     const uint16_t *w;
     int n, k;
-    if (m->q8) {   /* back to bf16 */
-        for (int i = 0; i < cnt; i++)
-            if (q8_list(m, i, &w, &n, &k) && !(i == cnt - 1 && m->lm_head == m->embed))
-                m->weight_bytes += (uint64_t)n * k * 2 - qv_quant_bytes(m->quant, n, k);
-        free(m->q8);
-        free(m->q8_mem);
-        m->q8 = NULL;
-        m->q8_mem = NULL;
-        m->quant = QV_QUANT_NONE;
-    }
-    if (quant == QV_QUANT_NONE) return QV_OK;
-    if (quant != QV_QUANT_Q8 && quant != QV_QUANT_Q4) return qv_errf(err, QV_ERR_INVALID, "lm: unknown weight format %d", (int)quant);
-    const int bits = quant == QV_QUANT_Q4 ? 4 : 8;
+    if (!m->q8) return;
+    for (int i = 0; i < cnt; i++)
+        if (q8_list(m, i, &w, &n, &k) && !(i == cnt - 1 && m->lm_head == m->embed))
+            m->weight_bytes += (uint64_t)n * k * 2 - qv_quant_bytes(m->quant, n, k);
+    free(m->q8);
+    free(m->q8_mem);
+    m->q8 = NULL;
+    m->q8_mem = NULL;
+    m->quant = QV_QUANT_NONE;
+}
+
+/* The blob of every quantized matrix in q8_list order: per matrix its qv_quant_bytes, then (when its norm
+ * feeds it, q8_norm) the kept columns' qv_q8_keep_bytes. Returns the total, 0 when a row length does not
+ * fit the format (message in err). */
+static size_t quant_layout(const qv_lm *m, qv_quant quant, qv_err *err) {
+    const int cnt = m->hp.n_layers * 7 + 1, bits = quant == QV_QUANT_Q4 ? 4 : 8;
+    const uint16_t *w;
+    int n, k;
     size_t total = 0;
     for (int i = 0; i < cnt; i++) {
         q8_list(m, i, &w, &n, &k);
-        if (k % QV_Q8_BLOCK)
-            return qv_errf(err, QV_ERR_UNSUPPORTED, "lm: %d-bit weights need rows that are a multiple of %d values; "
-                           "matrix %d of the decoder has %d (run without --q%d)", bits, QV_Q8_BLOCK, i, k, bits);
+        if (k % QV_Q8_BLOCK || !qv_quant_bytes(quant, n, k)) {
+            qv_errf(err, QV_ERR_UNSUPPORTED, "lm: %d-bit weights need rows that are a multiple of %d values; "
+                    "matrix %d of the decoder has %d (run without --q%d)", bits, QV_Q8_BLOCK, i, k, bits);
+            return 0;
+        }
         total += qv_quant_bytes(quant, n, k) + (q8_norm(m, i) ? qv_q8_keep_bytes(n) : 0);
     }
+    return total;
+}
+
+size_t qv_lm_quant_bytes(const qv_lm *m, qv_quant quant) {
+    return quant == QV_QUANT_Q8 || quant == QV_QUANT_Q4 ? quant_layout(m, quant, NULL) : 0;
+}
+
+const void *qv_lm_quant_blob(const qv_lm *m, qv_quant *quant, size_t *len) {
+    *quant = m->q8 ? m->quant : QV_QUANT_NONE;
+    *len = m->q8 ? quant_layout(m, m->quant, NULL) : 0;
+    return m->q8 ? (m->q8_mem ? m->q8_mem : m->q8_blob) : NULL;
+}
+
+/* Points the matrices into blob (quant_layout's order): quantizing them first when fill (pool), else taking
+ * what is there (a stored blob). The kept columns' channels come from the norms either way. */
+static qv_status quant_bind(qv_lm *m, qv_quant quant, char *blob, int fill, qv_pool *pool, qv_err *err) {
+    const int cnt = m->hp.n_layers * 7 + 1, bits = quant == QV_QUANT_Q4 ? 4 : 8;
+    const uint16_t *w;
+    int n, k;
     m->q8 = calloc((size_t)cnt, sizeof *m->q8);
-    if (!m->q8 || posix_memalign(&m->q8_mem, 64, total)) {
-        free(m->q8);
-        m->q8 = NULL;
-        m->q8_mem = NULL;
-        return qv_errf(err, QV_ERR_NOMEM, "lm: no memory for the %d-bit weights (%.2f GiB)", bits, total / 1073741824.0);
-    }
+    if (!m->q8) return qv_errf(err, QV_ERR_NOMEM, "lm: out of memory");
     long pg = sysconf(_SC_PAGESIZE);
     size_t off = 0;
     for (int i = 0; i < cnt; i++) {
         q8_list(m, i, &w, &n, &k);
-        char name[48];
-        snprintf(name, sizeof name, i == cnt - 1 ? "lm_head" : "layer %d matrix %d", i / 7, i % 7);
-        qv_status st = bits == 4 ? qv_q4_quantize_bf16(&m->q8[i], (char *)m->q8_mem + off, w, n, k, pool, name, err)
-                                 : qv_q8_quantize_bf16(&m->q8[i], (char *)m->q8_mem + off, w, n, k, pool, name, err);
-        if (st) {
-            free(m->q8);
-            free(m->q8_mem);
-            m->q8 = NULL;
-            m->q8_mem = NULL;
-            return st;
+        qv_q8_mat *Q = &m->q8[i];
+        char *at = blob + off;
+        if (fill) {
+            char name[48];
+            snprintf(name, sizeof name, i == cnt - 1 ? "lm_head" : "layer %d matrix %d", i / 7, i % 7);
+            qv_status st = bits == 4 ? qv_q4_quantize_bf16(Q, at, w, n, k, pool, name, err)
+                                     : qv_q8_quantize_bf16(Q, at, w, n, k, pool, name, err);
+            if (st) {
+                free(m->q8);
+                m->q8 = NULL;
+                return st;
+            }
+        } else {
+            qv_q8_bind(Q, at, bits, n, k);
         }
         off += qv_quant_bytes(quant, n, k);
         const uint16_t *nw = q8_norm(m, i);
         int cols[QV_OUTLIER_MAX], nc = nw ? qv_q8_outlier_channels(nw, m->hp.hidden, cols) : 0;
-        if (nc) qv_q8_keep(&m->q8[i], (char *)m->q8_mem + off, w, cols, nc);
+        if (nc) qv_q8_keep(Q, blob + off, fill ? w : NULL, cols, nc);
         if (nw) off += qv_q8_keep_bytes(n);
-        if (i == cnt - 1 && m->lm_head == m->embed) continue;   /* tied: the bf16 rows still serve lookups */
+        if (!fill || (i == cnt - 1 && m->lm_head == m->embed)) continue;   /* tied: the bf16 rows serve lookups */
         /* the bf16 pages are read-only file pages: drop them now, so RSS never holds both copies (a later
          * read, e.g. after going back to bf16, faults them in again from the file) */
         uintptr_t a = ((uintptr_t)w + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
@@ -270,6 +297,40 @@ qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) 
     }
     m->quant = quant;
     return QV_OK;
+}
+
+qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err) {
+    quant_drop(m);
+    m->q8_blob = NULL;
+    if (quant == QV_QUANT_NONE) return QV_OK;
+    if (quant != QV_QUANT_Q8 && quant != QV_QUANT_Q4) return qv_errf(err, QV_ERR_INVALID, "lm: unknown weight format %d", (int)quant);
+    size_t total = quant_layout(m, quant, err);
+    if (!total) return err ? err->code : QV_ERR_UNSUPPORTED;
+    if (posix_memalign(&m->q8_mem, 64, total)) {
+        m->q8_mem = NULL;
+        return qv_errf(err, QV_ERR_NOMEM, "lm: no memory for the %d-bit weights (%.2f GiB)", quant == QV_QUANT_Q4 ? 4 : 8,
+                       total / 1073741824.0);
+    }
+    qv_status st = quant_bind(m, quant, m->q8_mem, 1, pool, err);
+    if (st) {
+        free(m->q8_mem);
+        m->q8_mem = NULL;
+    }
+    return st;
+}
+
+qv_status qv_lm_use_quant(qv_lm *m, qv_quant quant, const void *blob, size_t len, qv_err *err) {
+    quant_drop(m);
+    m->q8_blob = NULL;
+    if (quant != QV_QUANT_Q8 && quant != QV_QUANT_Q4) return qv_errf(err, QV_ERR_INVALID, "lm: unknown weight format %d", (int)quant);
+    size_t total = quant_layout(m, quant, err);
+    if (!total) return err ? err->code : QV_ERR_UNSUPPORTED;
+    if (len != total || !blob || ((uintptr_t)blob & 63))
+        return qv_errf(err, QV_ERR_FORMAT, "lm: stored %d-bit weights of %zu bytes, this model needs %zu", quant == QV_QUANT_Q4 ? 4 : 8,
+                       len, total);
+    qv_status st = quant_bind(m, quant, (char *)blob, 0, NULL, err);
+    if (!st) m->q8_blob = blob;
+    return st;
 }
 
 /* ---------------------------------------------------------------- contexts */

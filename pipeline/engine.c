@@ -9,6 +9,7 @@
  * Reference: spec sections 6-8 (positions computed once for the whole prompt, chunks slice embeddings and
  * the three position rows at the same offset). The dumps follow fixtures/golden/<case>.safetensors. */
 #include "engine.h"
+#include "qstore.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ struct qv_engine {
     qv_vision_ids vids;
     int32_t eot_id, im_start_id, im_end_id; /* -1 when the tokenizer lacks them */
     qv_ec *ec;               /* the caches: folder (optional), model identity, the prefix held in ctx */
+    qv_qmap qmap;            /* stored quantized weights the model maps (--q8, --q4), or none */
 };
 
 qv_engine_params qv_engine_default_params(void) {
@@ -98,7 +100,6 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
         st = qv_errf(err, QV_ERR_NOMEM, "cannot start the thread pool");
         goto fail;
     }
-    if (p->quant != QV_QUANT_NONE && (st = qv_lm_set_quant(e->lm, p->quant, e->pool, err))) goto fail;
     const qv_text_hparams *hp = &e->ck->cfg.text;
     e->vids = (qv_vision_ids){hp->vision_start_id, hp->vision_end_id, hp->image_token_id, hp->video_token_id};
     struct { const char *s; int32_t id; } want[] = {
@@ -121,6 +122,12 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
         st = qv_errf(err, QV_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if (p->quant != QV_QUANT_NONE) {   /* mapped from the cache folder when stored there (qstore.h) */
+        const char *how, *fp = qv_ec_disk_dir(e->ec) ? qv_ec_fingerprint(e->ec) : NULL;
+        double tq = qv_now();
+        if ((st = qv_qstore_apply(e->lm, p->quant, qv_ec_disk_dir(e->ec), fp, e->pool, &e->qmap, &how, err))) goto fail;
+        qv_log(2, "%s weights %s in %.2f s", p->quant == QV_QUANT_Q4 ? "4-bit" : "8-bit", how, qv_now() - tq);
+    }
     e->t_load = qv_now() - t0;
     *out = e;
     return QV_OK;
@@ -135,6 +142,7 @@ void qv_engine_free(qv_engine *e) {
     qv_lm_ctx_free(e->ctx);
     qv_vision_ctx_free(e->vctx);
     qv_lm_free(e->lm);
+    qv_qstore_unmap(&e->qmap);   /* after the model that points into it */
     qv_vision_free(e->vis);
     qv_tok_free(e->tok);
     qv_ckpt_free(e->ck);

@@ -145,6 +145,15 @@ void qv_ec_free(qv_ec *ec) {
 
 int qv_ec_has_disk(const qv_ec *ec) { return ec->disk != NULL; }
 
+static const char *model_id(qv_ec *ec);
+
+const char *qv_ec_disk_dir(const qv_ec *ec) { return ec->disk ? qv_cache_dir(ec->disk) : NULL; }
+
+const char *qv_ec_fingerprint(qv_ec *ec) {
+    const char *id = model_id(ec);
+    return ec->disk ? id : NULL;
+}
+
 static const char *model_id(qv_ec *ec) {
     if (!ec->model_id[0]) {
         qv_err err = {0};

@@ -72,6 +72,10 @@ int qv_ec_kv_get(qv_ec *ec, const char *key, qv_lm_ctx *ctx, int64_t P);
 int qv_ec_kv_has(qv_ec *ec, const char *key);
 void qv_ec_kv_put(qv_ec *ec, const char *key, const char *desc, const qv_lm_ctx *ctx, int64_t P);
 int qv_ec_has_disk(const qv_ec *ec);
+/* The cache folder (NULL without one) and the model's fingerprint (computed now if needed; NULL without a
+ * folder or when it cannot be computed): where stored quantized weights live (qstore.h). */
+const char *qv_ec_disk_dir(const qv_ec *ec);
+const char *qv_ec_fingerprint(qv_ec *ec);
 
 /* The prefix the engine's KV cache holds now (key, tokens); set after a prefill reaches it, cleared
  * whenever the cache is reset. */

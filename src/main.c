@@ -25,6 +25,7 @@ static const command k_commands[] = {
     {"serve", qv_cmd_serve, "an OpenAI-compatible HTTP server (chat completions with video and images)"},
     {"demo", qv_cmd_demo, "make a demo model and clip, then run ask and subtitles on them"},
     {"info", qv_cmd_info, "check a model folder and print what it holds"},
+    {"quantize", qv_cmd_quantize, "store a model's 8- or 4-bit weights once, for --q8 / --q4 runs"},
     {"gen-weights", qv_cmd_gen_weights, "write a checkpoint with the deterministic weight formula"},
     {"tokenize", qv_cmd_tokenize, "text on stdin -> token ids (JSON)"},
     {"detokenize", qv_cmd_detokenize, "token ids (JSON) on stdin -> text"},

@@ -237,6 +237,16 @@ static qv_status quantize(qv_q8_mat *out, void *mem, const uint16_t *W, int n, i
     return QV_OK;
 }
 
+void qv_q8_bind(qv_q8_mat *out, const void *mem, int bits, int n, int k) {
+    size_t qb = al64((size_t)n * (bits == 4 ? (size_t)k / 2 : (size_t)k));
+    memset(out, 0, sizeof *out);
+    out->bits = bits;
+    if (bits == 4) out->q4 = mem, out->dh = (const uint16_t *)((const char *)mem + qb);
+    else out->q = mem, out->d = (const float *)((const char *)mem + qb);
+    out->n = n;
+    out->k = k;
+}
+
 qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
                               const char *name, qv_err *err) {
     return quantize(out, mem, W, n, k, 8, pool, name, err);
@@ -264,7 +274,7 @@ size_t qv_q8_keep_bytes(int64_t n) { return n > 0 ? al64((size_t)n * QV_OUTLIER_
 void qv_q8_keep(qv_q8_mat *W, void *mem, const uint16_t *Wbf, const int *cols, int nc) {
     float *wk = mem;
     if (nc > QV_OUTLIER_MAX) nc = QV_OUTLIER_MAX;
-    for (int j = 0; j < W->n; j++)
+    for (int j = 0; Wbf && j < W->n; j++)
         for (int s = 0; s < QV_OUTLIER_MAX; s++)
             wk[(size_t)j * QV_OUTLIER_MAX + s] = s < nc ? qv_bf16_to_f32(Wbf[(size_t)j * W->k + cols[s]]) : 0.0f;
     for (int s = 0; s < nc; s++) W->keep[s] = cols[s];

@@ -82,10 +82,15 @@ size_t qv_quant_bytes(qv_quant fmt, int64_t n, int64_t k);
  * the columns worth keeping exactly in the matrices it feeds. Returns how many (0 for D < 8). */
 int qv_q8_outlier_channels(const uint16_t *w, int D, int *cols);
 
+/* Points *out at a matrix already quantized into mem (bits 8 or 4, the layout qv_q8_quantize_bf16 or
+ * qv_q4_quantize_bf16 writes; e.g. from a stored file); no kept columns. */
+void qv_q8_bind(qv_q8_mat *out, const void *mem, int bits, int n, int k);
+
 /* Bytes of the kept columns of an n-row matrix (n * QV_OUTLIER_MAX floats, 64-byte aligned). */
 size_t qv_q8_keep_bytes(int64_t n);
 /* W keeps columns cols[0..nc) (increasing, nc <= QV_OUTLIER_MAX) of the bf16 matrix Wbf [n][k] it was
- * quantized from, exactly (widened to f32) in mem (qv_q8_keep_bytes(n)). */
+ * quantized from, exactly (widened to f32) in mem (qv_q8_keep_bytes(n)); Wbf NULL: mem holds them already
+ * (a stored blob). */
 void qv_q8_keep(qv_q8_mat *W, void *mem, const uint16_t *Wbf, const int *cols, int nc);
 
 /* One row: w [k] (f32) -> q [k], d [k/32] (the same math as the weights; the activations use it too). */

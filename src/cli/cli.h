@@ -22,6 +22,7 @@ int qv_cmd_bench(int argc, char **argv);
 int qv_cmd_bench_accuracy(int argc, char **argv);   /* qv bench accuracy (cmd_bench_accuracy.c) */
 int qv_cmd_demo(int argc, char **argv);
 int qv_cmd_serve(int argc, char **argv);
+int qv_cmd_quantize(int argc, char **argv);
 
 /* "qv: <msg>" on stderr, one line; returns 1 (for `return cli_fail(...)`). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,165 @@
+/* qstore.c — stored quantized weights (qstore.h). */
+#include "qstore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { HDR = 4096, HDR_VERSION = 1 };
+static const char k_magic[4] = {'Q', 'V', 'Q', 'W'};
+
+static const char *fmt_name(qv_quant q) { return q == QV_QUANT_Q4 ? "q4" : "q8"; }
+
+char *qv_qstore_path(const char *dir, const char *model_id, qv_quant quant) {
+    size_t n = strlen(dir) + strlen(model_id) + 32;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/weights/%s.%s", dir, model_id, fmt_name(quant));
+    return p;
+}
+
+static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static uint64_t get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len > ((size_t)1 << 30) ? (size_t)1 << 30 : len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+qv_status qv_qstore_save(const char *path, const char *key, const void *blob, size_t blob_len, qv_err *err) {
+    size_t kl = strlen(key);
+    if (kl + 24 > HDR) return qv_errf(err, QV_ERR_INVALID, "qstore: key too long");
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    if (!dir) return qv_errf(err, QV_ERR_NOMEM, "out of memory");
+    if (slash) {
+        *slash = 0;
+        qv_status st = qv_mkdir_p(dir, err);
+        if (st) { free(dir); return st; }
+    }
+    free(dir);
+    char *tmp = NULL;
+    int fd = qv_tmp_create(path, &tmp, err);
+    if (fd < 0) return err ? err->code : QV_ERR_IO;
+    unsigned char *h = calloc(1, HDR);
+    int bad = !h;
+    if (h) {
+        memcpy(h, k_magic, 4);
+        put_u32(h + 4, HDR_VERSION);
+        put_u64(h + 8, blob_len);
+        put_u64(h + 16, kl);
+        memcpy(h + 24, key, kl);
+        bad = write_all(fd, h, HDR) || write_all(fd, blob, blob_len) || fsync(fd);
+    }
+    int e = errno;
+    free(h);
+    if (close(fd) && !bad) bad = 1, e = errno;
+    if (!bad && rename(tmp, path)) bad = 1, e = errno;
+    qv_status st = QV_OK;
+    if (bad) {
+        unlink(tmp);
+        st = qv_errf(err, QV_ERR_IO, "cannot write %s: %s", path, e ? strerror(e) : "out of memory");
+    }
+    free(tmp);
+    return st;
+}
+
+int qv_qstore_map(const char *path, const char *key, size_t blob_len, qv_qmap *map, const void **blob, char *why,
+                  size_t why_len) {
+    map->addr = NULL;
+    map->len = 0;
+    *blob = NULL;
+    if (why_len) why[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno != ENOENT) snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+        return 0;
+    }
+    struct stat sb;
+    const char *bad = NULL;
+    unsigned char h[HDR];
+    size_t kl = strlen(key);
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) bad = "not a regular file";
+    else if ((uint64_t)sb.st_size != (uint64_t)HDR + blob_len) bad = "wrong size (truncated or another model's)";
+    else if (pread(fd, h, HDR, 0) != HDR) bad = "unreadable header";
+    else if (memcmp(h, k_magic, 4) || h[4] != HDR_VERSION || h[5] || h[6] || h[7]) bad = "not a qv weights file of this version";
+    else if (get_u64(h + 8) != blob_len || get_u64(h + 16) != kl || memcmp(h + 24, key, kl)) bad = "made for another model or format";
+    if (bad) {
+        snprintf(why, why_len, "%s: %s", path, bad);
+        close(fd);
+        return 0;
+    }
+    void *a = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (a == MAP_FAILED) {
+        snprintf(why, why_len, "cannot map %s: %s", path, strerror(e));
+        return 0;
+    }
+    map->addr = a;
+    map->len = (size_t)sb.st_size;
+    *blob = (const char *)a + HDR;
+    return 1;
+}
+
+void qv_qstore_unmap(qv_qmap *map) {
+    if (map && map->addr) munmap(map->addr, map->len);
+    if (map) map->addr = NULL, map->len = 0;
+}
+
+qv_status qv_qstore_apply(qv_lm *lm, qv_quant quant, const char *dir, const char *model_id, qv_pool *pool,
+                          qv_qmap *map, const char **how, qv_err *err) {
+    map->addr = NULL;
+    map->len = 0;
+    *how = "made";
+    size_t len = qv_lm_quant_bytes(lm, quant);
+    char *path = dir && model_id && len ? qv_qstore_path(dir, model_id, quant) : NULL;
+    char key[256];
+    snprintf(key, sizeof key, "qv quantized weights %d\nmodel %s\nformat %s\nbytes %zu\n", QV_QSTORE_VERSION,
+             model_id ? model_id : "-", fmt_name(quant), len);
+    if (path) {
+        char why[512];
+        const void *blob;
+        if (qv_qstore_map(path, key, len, map, &blob, why, sizeof why)) {
+            qv_status st = qv_lm_use_quant(lm, quant, blob, len, err);
+            if (!st) {
+                *how = "mapped";
+                free(path);
+                return QV_OK;
+            }
+            qv_qstore_unmap(map);
+            qv_log(1, "qv: warning: stored weights %s unusable (%s); quantizing again", path, err ? err->msg : "");
+        } else if (why[0]) {
+            qv_log(1, "qv: warning: stored weights ignored: %s; quantizing again", why);
+        }
+    }
+    qv_status st = qv_lm_set_quant(lm, quant, pool, err);
+    if (st || !path) {
+        free(path);
+        return st;
+    }
+    qv_quant q;
+    size_t bl;
+    const void *blob = qv_lm_quant_blob(lm, &q, &bl);
+    qv_err we = {0};
+    if (blob && qv_qstore_save(path, key, blob, bl, &we) == QV_OK) *how = "made and stored";
+    else qv_log(1, "qv: warning: %s; the %s weights are not stored (quantized again next time)", we.msg, fmt_name(quant));
+    free(path);
+    return QV_OK;
+}
