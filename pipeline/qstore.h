@@ -19,7 +19,7 @@
 #include "quant.h"
 
 /* bumped whenever the quantized formats or their rounding change: older files no longer match */
-#define QV_QSTORE_VERSION 1
+#define QV_QSTORE_VERSION 2
 
 typedef struct {
     void *addr;    /* the whole file's mapping, or NULL */

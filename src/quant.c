@@ -35,31 +35,43 @@ static void ref_quant_f32(int8_t *q, float *d, const float *x, int k) {
     }
 }
 
-static int ref_quant_bf16(int8_t *q, float *d, const uint16_t *w, int k) {
-    float buf[QV_Q8_BLOCK];
+/* the weights' block scale: amax / 127 rounded up to the next IEEE half, so no value passes 127 d */
+uint16_t qv_q8_half_scale(float amax) {
+    float s = amax / 127.0f;
+    uint16_t h = qv_f32_to_f16(s);
+    if (qv_f16_to_f32(h) < s) h++;   /* s > 0 here: the next half up */
+    return h;
+}
+
+static int ref_quant_bf16(int8_t *q, uint16_t *dh, const uint16_t *w, int k) {
     for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
+        float buf[QV_Q8_BLOCK], amax = 0.0f;
         for (int t = 0; t < QV_Q8_BLOCK; t++) {
             uint16_t h = w[b * QV_Q8_BLOCK + t];
             if ((h & 0x7f80) == 0x7f80) return 0;   /* inf or NaN */
             buf[t] = qv_bf16_to_f32(h);
+            amax = fabsf(buf[t]) > amax ? fabsf(buf[t]) : amax;
         }
-        ref_quant_f32(q + b * QV_Q8_BLOCK, d + b, buf, QV_Q8_BLOCK);
+        dh[b] = qv_q8_half_scale(amax);
+        if ((dh[b] & 0x7c00) == 0x7c00) return 0;   /* past the half range (|w| > 8e6) */
+        const float d = qv_f16_to_f32(dh[b]), id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int t = 0; t < QV_Q8_BLOCK; t++) q[b * QV_Q8_BLOCK + t] = q_of(buf[t] * id);
     }
     return 1;
 }
 
-static float ref_dot(const int8_t *xq, const float *xd, const int8_t *wq, const float *wd, int k) {
+static float ref_dot(const int8_t *xq, const float *xd, const int8_t *wq, const uint16_t *wd, int k) {
     float acc = 0.0f;
     for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
         int32_t s = 0;
         for (int t = 0; t < QV_Q8_BLOCK; t++) s += (int32_t)xq[b * QV_Q8_BLOCK + t] * wq[b * QV_Q8_BLOCK + t];
-        acc += (xd[b] * wd[b]) * (float)s;
+        acc += (xd[b] * qv_f16_to_f32(wd[b])) * (float)s;
     }
     return acc;
 }
 
 static void ref_tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq,
-                     const float *wd, int nr, int k, const float *bias) {
+                     const uint16_t *wd, int nr, int k, const float *bias) {
     const int nb = k / QV_Q8_BLOCK;
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
@@ -68,8 +80,8 @@ static void ref_tile(float *Y, int ldy, const int8_t *xq, const float *xd, int m
         }
 }
 
-static void ref_dequant(float *dst, const int8_t *q, const float *d, int k) {
-    for (int t = 0; t < k; t++) dst[t] = d[t / QV_Q8_BLOCK] * (float)q[t];
+static void ref_dequant(float *dst, const int8_t *q, const uint16_t *d, int k) {
+    for (int t = 0; t < k; t++) dst[t] = qv_f16_to_f32(d[t / QV_Q8_BLOCK]) * (float)q[t];
 }
 
 static float ref_dot4(const int8_t *xq, const float *xd, const uint8_t *wq, const uint16_t *wd, int k) {
@@ -114,6 +126,7 @@ static int quant4_bf16(uint8_t *q, uint16_t *dh, const uint16_t *w, int k) {
             if (fabsf(v[t]) > fabsf(m)) m = v[t];
         }
         dh[b] = qv_f32_to_f16(m / -8.0f);
+        if ((dh[b] & 0x7c00) == 0x7c00) return 0;   /* past the half range (|w| > 5e5) */
         const float d = qv_f16_to_f32(dh[b]), id = d != 0.0f ? 1.0f / d : 0.0f;
         for (int t = 0; t < 16; t++) {
             int lo = (int)nearbyintf(fmaxf(-8.0f, fminf(7.0f, v[t] * id))) + 8;
@@ -167,7 +180,7 @@ static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
 size_t qv_q8_bytes(int64_t n, int64_t k) {
     if (n <= 0 || k <= 0 || k % QV_Q8_BLOCK || n > INT32_MAX || k > INT32_MAX) return 0;
     if ((uint64_t)n > (SIZE_MAX / 2) / (uint64_t)k) return 0;
-    return al64((size_t)n * (size_t)k) + al64((size_t)n * (size_t)(k / QV_Q8_BLOCK) * sizeof(float));
+    return al64((size_t)n * (size_t)k) + al64((size_t)n * (size_t)(k / QV_Q8_BLOCK) * sizeof(uint16_t));
 }
 
 void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k) { tab()->quant_f32(q, d, w, k); }
@@ -184,14 +197,14 @@ size_t qv_quant_bytes(qv_quant fmt, int64_t n, int64_t k) {
 void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j) {
     const int nb = W->k / QV_Q8_BLOCK;
     if (W->bits == 4) ref_dequant4(dst, W->q4 + (size_t)j * (W->k / 2), W->dh + (size_t)j * nb, W->k);
-    else ref_dequant(dst, W->q + (size_t)j * W->k, W->d + (size_t)j * nb, W->k);
+    else ref_dequant(dst, W->q + (size_t)j * W->k, W->dh + (size_t)j * nb, W->k);
 }
 
 typedef struct {
     const qv_q8_table *t;
     int bits;
     void *q;          /* int8 [n][k] or 4-bit [n][k/2] */
-    void *d;          /* f32 or half [n][k/32] */
+    uint16_t *d;      /* half [n][k/32] */
     const uint16_t *W;
     int n, k;
     atomic_int bad;   /* first row + 1 with a non-finite weight */
@@ -204,8 +217,8 @@ static void quant_task(void *ctx, int ith, int nth) {
     const int nb = a->k / QV_Q8_BLOCK;
     for (int64_t j = lo; j < hi; j++) {
         const uint16_t *w = a->W + (size_t)j * a->k;
-        int ok = a->bits == 4 ? quant4_bf16((uint8_t *)a->q + (size_t)j * (a->k / 2), (uint16_t *)a->d + (size_t)j * nb, w, a->k)
-                              : a->t->quant_bf16((int8_t *)a->q + (size_t)j * a->k, (float *)a->d + (size_t)j * nb, w, a->k);
+        int ok = a->bits == 4 ? quant4_bf16((uint8_t *)a->q + (size_t)j * (a->k / 2), a->d + (size_t)j * nb, w, a->k)
+                              : a->t->quant_bf16((int8_t *)a->q + (size_t)j * a->k, a->d + (size_t)j * nb, w, a->k);
         if (!ok) {
             int zero = 0;
             atomic_compare_exchange_strong(&a->bad, &zero, (int)j + 1);
@@ -223,15 +236,18 @@ static qv_status quantize(qv_q8_mat *out, void *mem, const uint16_t *W, int n, i
                        "%d-bit weights are not possible for this model (run without --%s)", fl, name, k, QV_Q8_BLOCK, bits, fl);
     if (!qv_q8_bytes(n, k) || !mem || !W) return qv_errf(err, QV_ERR_INVALID, "%s: %s: bad size [%d, %d]", fl, name, n, k);
     size_t qb = al64((size_t)n * (bits == 4 ? (size_t)k / 2 : (size_t)k));
-    qw_ctx a = {.t = tab(), .bits = bits, .q = mem, .d = (char *)mem + qb, .W = W, .n = n, .k = k};
+    qw_ctx a = {.t = tab(), .bits = bits, .q = mem, .d = (uint16_t *)((char *)mem + qb), .W = W, .n = n, .k = k};
     atomic_init(&a.bad, 0);
     qv_pool_run(pool, quant_task, &a);
     int bad = atomic_load(&a.bad);
-    if (bad) return qv_errf(err, QV_ERR_FORMAT, "%s: %s row %d holds an infinite or NaN weight", fl, name, bad - 1);
+    if (bad)
+        return qv_errf(err, QV_ERR_FORMAT, "%s: %s row %d holds an infinite or NaN weight, or one too large for the "
+                       "format's half-precision scales", fl, name, bad - 1);
     memset(out, 0, sizeof *out);   /* no kept columns */
     out->bits = bits;
-    if (bits == 4) out->q4 = a.q, out->dh = a.d;
-    else out->q = a.q, out->d = a.d;
+    if (bits == 4) out->q4 = a.q;
+    else out->q = a.q;
+    out->dh = a.d;
     out->n = n;
     out->k = k;
     return QV_OK;
@@ -241,8 +257,9 @@ void qv_q8_bind(qv_q8_mat *out, const void *mem, int bits, int n, int k) {
     size_t qb = al64((size_t)n * (bits == 4 ? (size_t)k / 2 : (size_t)k));
     memset(out, 0, sizeof *out);
     out->bits = bits;
-    if (bits == 4) out->q4 = mem, out->dh = (const uint16_t *)((const char *)mem + qb);
-    else out->q = mem, out->d = (const float *)((const char *)mem + qb);
+    if (bits == 4) out->q4 = mem;
+    else out->q = mem;
+    out->dh = (const uint16_t *)((const char *)mem + qb);
     out->n = n;
     out->k = k;
 }
@@ -307,7 +324,7 @@ typedef struct {
 /* W[j][c] as the products use it: d * q (8 bits) or d * (nibble - 8) (4 bits) */
 static float wval(const qv_q8_mat *W, int64_t j, int c) {
     const int nb = W->k / QV_Q8_BLOCK, b = c / QV_Q8_BLOCK, t = c % QV_Q8_BLOCK;
-    if (W->bits != 4) return W->d[(size_t)j * nb + b] * (float)W->q[(size_t)j * W->k + c];
+    if (W->bits != 4) return qv_f16_to_f32(W->dh[(size_t)j * nb + b]) * (float)W->q[(size_t)j * W->k + c];
     uint8_t byte = W->q4[(size_t)j * (W->k / 2) + b * 16 + t % 16];
     return qv_f16_to_f32(W->dh[(size_t)j * nb + b]) * (float)((t < 16 ? byte & 15 : byte >> 4) - 8);
 }
@@ -364,7 +381,7 @@ static void range(q8_ctx *a, int64_t lo, int64_t hi) {
                                 a->W->q4 + (size_t)j * (k / 2), a->W->dh + (size_t)j * nb, nj, k, bp);
                 else
                     a->t->tile(a->Y + (size_t)i0 * a->ldy + j, a->ldy, a->xq + (size_t)i0 * k, a->xd + (size_t)i0 * nb, mi,
-                               a->W->q + (size_t)j * k, a->W->d + (size_t)j * nb, nj, k, bp);
+                               a->W->q + (size_t)j * k, a->W->dh + (size_t)j * nb, nj, k, bp);
             }
         }
     }
@@ -391,7 +408,7 @@ static void rows_f32(const qv_wsrc *w, float *dst, int ldd, int64_t r0, int rows
         if (W->bits == 4)
             t->dequant4(dst + (size_t)r * ldd, W->q4 + (size_t)(r0 + r) * (W->k / 2) + k0 / 2, W->dh + (size_t)(r0 + r) * nb + k0 / QV_Q8_BLOCK, kc);
         else
-            t->dequant(dst + (size_t)r * ldd, W->q + (size_t)(r0 + r) * W->k + k0, W->d + (size_t)(r0 + r) * nb + k0 / QV_Q8_BLOCK, kc);
+            t->dequant(dst + (size_t)r * ldd, W->q + (size_t)(r0 + r) * W->k + k0, W->dh + (size_t)(r0 + r) * nb + k0 / QV_Q8_BLOCK, kc);
 }
 
 static void fix_task(void *ctx, int ith, int nth) {
@@ -433,7 +450,7 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
                     ref_quant_f32(one_q, &one_d, X + (size_t)i * k + bk * QV_Q8_BLOCK, QV_Q8_BLOCK);
                     acc += W->bits == 4 ? ref_dot4(one_q, &one_d, W->q4 + (size_t)j * (k / 2) + bk * 16, W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK)
                                         : ref_dot(one_q, &one_d, W->q + (size_t)j * k + bk * QV_Q8_BLOCK,
-                                                  W->d + (size_t)j * nb + bk, QV_Q8_BLOCK);
+                                                  W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK);
                 }
                 Y[(size_t)i * ldy + j] = (b ? qv_bf16_to_f32(b[j]) : 0.0f) + acc;
             }

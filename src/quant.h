@@ -3,8 +3,10 @@
  *
  * Format (qv_q8_mat): a weight matrix W [n][k] with k % 32 == 0, per row blocks of 32 weights:
  *   q [n][k]     int8, symmetric, q = nearbyint(w / d) clamped to [-127, 127]
- *   d [n][k/32]  float32 block scale, d = maxabs(block) / 127 (0 for an all-zero block)
- * so w ~= d * q with |w - d q| <= d / 2. Quantized once from the bf16 mapping at model load.
+ *   d [n][k/32]  IEEE half block scale, d = maxabs(block) / 127 rounded up to a half (qv_q8_half_scale; 0
+ *                for an all-zero block)
+ * so w ~= d * q with |w - d q| <= d / 2; 8.5 bits per weight. Quantized once from the bf16 mapping (at
+ * load, or once for good by qv quantize: pipeline/qstore.h).
  *
  * qv_linear_q8: Y[m][ldy] (first n columns) = X[m][k] . W^T + b (b bf16, may be NULL). Each row of X is
  * quantized the same way (blocks of 32, per-block scale), then per block an exact integer dot product
@@ -43,10 +45,9 @@ enum { QV_Q8_BLOCK = 32, QV_Q8_I16_M = 16 };
 typedef struct {
     int bits;          /* 8 (QV_QUANT_Q8) or 4 (QV_QUANT_Q4) */
     const int8_t *q;   /* 8 bits: [n][k] */
-    const float *d;    /* 8 bits: [n][k/32] */
     const uint8_t *q4; /* 4 bits: [n][k/2], per block of 32 16 bytes: element t < 16 in byte t's low nibble,
                           element 16 + t in its high nibble; the value is nibble - 8 (llama.cpp's Q4_0) */
-    const uint16_t *dh;/* 4 bits: [n][k/32] IEEE half scales */
+    const uint16_t *dh;/* both: [n][k/32] IEEE half block scales */
     int n, k;
     /* Input columns whose weights are kept exactly (qv_q8_keep; none after quantizing): when qv_linear_q8's
      * outlier split (kernels.h) finds one of them among X's outlier columns, that column's products use
@@ -93,7 +94,9 @@ size_t qv_q8_keep_bytes(int64_t n);
  * (a stored blob). */
 void qv_q8_keep(qv_q8_mat *W, void *mem, const uint16_t *Wbf, const int *cols, int nc);
 
-/* One row: w [k] (f32) -> q [k], d [k/32] (the same math as the weights; the activations use it too). */
+/* The weights' half block scale of a block whose largest |w| is amax (> 0 finite; 0 -> 0). */
+uint16_t qv_q8_half_scale(float amax);
+/* One row of activations: x [k] (f32) -> q [k], f32 scales d [k/32] (amax / 127, unrounded). */
 void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k);
 /* Row j of W back to f32 (tests). */
 void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j);
@@ -111,15 +114,15 @@ int qv_q8_force(const char *name);
  * qv_ktable.q8) says which one runs ---- */
 typedef struct qv_q8_table {
     const char *name;
-    /* w [k] bf16 -> q, d (k % 32 == 0); returns 0 if a weight is not finite */
-    int (*quant_bf16)(int8_t *q, float *d, const uint16_t *w, int k);
+    /* w [k] bf16 -> q, half scales d (k % 32 == 0); returns 0 if a weight is not finite */
+    int (*quant_bf16)(int8_t *q, uint16_t *d, const uint16_t *w, int k);
     void (*quant_f32)(int8_t *q, float *d, const float *x, int k);
     /* Y[i][j] = bias[j] + dot(x_i, w_j) for i < mr <= 4, j < nr <= 4; x rows at xq + i*k, xd + i*k/32;
      * w rows at wq + j*k, wd + j*k/32; bias may be NULL (f32, already widened) */
     void (*tile)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq,
-                 const float *wd, int nr, int k, const float *bias);
+                 const uint16_t *wd, int nr, int k, const float *bias);
     /* dst [k] = d[t/32] * q[t] (f32 products: the weights the 16-bit prefill GEMM quantizes) */
-    void (*dequant)(float *dst, const int8_t *q, const float *d, int k);
+    void (*dequant)(float *dst, const int8_t *q, const uint16_t *d, int k);
     /* the same two for 4-bit rows (q4, dh: qv_q8_mat) */
     void (*tile4)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const uint8_t *wq, const uint16_t *wd,
                   int nr, int k, const float *bias);

@@ -30,14 +30,22 @@ AI float hmax(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* one block of 32 floats -> 32 int8 + scale, the reference's math (amax / 127, 1 / d, x * id, RNE) */
-AI void quant_block(int8_t *q, float *d, __m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+/* one block of 32 floats -> 32 int8 + scale, the reference's math (amax / 127 -- for weights (dh) rounded up
+ * to a half, qv_q8_half_scale --, 1 / d, x * id, RNE); returns 0 when a weight scale is past the half range */
+AI int quant_block(int8_t *q, float *d, uint16_t *dh, __m256 v0, __m256 v1, __m256 v2, __m256 v3) {
     const __m256 sgn = _mm256_set1_ps(-0.0f);
     __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sgn, v0), _mm256_andnot_ps(sgn, v1)),
                              _mm256_max_ps(_mm256_andnot_ps(sgn, v2), _mm256_andnot_ps(sgn, v3)));
     float amax = hmax(m);
-    float s = amax / 127.0f, id = s != 0.0f ? 1.0f / s : 0.0f;
-    *d = s;
+    float s = amax / 127.0f;
+    if (dh) {
+        *dh = qv_q8_half_scale(amax);
+        if ((*dh & 0x7c00) == 0x7c00) return 0;
+        s = _cvtsh_ss(*dh);
+    } else {
+        *d = s;
+    }
+    const float id = s != 0.0f ? 1.0f / s : 0.0f;
     const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
     /* min_ps(v, 127) gives 127 for NaN, as fminf does in the reference */
 #define QC(v) _mm256_cvtps_epi32(_mm256_round_ps(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v, vid), hi), lo), \
@@ -48,19 +56,20 @@ AI void quant_block(int8_t *q, float *d, __m256 v0, __m256 v1, __m256 v2, __m256
     __m256i p = _mm256_packs_epi16(p01, p23);
     p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)q, p);
+    return 1;
 }
 
 static void quant_f32(int8_t *q, float *d, const float *x, int k) {
     for (int b = 0; b < k / 32; b++) {
         const float *p = x + b * 32;
-        quant_block(q + b * 32, d + b, _mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16),
+        quant_block(q + b * 32, d + b, NULL, _mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16),
                     _mm256_loadu_ps(p + 24));
     }
 }
 
 AI __m256 widen8(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
 
-static int quant_bf16(int8_t *q, float *d, const uint16_t *w, int k) {
+static int quant_bf16(int8_t *q, uint16_t *d, const uint16_t *w, int k) {
     const __m256i em = _mm256_set1_epi16(0x7f80);
     __m256i bad = _mm256_setzero_si256();
     for (int b = 0; b < k / 32; b++) {
@@ -68,8 +77,9 @@ static int quant_bf16(int8_t *q, float *d, const uint16_t *w, int k) {
         __m256i h1 = _mm256_loadu_si256((const __m256i *)(w + b * 32 + 16));
         bad = _mm256_or_si256(bad, _mm256_cmpeq_epi16(_mm256_and_si256(h0, em), em));
         bad = _mm256_or_si256(bad, _mm256_cmpeq_epi16(_mm256_and_si256(h1, em), em));
-        quant_block(q + b * 32, d + b, widen8(_mm256_castsi256_si128(h0)), widen8(_mm256_extracti128_si256(h0, 1)),
-                    widen8(_mm256_castsi256_si128(h1)), widen8(_mm256_extracti128_si256(h1, 1)));
+        if (!quant_block(q + b * 32, NULL, d + b, widen8(_mm256_castsi256_si128(h0)), widen8(_mm256_extracti128_si256(h0, 1)),
+                         widen8(_mm256_castsi256_si128(h1)), widen8(_mm256_extracti128_si256(h1, 1))))
+            return 0;
     }
     return _mm256_testz_si256(bad, bad);
 }
@@ -82,14 +92,13 @@ AI __m256i nib32(const uint8_t *p) {
 }
 
 /* Y[i][j] = bias[j] + x_i . w_j for i < M, j < N (M, N, Q4 compile-time after inlining); W 8-bit (wq int8,
- * wd f32) or, Q4, 4-bit (wq nibbles [k/2] per row, wd half) */
+ * wd half) or, Q4, 4-bit (wq nibbles [k/2] per row, wd half) */
 AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const void *wqv, const void *wdv, int k,
              const float *bias, const int M, const int N, const int Q4) {
     const int nb = k / 32;
     const int8_t *wq = wqv;
     const uint8_t *wq4 = wqv;
-    const float *wd = wdv;
-    const uint16_t *wd4 = wdv;
+    const uint16_t *wd4 = wdv;   /* half scales (both formats) */
     const size_t ldq = Q4 ? (size_t)k / 2 : (size_t)k;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4][4];
@@ -108,14 +117,13 @@ AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const void *w
                 __m256 vx = _mm256_loadu_ps(xd + (size_t)i * nb + b0);
 #pragma GCC unroll 4
                 for (int j = 0; j < N; j++)
-                    _mm256_store_ps(sc[i][j], _mm256_mul_ps(vx, Q4 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd4 + (size_t)j * nb + b0)))
-                                                                   : _mm256_loadu_ps(wd + (size_t)j * nb + b0)));
+                    _mm256_store_ps(sc[i][j], _mm256_mul_ps(vx, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd4 + (size_t)j * nb + b0)))));
             }
         } else {
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < N; j++)
                     for (int t = 0; t < bn; t++)
-                        sc[i][j][t] = xd[(size_t)i * nb + b0 + t] * (Q4 ? qv_f16_to_f32(wd4[(size_t)j * nb + b0 + t]) : wd[(size_t)j * nb + b0 + t]);
+                        sc[i][j][t] = xd[(size_t)i * nb + b0 + t] * _cvtsh_ss(wd4[(size_t)j * nb + b0 + t]);
         }
         for (int t = 0; t < bn; t++) {
             const int b = b0 + t;
@@ -147,7 +155,7 @@ AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const void *w
 AI void tile_any(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const void *wq, const void *wd,
                  int nr, int k, const float *bias, const int Q4) {
     const int nb = k / 32;
-    const size_t wrow = Q4 ? (size_t)k / 2 : (size_t)k, drow = Q4 ? (size_t)nb * 2 : (size_t)nb * 4;
+    const size_t wrow = Q4 ? (size_t)k / 2 : (size_t)k, drow = (size_t)nb * 2;
     if (mr == 1) {   /* decode: one row after the other, one sequential stream (19 GB/s vs 15 with 4 rows
                         interleaved, whose streams restart every row on the 7B's 3.5 KiB rows) */
         for (int j = 0; j < nr; j++)
@@ -174,7 +182,7 @@ AI void tile_any(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, c
     }
 }
 
-static void tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq, const float *wd,
+static void tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq, const uint16_t *wd,
                  int nr, int k, const float *bias) {
     tile_any(Y, ldy, xq, xd, mr, wq, wd, nr, k, bias, 0);
 }
@@ -184,9 +192,9 @@ static void tile4(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, 
     tile_any(Y, ldy, xq, xd, mr, wq, wd, nr, k, bias, 1);
 }
 
-static void dequant(float *dst, const int8_t *q, const float *d, int k) {
+static void dequant(float *dst, const int8_t *q, const uint16_t *d, int k) {
     for (int b = 0; b < k / 32; b++) {
-        const __m256 s = _mm256_set1_ps(d[b]);
+        const __m256 s = _mm256_set1_ps(_cvtsh_ss(d[b]));
         for (int t = 0; t < 32; t += 8) {
             __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + b * 32 + t)));
             _mm256_storeu_ps(dst + b * 32 + t, _mm256_mul_ps(s, _mm256_cvtepi32_ps(v)));

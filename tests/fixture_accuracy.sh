@@ -30,13 +30,13 @@ check() {
 
 # the tiny fixture: every flip is a near-tie (the reference's top-2 gap under 0.2 % of the logits' rms
 # with a 151936-word vocabulary on 32 dims): measured fast 99.6 % / 8e-4 (the 12-bit products; bf16
-# activations read 98.4 %), q8 96.9 % / 1.3e-2 (95.5 % / 2.2e-2 with int8 activations in the prefill),
+# activations read 98.4 %), q8 96.5 % / 1.3e-2 (95.5 % / 2.2e-2 with int8 activations in the prefill),
 # the same on the scalar, AVX2 and AVX-512 tables
 # q4 51.6 % / 0.22: 4-bit weights (16 levels) on a model whose every position is a near-tie
 j=$("$QV" bench accuracy --model "$tiny" --text "$text" --tokens 512 --q8 --q4 --json --threads 2)
 ok test $? -eq 0
 check tiny "$j" fast 0.99 2e-3
-check tiny "$j" q8 0.96 2e-2
+check tiny "$j" q8 0.955 2e-2
 check tiny "$j" q4 0.48 0.25
 j1=$("$QV" bench accuracy --model "$tiny" --text "$text" --tokens 512 --q8 --q4 --json --threads 1)
 ok test "$j" = "$j1"
@@ -53,18 +53,18 @@ ok test $? -eq 0
 j=$("$QV" bench accuracy --model "$QV_TMP/outl256" --text "$text" --tokens 512 --q8 --q4 --json --threads 2)
 ok test $? -eq 0
 check outliers-256 "$j" fast 0.99 2e-3
-check outliers-256 "$j" q8 0.96 2e-2     # measured 97.3 % / 1.1e-2 (95.1 % / 2.0e-2 with int8 activations, 91.2 % / 0.12
+check outliers-256 "$j" q8 0.955 2e-2    # measured 96.7 % / 1.1e-2 (95.1 % / 2.0e-2 with int8 activations, 91.2 % / 0.12
                                          # before q8 kept the norms' outlier columns)
 check outliers-256 "$j" q4 0.66 0.15     # measured 69.9 % / 0.13
 
-# the tiny config with --outliers (5 of 32 channels): measured fast 99.6 % / 8.5e-4, q8 97.3 % / 7.4e-3,
+# the tiny config with --outliers (5 of 32 channels): measured fast 99.6 % / 8.5e-4, q8 96.5 % / 8.4e-3,
 # q4 51.8 % / 0.22
 "$QV" gen-weights --config "$tiny/config.json" --out "$QV_TMP/outl32" --tokenizer-from "$tiny" --outliers --quiet
 ok test $? -eq 0
 j=$("$QV" bench accuracy --model "$QV_TMP/outl32" --text "$text" --tokens 512 --q8 --q4 --json --threads 2)
 ok test $? -eq 0
 check outliers-32 "$j" fast 0.99 2e-3
-check outliers-32 "$j" q8 0.96 2e-2
+check outliers-32 "$j" q8 0.955 2e-2
 check outliers-32 "$j" q4 0.48 0.25
 
 # usage
