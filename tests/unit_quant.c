@@ -249,9 +249,9 @@ static void test_roundtrip4(void) {
     free(mem);
 }
 
-/* decode-sized m on the 4-bit tiles (the table qv_q8_force picked): every element within f32 rounding of
- * the exact per-block integer sums (float64) of the int8 activations and the 4-bit weights */
-static void test_tiles4(int m, int n, int k, int with_bias, qv_pool *pool) {
+/* decode-sized m on the tiles (the table qv_q8_force picked), 8- or 4-bit weights: every element within f32
+ * rounding of the exact per-block integer sums (float64) of the int8 activations and the weights */
+static void test_tiles(int bits, int m, int n, int k, int with_bias, qv_pool *pool) {
     float *X = malloc(sizeof(float) * m * k), *Y = malloc(sizeof(float) * m * n), *wr = malloc(sizeof(float) * k);
     uint16_t *Wb = malloc(2 * (size_t)n * k), *b = malloc(2 * (size_t)n);
     int8_t *xq = malloc((size_t)k);
@@ -259,10 +259,10 @@ static void test_tiles4(int m, int n, int k, int with_bias, qv_pool *pool) {
     for (int i = 0; i < m * k; i++) X[i] = (float)(urand() * 2 - 1);
     for (int i = 0; i < n * k; i++) Wb[i] = qv_f32_to_bf16((float)((urand() * 2 - 1) * 0.05));
     for (int j = 0; j < n; j++) b[j] = qv_f32_to_bf16((float)(urand() - 0.5));
-    void *mem = amalloc(qv_q4_bytes(n, k));
+    void *mem = amalloc(qv_q4_bytes(n, k) + qv_q8_bytes(n, k));
     qv_q8_mat W;
     qv_err err = {0};
-    CHECK(qv_q4_quantize_bf16(&W, mem, Wb, n, k, pool, "w", &err) == QV_OK);
+    CHECK((bits == 4 ? qv_q4_quantize_bf16 : qv_q8_quantize_bf16)(&W, mem, Wb, n, k, pool, "w", &err) == QV_OK);
     qv_linear_q8(pool, Y, n, X, &W, with_bias ? b : NULL, m, n, k);
     int ok = 1;
     for (int i = 0; i < m; i++) {
@@ -273,12 +273,12 @@ static void test_tiles4(int m, int n, int k, int with_bias, qv_pool *pool) {
             for (int t = 0; t < k; t++) e += (double)xd[t / 32] * xq[t] * wr[t], mag += fabs((double)xd[t / 32] * xq[t] * wr[t]);
             double y = Y[(size_t)i * n + j];
             if (fabs(y - e) > (k / 32 + 2) * 1.2e-7 * mag + 1e-30) {
-                if (ok) fprintf(stderr, "  q4 %s m%d n%d k%d [%d][%d]: %.9g vs %.9g\n", qv_q8_kernels_name(), m, n, k, i, j, y, e);
+                if (ok) fprintf(stderr, "  q%d %s m%d n%d k%d [%d][%d]: %.9g vs %.9g\n", bits, qv_q8_kernels_name(), m, n, k, i, j, y, e);
                 ok = 0;
             }
         }
     }
-    CHECK_MSG(ok, "q4 tiles (%s) m%d n%d k%d: the integer block sums to f32 rounding", qv_q8_kernels_name(), m, n, k);
+    CHECK_MSG(ok, "q%d tiles (%s) m%d n%d k%d: the integer block sums to f32 rounding", bits, qv_q8_kernels_name(), m, n, k);
     free(X); free(Y); free(wr); free(Wb); free(b); free(xq); free(xd); free(mem);
 }
 
@@ -300,14 +300,16 @@ int main(void) {
     test_i16_path(p3, 8);
     test_i16_path(p3, 4);
     test_roundtrip4();
-    for (int q = 0; q < 2; q++) {   /* small m (decode): the tiles, scalar and AVX2 */
-        if (q && !have_avx2) break;
-        qv_q8_force(q ? "avx2" : "scalar");
-        static const int ms4[] = {1, 2, 3, 5, 15}, ns4[] = {1, 7, 33}, ks4[] = {32, 96, 3584};
+    static const char *q8tabs[] = {"scalar", "avx2"};
+    for (int q = 0; q < 2; q++) {   /* small m (decode): the tiles of every table this CPU has, both formats */
+        if (!qv_q8_force(q8tabs[q])) continue;
+        static const int ms4[] = {1, 2, 3, 5, 15}, ns4[] = {1, 7, 33}, ks4[] = {32, 96, 544, 3584};
         for (int a = 0; a < 5; a++)
             for (int bb = 0; bb < 3; bb++)
-                for (int kk = 0; kk < 3; kk++) test_tiles4(ms4[a], ns4[bb], ks4[kk], (a + bb + kk) % 2, q ? p3 : p1);
+                for (int kk = 0; kk < 4; kk++)
+                    for (int bits = 4; bits <= 8; bits += 4) test_tiles(bits, ms4[a], ns4[bb], ks4[kk], (a + bb + kk) % 2, q ? p3 : p1);
     }
+    qv_q8_force(have_avx2 ? "avx2" : "scalar");
     printf("q8: avx2 vs scalar max |diff| / sum|dx dw qx qw| = %.3g; vs f64 max |err| / sum|x w| = %.3g (%s)\n",
            max_ad, max_rel64, have_avx2 ? "avx2" : "scalar only");
     qv_pool_free(p1);
