@@ -316,6 +316,7 @@ static const qv_ktable k_avx2 = {
     .bf16_to_f32 = bf16_to_f32,
     .f16_to_f32 = f16_to_f32,
     .f32_to_bf16 = f32_to_bf16,
+    .elt = &qv_elt_v8,
 };
 
 const qv_ktable *qv_ktable_avx2(void) { return &k_avx2; }

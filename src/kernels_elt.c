@@ -284,3 +284,87 @@ const qv_elt_table qv_elt_v4 = {
     .rope_half = ref_rope_half,
     .add = v4_add,
 };
+
+/* ---- 8 and 16 lanes (AVX2 + FMA: the avx2 table; AVX-512F + FMA: the avx512bf16 table): the online
+ * softmax's two row passes, which long-context attention spends a fifth of its time in on 4 lanes. The
+ * same Cephes exp as exp4, lane for lane (FMA may contract its steps: ~1 ulp apart), sums in 8 or 16
+ * lanes. One definition, instantiated per width. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define QV_ELT_WIDE(L, TGT)                                                                                   \
+    typedef float v##L##f __attribute__((vector_size(4 * L)));                                                \
+    typedef int32_t v##L##i __attribute__((vector_size(4 * L)));                                              \
+    __attribute__((target(TGT))) static inline v##L##f splat##L(float x) {                                  \
+        v##L##f v;                                                                                            \
+        for (int k = 0; k < L; k++) v[k] = x;                                                                 \
+        return v;                                                                                             \
+    }                                                                                                         \
+    __attribute__((target(TGT))) static inline v##L##f exp##L(v##L##f x) {                                  \
+        const v##L##f lo = splat##L(-87.33654f), hi = splat##L(88.0f);                                       \
+        v##L##i under = x < lo, over = x > hi;                                                                \
+        x = (v##L##f)(((v##L##i)x & ~under) | ((v##L##i)lo & under));                                         \
+        x = (v##L##f)(((v##L##i)x & ~over) | ((v##L##i)hi & over));                                           \
+        const float magic = 12582912.0f;                                                                      \
+        v##L##f n = (x * 1.44269504088896341f + magic) - magic;                                               \
+        v##L##f r = x - n * 0.693359375f;                                                                     \
+        r = r - n * -2.12194440e-4f;                                                                          \
+        v##L##f z = r * r;                                                                                    \
+        v##L##f y = 1.9875691500e-4f * r + 1.3981999507e-3f;                                                  \
+        y = y * r + 8.3334519073e-3f;                                                                         \
+        y = y * r + 4.1665795894e-2f;                                                                         \
+        y = y * r + 1.6666665459e-1f;                                                                         \
+        y = y * r + 5.0000001201e-1f;                                                                         \
+        y = y * z + r + 1.0f;                                                                                 \
+        v##L##i e = (__builtin_convertvector(n, v##L##i) + 127) << 23;                                        \
+        y = y * (v##L##f)e;                                                                                   \
+        return (v##L##f)((v##L##i)y & ~under);                                                                \
+    }                                                                                                         \
+    __attribute__((target(TGT))) static float v##L##_exp_sub_sum(float *s, int n, float m) {                \
+        v##L##f acc = splat##L(0.0f), vm = splat##L(m);                                                       \
+        int j = 0;                                                                                            \
+        for (; j + L <= n; j += L) {                                                                          \
+            v##L##f v;                                                                                        \
+            memcpy(&v, s + j, sizeof v);                                                                      \
+            v = exp##L(v - vm);                                                                               \
+            memcpy(s + j, &v, sizeof v);                                                                      \
+            acc += v;                                                                                         \
+        }                                                                                                     \
+        if (j < n) { /* the tail: -inf lanes give 0 */                                                        \
+            v##L##f v = splat##L(-INFINITY);                                                                  \
+            memcpy(&v, s + j, (size_t)(n - j) * sizeof(float));                                               \
+            v = exp##L(v - vm);                                                                               \
+            memcpy(s + j, &v, (size_t)(n - j) * sizeof(float));                                               \
+            acc += v;                                                                                         \
+        }                                                                                                     \
+        float t = 0.0f;                                                                                       \
+        for (int k = 0; k < L; k++) t += acc[k];                                                              \
+        return t;                                                                                             \
+    }                                                                                                         \
+    __attribute__((target(TGT))) static float v##L##_row_max(const float *s, int n, float m) {              \
+        v##L##f vm = splat##L(m);                                                                             \
+        int j = 0;                                                                                            \
+        for (; j + L <= n; j += L) {                                                                          \
+            v##L##f v;                                                                                        \
+            memcpy(&v, s + j, sizeof v);                                                                      \
+            v##L##i gt = v > vm;                                                                              \
+            vm = (v##L##f)(((v##L##i)v & gt) | ((v##L##i)vm & ~gt));                                          \
+        }                                                                                                     \
+        float r = vm[0];                                                                                      \
+        for (int k = 1; k < L; k++) r = vm[k] > r ? vm[k] : r;                                                \
+        for (; j < n; j++) r = s[j] > r ? s[j] : r;                                                           \
+        return r;                                                                                             \
+    }                                                                                                         \
+    const qv_elt_table qv_elt_v##L = {                                                                        \
+        .rmsnorm_bf16 = ref_rmsnorm_bf16,                                                                     \
+        .layernorm = v4_layernorm,                                                                            \
+        .softmax = v4_softmax,                                                                                \
+        .row_max = v##L##_row_max,                                                                            \
+        .exp_sub_sum = v##L##_exp_sub_sum,                                                                    \
+        .silu_mul = v4_silu_mul,                                                                              \
+        .quick_gelu = v4_quick_gelu,                                                                          \
+        .gelu_erf = ref_gelu_erf,                                                                             \
+        .rope_half = ref_rope_half,                                                                           \
+        .add = v4_add,                                                                                        \
+    };
+QV_ELT_WIDE(8, "avx2,fma")
+QV_ELT_WIDE(16, "avx512f,fma")
+#endif

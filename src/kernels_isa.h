@@ -70,6 +70,8 @@ typedef struct {
 } qv_elt_table;
 extern const qv_elt_table qv_elt_ref;   /* scalar definition */
 extern const qv_elt_table qv_elt_v4;    /* 4-lane generic vectors (any x86-64) */
+extern const qv_elt_table qv_elt_v8;    /* v4 with 8-lane softmax passes (x86-64, AVX2 + FMA CPUs only) */
+extern const qv_elt_table qv_elt_v16;   /* v4 with 16-lane softmax passes (x86-64, AVX-512F + FMA CPUs only) */
 
 typedef void (*qv_xprep_fn)(void *dst, const float *X, int m, int k, int ldx, int kp);
 typedef void (*qv_tile_fn)(float *Y, int ldy, const void *x, size_t ldx, const uint16_t *W, size_t ldw,
