@@ -60,49 +60,49 @@ static int ref_quant_bf16(int8_t *q, uint16_t *dh, const uint16_t *w, int k) {
     return 1;
 }
 
-static float ref_dot(const int8_t *xq, const float *xd, const int8_t *wq, const uint16_t *wd, int k) {
+/* one block's integer sum: 8-bit weights (q4 == 0) or 4-bit ones (llama.cpp's nibble order) */
+static int32_t ref_block(const int8_t *x, const void *w, int q4) {
+    int32_t s = 0;
+    const int8_t *w8 = w;
+    const uint8_t *w4 = w;
+    if (q4)
+        for (int t = 0; t < 16; t++) s += (int32_t)x[t] * ((w4[t] & 15) - 8) + (int32_t)x[16 + t] * ((w4[t] >> 4) - 8);
+    else
+        for (int t = 0; t < QV_Q8_BLOCK; t++) s += (int32_t)x[t] * w8[t];
+    return s;
+}
+
+/* x . w over k: per block (dx * dw) * the integer sum, accumulated in block order */
+static float ref_dot(const int8_t *xq, const float *xd, const void *wq, const uint16_t *wd, int k, int q4) {
     float acc = 0.0f;
-    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
-        int32_t s = 0;
-        for (int t = 0; t < QV_Q8_BLOCK; t++) s += (int32_t)xq[b * QV_Q8_BLOCK + t] * wq[b * QV_Q8_BLOCK + t];
-        acc += (xd[b] * qv_f16_to_f32(wd[b])) * (float)s;
-    }
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++)
+        acc += (xd[b] * qv_f16_to_f32(wd[b])) * (float)ref_block(xq + b * 32, (const char *)wq + b * (q4 ? 16 : 32), q4);
     return acc;
+}
+
+static void ref_tile_any(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const void *wq,
+                         const uint16_t *wd, int nr, int k, const float *bias, int q4) {
+    const int nb = k / QV_Q8_BLOCK;
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float s = ref_dot(xq + (size_t)i * k, xd + (size_t)i * nb, (const char *)wq + (size_t)j * (q4 ? k / 2 : k),
+                              wd + (size_t)j * nb, k, q4);
+            Y[(size_t)i * ldy + j] = (bias ? bias[j] : 0.0f) + s;
+        }
 }
 
 static void ref_tile(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const int8_t *wq,
                      const uint16_t *wd, int nr, int k, const float *bias) {
-    const int nb = k / QV_Q8_BLOCK;
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float s = ref_dot(xq + (size_t)i * k, xd + (size_t)i * nb, wq + (size_t)j * k, wd + (size_t)j * nb, k);
-            Y[(size_t)i * ldy + j] = (bias ? bias[j] : 0.0f) + s;
-        }
-}
-
-static void ref_dequant(float *dst, const int8_t *q, const uint16_t *d, int k) {
-    for (int t = 0; t < k; t++) dst[t] = qv_f16_to_f32(d[t / QV_Q8_BLOCK]) * (float)q[t];
-}
-
-static float ref_dot4(const int8_t *xq, const float *xd, const uint8_t *wq, const uint16_t *wd, int k) {
-    float acc = 0.0f;
-    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
-        int32_t s = 0;
-        for (int t = 0; t < 16; t++)
-            s += (int32_t)xq[b * 32 + t] * ((wq[b * 16 + t] & 15) - 8) + (int32_t)xq[b * 32 + 16 + t] * ((wq[b * 16 + t] >> 4) - 8);
-        acc += (xd[b] * qv_f16_to_f32(wd[b])) * (float)s;
-    }
-    return acc;
+    ref_tile_any(Y, ldy, xq, xd, mr, wq, wd, nr, k, bias, 0);
 }
 
 static void ref_tile4(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const uint8_t *wq,
                       const uint16_t *wd, int nr, int k, const float *bias) {
-    const int nb = k / QV_Q8_BLOCK;
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float s = ref_dot4(xq + (size_t)i * k, xd + (size_t)i * nb, wq + (size_t)j * (k / 2), wd + (size_t)j * nb, k);
-            Y[(size_t)i * ldy + j] = (bias ? bias[j] : 0.0f) + s;
-        }
+    ref_tile_any(Y, ldy, xq, xd, mr, wq, wd, nr, k, bias, 1);
+}
+
+static void ref_dequant(float *dst, const int8_t *q, const uint16_t *d, int k) {
+    for (int t = 0; t < k; t++) dst[t] = qv_f16_to_f32(d[t / QV_Q8_BLOCK]) * (float)q[t];
 }
 
 static void ref_dequant4(float *dst, const uint8_t *q, const uint16_t *d, int k) {
@@ -448,9 +448,9 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
                 float acc = 0.0f;
                 for (int bk = 0; bk < nb; bk++) {
                     ref_quant_f32(one_q, &one_d, X + (size_t)i * k + bk * QV_Q8_BLOCK, QV_Q8_BLOCK);
-                    acc += W->bits == 4 ? ref_dot4(one_q, &one_d, W->q4 + (size_t)j * (k / 2) + bk * 16, W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK)
+                    acc += W->bits == 4 ? ref_dot(one_q, &one_d, W->q4 + (size_t)j * (k / 2) + bk * 16, W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK, 1)
                                         : ref_dot(one_q, &one_d, W->q + (size_t)j * k + bk * QV_Q8_BLOCK,
-                                                  W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK);
+                                                  W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK, 0);
                 }
                 Y[(size_t)i * ldy + j] = (b ? qv_bf16_to_f32(b[j]) : 0.0f) + acc;
             }
