@@ -16,8 +16,9 @@
 
 #define AI static inline __attribute__((always_inline))
 
-AI __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
-AI __mmask32 mask32(int n) { return n >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1u); }
+/* the first n lanes (none for n <= 0) */
+AI __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
+AI __mmask32 mask32(int n) { return n >= 32 ? (__mmask32)0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1u); }
 
 /* 16 bf16 -> 16 f32 (natural order); masked lanes read nothing and give 0 */
 AI __m512 load16_bf16(const uint16_t *p) {
