@@ -224,6 +224,38 @@ static void check_vectors(void) {
     }
 }
 
+/* W given as f32 rows through a rows_f32 callback (quant.c's formats use it): the table's 16-bit GEMM equals
+ * the scalar definition bit for bit, odd k and partial 16-row panels included */
+static void f32_rows(const qv_wsrc *w, float *dst, int ldd, int64_t r0, int rows, int k0, int kc) {
+    const float *W = w->ctx;
+    for (int r = 0; r < rows; r++) memcpy(dst + (size_t)r * ldd, W + (size_t)(r0 + r) * w->ldw + k0, (size_t)kc * sizeof(float));
+}
+
+static void check_i16_f32rows(void) {
+    const qv_ktable *t = qv_kernels_table();
+    static const int shapes[][3] = {{16, 1, 1}, {17, 17, 33}, {16, 300, 129}, {40, 33, 257}, {23, 300, 600}};
+    for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+        const int m = shapes[c][0], n = shapes[c][1], k = shapes[c][2];
+        const int ldq = (k + 1) / 2 * 2, nkb = (k + QV_I16_KB - 1) / QV_I16_KB;
+        float *X = malloc(sizeof(float) * m * k), *W = malloc(sizeof(float) * n * k), *sx = malloc(sizeof(float) * m * nkb);
+        float *Y = malloc(sizeof(float) * m * n), *R = malloc(sizeof(float) * m * n);
+        int16_t *q = malloc(sizeof(int16_t) * m * ldq);
+        void *s = NULL;
+        if (posix_memalign(&s, 64, t->gemm_i16_scratch)) s = NULL;
+        for (int i = 0; i < m * k; i++) X[i] = frand();
+        for (int i = 0; i < n * k; i++) W[i] = frand() * (i % 97 == 0 ? 300.0f : 1.0f);
+        if (n > 3) W[2 * k] = 0.0f / 0.0f;   /* a NaN weight: its row's outputs are NaN, as defined */
+        qv_i16_quant_x_ref(q, ldq, sx, nkb, X, k, m, k);
+        const qv_wsrc ws = {.rows_f32 = f32_rows, .ctx = W, .ldw = (size_t)k};
+        t->gemm_i16(Y, n, q, ldq, sx, nkb, &ws, NULL, m, n, k, s);
+        qv_i16_gemm_ref(R, n, q, ldq, sx, nkb, &ws, NULL, m, n, k);
+        int same = 1;
+        for (int i = 0; i < m * n; i++) same &= same_bits(Y[i], R[i]);
+        CHECK_MSG(same, "%s i16 GEMM, f32 rows, m%d n%d k%d == the scalar definition", qv_kernels_name(), m, n, k);
+        free(X); free(W); free(sx); free(Y); free(R); free(q); free(s);
+    }
+}
+
 int main(void) {
     static const int ms[] = {1, 2, 3, 7, 15, 16, 17};
     static const int ns[] = {1, 2, 3, 7, 16, 17, 33, 100};
@@ -242,6 +274,7 @@ int main(void) {
         check_vectors();
         check_ref_not_rounded(NULL);
         if (uses_i16(16)) check_i16_edges(pool3);
+        if (qv_kernels_table()->gemm_i16) check_i16_f32rows();
         for (int p = 0; p < 2; p++) {
             qv_precision prec = p ? QV_PREC_FAST : QV_PREC_REF;
             int fails = 0;
