@@ -149,6 +149,9 @@ qv_status qv_qstore_apply(qv_lm *lm, qv_quant quant, const char *dir, const char
             qv_log(1, "qv: warning: stored weights ignored: %s; quantizing again", why);
         }
     }
+    if (path)   /* once per model and format: say what the wait is */
+        qv_log(1, "qv: making the %s weights (%.2f GB) from the bf16 ones; stored in %s for later runs", fmt_name(quant),
+               len / 1e9, path);
     qv_status st = qv_lm_set_quant(lm, quant, pool, err);
     if (st || !path) {
         free(path);
