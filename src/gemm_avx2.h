@@ -147,9 +147,11 @@ AI __m256i i16_quant16(__m256 a, __m256 b, __m256 inv) {
     return _mm256_permute4x64_epi64(_mm256_packs_epi32(qa, qb), 0xd8);
 }
 
-/* X rows -> int16 [m][ldq] (ldq even, zero padded) and scales [m][nkb]; returns 0, or -1 if a value is
- * not finite (the caller then takes the f32 path) */
-static inline int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+/* X rows -> int16 [m][ldq] (ldq even, zero padded) and scales [m][nkb] at +-qmax (X's QV_I16_QX; the
+ * f32-rows packer below, W's QV_I16_QW); returns 0, or -1 if a value is not finite (the caller then takes
+ * the f32 path) */
+static inline int i16_quant_rows(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k,
+                                 float qmax) {
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
     int bad = 0;
     for (int i = 0; i < m; i++) {
@@ -169,7 +171,7 @@ static inline int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const flo
                 u &= 0x7fffffffu;
                 mb = u > mb ? u : mb;
             }
-            float inv, s = qv_i16_scale(mb, (float)QV_I16_QX, &inv);
+            float inv, s = qv_i16_scale(mb, qmax, &inv);
             bad |= s != s;
             sx[(size_t)i * nkb + b] = s;
             __m256 iv = _mm256_set1_ps(inv);
@@ -181,6 +183,10 @@ static inline int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const flo
         for (int t = k; t < ldq; t++) qi[t] = 0;
     }
     return bad ? -1 : 0;
+}
+
+static inline int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+    return i16_quant_rows(q, ldq, sx, nkb, X, ldx, m, k, (float)QV_I16_QX);
 }
 
 /* bf16 rows [0, rows) (stride ldw) x columns [0, kc) -> one panel bp ([kc/2 rounded up][16][2] int16)
@@ -226,32 +232,14 @@ static inline void i16_pack_bf16(int16_t *bp, float *bs, const uint16_t *W, size
 }
 
 /* The same panel from 16 rows of f32 values T [16][QV_I16_KB] (rows_f32 of a non-bf16 W; rows past `rows`
- * ignored): per row the scale from the largest |v| bits, the values quantized into int16 rows (zero padded
- * to QV_I16_KB), whose 16-value loads are 8 pair words each, transposed as above. */
+ * ignored): the rows quantized as X's are (i16_quant_rows at QV_I16_QW, zero padded to QV_I16_KB), whose
+ * 16-value loads are 8 pair words each, transposed as above. */
 static inline void i16_pack_f32(int16_t *bp, float *bs, const float (*T)[QV_I16_KB], int rows, int kc) {
     int16_t Q[16][QV_I16_KB] __attribute__((aligned(32)));
-    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
-    for (int r = 0; r < 16; r++) {
-        if (r >= rows) { bs[r] = 0.0f; memset(Q[r], 0, sizeof Q[r]); continue; }
-        __m256i mv = _mm256_setzero_si256();
-        int t = 0;
-        for (; t + 8 <= kc; t += 8)
-            mv = _mm256_max_epu32(mv, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(T[r] + t)), absmask));
-        uint32_t lanes[8], mb = 0;
-        _mm256_storeu_si256((__m256i *)lanes, mv);
-        for (int l = 0; l < 8; l++) mb = lanes[l] > mb ? lanes[l] : mb;
-        for (; t < kc; t++) {
-            uint32_t u;
-            memcpy(&u, T[r] + t, 4);
-            u &= 0x7fffffffu;
-            mb = u > mb ? u : mb;
-        }
-        float inv;
-        bs[r] = qv_i16_scale(mb, (float)QV_I16_QW, &inv);
-        __m256 iv = _mm256_set1_ps(inv);
-        for (t = 0; t + 16 <= kc; t += 16)
-            _mm256_store_si256((__m256i *)(Q[r] + t), i16_quant16(_mm256_loadu_ps(T[r] + t), _mm256_loadu_ps(T[r] + t + 8), iv));
-        for (; t < QV_I16_KB; t++) Q[r][t] = t < kc ? qv_i16_round(T[r][t], inv) : 0;
+    (void)i16_quant_rows(Q[0], QV_I16_KB, bs, 1, T[0], QV_I16_KB, rows, kc, (float)QV_I16_QW);
+    for (int r = rows; r < 16; r++) {
+        bs[r] = 0.0f;
+        memset(Q[r], 0, sizeof Q[r]);
     }
     for (int t = 0; t < kc; t += 16)
         for (int h = 0; h < 2; h++) {

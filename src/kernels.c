@@ -217,7 +217,8 @@ void *qv_kernel_scratch(int slot, size_t bytes) {
 
 /* ---- the 16-bit integer FAST GEMM, scalar definition (kernels_isa.h) ---- */
 
-int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+/* rows of X to +-qmax per 128-wide block: X's (QV_I16_QX) and, in the GEMM, W's (QV_I16_QW) */
+static int quant_rows_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k, float qmax) {
     int bad = 0;
     for (int i = 0; i < m; i++) {
         const float *x = X + (size_t)i * ldx;
@@ -230,7 +231,7 @@ int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, 
                 u &= 0x7fffffffu;
                 if (u > mb) mb = u;
             }
-            float inv, s = qv_i16_scale(mb, (float)QV_I16_QX, &inv);
+            float inv, s = qv_i16_scale(mb, qmax, &inv);
             bad |= s != s;
             sx[(size_t)i * nkb + b] = s;
             for (int t = 0; t < n; t++) q[(size_t)i * ldq + k0 + t] = qv_i16_round(x[k0 + t], inv);
@@ -238,6 +239,10 @@ int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, 
         for (int t = k; t < ldq; t++) q[(size_t)i * ldq + t] = 0;
     }
     return bad ? -1 : 0;
+}
+
+int qv_i16_quant_x_ref(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+    return quant_rows_ref(q, ldq, sx, nkb, X, ldx, m, k, (float)QV_I16_QX);
 }
 
 void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float *sx, int nkb, const qv_wsrc *W,
@@ -248,16 +253,9 @@ void qv_i16_gemm_ref(float *Y, int ldy, const int16_t *Xq, int ldq, const float 
         for (int i = 0; i < m; i++) Y[(size_t)i * ldy + j] = bias ? qv_bf16_to_f32(bias[j]) : 0.0f;
         for (int b = 0; b < nkb; b++) {
             int k0 = b * QV_I16_KB, kc = k - k0 < QV_I16_KB ? k - k0 : QV_I16_KB;
+            float sw;
             qv_wsrc_row(wf, W, j, k0, kc);
-            uint32_t mb = 0;
-            for (int t = 0; t < kc; t++) {
-                uint32_t u;
-                memcpy(&u, wf + t, 4);
-                u &= 0x7fffffffu;
-                if (u > mb) mb = u;
-            }
-            float inv, sw = qv_i16_scale(mb, (float)QV_I16_QW, &inv);
-            for (int t = 0; t < kc; t++) wq[t] = qv_i16_round(wf[t], inv);
+            (void)quant_rows_ref(wq, kc, &sw, 1, wf, kc, 1, kc, (float)QV_I16_QW);   /* a NaN: sw NaN, as defined */
             for (int i = 0; i < m; i++) {
                 const int16_t *x = Xq + (size_t)i * ldq + k0;
                 int32_t c = 0;

@@ -382,10 +382,11 @@ static void gemm_fast(float *Y, int ldy, const void *X, int ldx, const uint16_t 
  * layout the AVX2 file uses ([kc/2][16 rows][2] int16 per panel). */
 enum { GI_NB = 256 };   /* W rows per block: 256 x 512 int16 = 256 KiB (L2) */
 
-/* X rows -> int16 [m][ldq] (zero padded) and block scales [m][nkb], the bits of qv_i16_quant_x_ref: the
- * product with inv rounds to nearest even like lrintf; a NaN (or Inf * 0) converts to INT32_MIN, whose low
- * 16 bits are the reference's 0. Returns -1 when X holds a non-finite value. */
-static int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+/* X rows -> int16 [m][ldq] (zero padded) and block scales [m][nkb] at +-qmax, the bits of
+ * qv_i16_quant_x_ref (qmax QV_I16_QX; the f32-rows packer below uses it with QV_I16_QW): the product with
+ * inv rounds to nearest even like lrintf; a NaN (or Inf * 0) converts to INT32_MIN, whose low 16 bits are
+ * the reference's 0. Returns -1 when X holds a non-finite value. */
+static int i16_quant_rows(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k, float qmax) {
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
     int bad = 0;
     for (int i = 0; i < m; i++) {
@@ -399,7 +400,7 @@ static int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const float *X, 
             uint32_t lanes[16], mb = 0;
             _mm512_storeu_si512((void *)lanes, mv);
             for (int l = 0; l < 16; l++) mb = lanes[l] > mb ? lanes[l] : mb;
-            float inv, s = qv_i16_scale(mb, (float)QV_I16_QX, &inv);
+            float inv, s = qv_i16_scale(mb, qmax, &inv);
             bad |= s != s;
             sx[(size_t)i * nkb + b] = s;
             const __m512 iv = _mm512_set1_ps(inv);
@@ -411,6 +412,10 @@ static int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const float *X, 
         for (int t = k; t < ldq; t++) qi[t] = 0;
     }
     return bad ? -1 : 0;
+}
+
+static int i16_quant_x(int16_t *q, int ldq, float *sx, int nkb, const float *X, int ldx, int m, int k) {
+    return i16_quant_rows(q, ldq, sx, nkb, X, ldx, m, k, (float)QV_I16_QX);
 }
 
 /* 16 x 16 int32 transpose in registers: r[i] lane j -> r[j] lane i (unpack 32, unpack 64, two rounds of
@@ -478,25 +483,14 @@ static void i16_pack(int16_t *bp, float *bs, const uint16_t *W, size_t ldw, int 
 }
 
 /* The same panel from 16 rows of f32 values T [16][QV_I16_KB] (rows_f32 of a non-bf16 W; rows past `rows`
- * ignored): per row the block scale from the largest |v| bits, the values quantized into int16 rows (zero
- * padded to QV_I16_KB), whose 32-value loads are 16 pair words each, transposed as in i16_pack. */
+ * ignored): the rows quantized as X's are (i16_quant_rows at QV_I16_QW, zero padded to QV_I16_KB), whose
+ * 32-value loads are 16 pair words each, transposed as in i16_pack. */
 static void i16_pack_f32(int16_t *bp, float *bs, const float (*T)[QV_I16_KB], int rows, int kc) {
     int16_t Q[16][QV_I16_KB] __attribute__((aligned(64)));
-    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
-    for (int r = 0; r < 16; r++) {
-        if (r >= rows) { bs[r] = 0.0f; memset(Q[r], 0, sizeof Q[r]); continue; }
-        __m512i mv = _mm512_setzero_si512();
-        for (int t = 0; t < kc; t += 16)
-            mv = _mm512_max_epu32(mv, _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(mask16(kc - t), T[r] + t)), absmask));
-        uint32_t lanes[16], mb = 0;
-        _mm512_storeu_si512((void *)lanes, mv);
-        for (int l = 0; l < 16; l++) mb = lanes[l] > mb ? lanes[l] : mb;
-        float inv;
-        bs[r] = qv_i16_scale(mb, (float)QV_I16_QW, &inv);
-        const __m512 iv = _mm512_set1_ps(inv);
-        for (int t = 0; t < QV_I16_KB; t += 16)   /* NaN or Inf * 0 -> INT32_MIN, whose low half is 0 */
-            _mm512_mask_cvtepi32_storeu_epi16(Q[r] + t, (__mmask16)0xffff,
-                                              _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask16(kc - t), T[r] + t), iv)));
+    (void)i16_quant_rows(Q[0], QV_I16_KB, bs, 1, T[0], QV_I16_KB, rows, kc, (float)QV_I16_QW);
+    for (int r = rows; r < 16; r++) {
+        bs[r] = 0.0f;
+        memset(Q[r], 0, sizeof Q[r]);
     }
     const int np = (kc + 1) / 2;
     for (int t = 0; t < kc; t += 32) {
