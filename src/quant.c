@@ -177,18 +177,21 @@ int qv_q8_force(const char *name) {
 
 static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
 
-size_t qv_q8_bytes(int64_t n, int64_t k) {
+/* bytes of the values part of an [n][k] matrix: the half scales follow at this offset */
+static size_t values_bytes(int bits, int n, int k) { return al64((size_t)n * (bits == 4 ? (size_t)k / 2 : (size_t)k)); }
+
+/* values then half scales, 64-byte aligned parts; 0 for sizes that do not fit (quant.h) */
+static size_t mat_bytes(int bits, int64_t n, int64_t k) {
     if (n <= 0 || k <= 0 || k % QV_Q8_BLOCK || n > INT32_MAX || k > INT32_MAX) return 0;
     if ((uint64_t)n > (SIZE_MAX / 2) / (uint64_t)k) return 0;
-    return al64((size_t)n * (size_t)k) + al64((size_t)n * (size_t)(k / QV_Q8_BLOCK) * sizeof(uint16_t));
+    return values_bytes(bits, (int)n, (int)k) + al64((size_t)n * (size_t)(k / QV_Q8_BLOCK) * sizeof(uint16_t));
 }
+
+size_t qv_q8_bytes(int64_t n, int64_t k) { return mat_bytes(8, n, k); }
 
 void qv_q8_quantize_row(int8_t *q, float *d, const float *w, int k) { tab()->quant_f32(q, d, w, k); }
 
-size_t qv_q4_bytes(int64_t n, int64_t k) {
-    if (!qv_q8_bytes(n, k)) return 0;
-    return al64((size_t)n * (size_t)(k / 2)) + al64((size_t)n * (size_t)(k / QV_Q8_BLOCK) * sizeof(uint16_t));
-}
+size_t qv_q4_bytes(int64_t n, int64_t k) { return mat_bytes(4, n, k); }
 
 size_t qv_quant_bytes(qv_quant fmt, int64_t n, int64_t k) {
     return fmt == QV_QUANT_Q4 ? qv_q4_bytes(n, k) : fmt == QV_QUANT_Q8 ? qv_q8_bytes(n, k) : 0;
@@ -235,26 +238,19 @@ static qv_status quantize(qv_q8_mat *out, void *mem, const uint16_t *W, int n, i
         return qv_errf(err, QV_ERR_UNSUPPORTED, "%s: %s has rows of %d values, not a multiple of %d: "
                        "%d-bit weights are not possible for this model (run without --%s)", fl, name, k, QV_Q8_BLOCK, bits, fl);
     if (!qv_q8_bytes(n, k) || !mem || !W) return qv_errf(err, QV_ERR_INVALID, "%s: %s: bad size [%d, %d]", fl, name, n, k);
-    size_t qb = al64((size_t)n * (bits == 4 ? (size_t)k / 2 : (size_t)k));
-    qw_ctx a = {.t = tab(), .bits = bits, .q = mem, .d = (uint16_t *)((char *)mem + qb), .W = W, .n = n, .k = k};
+    qw_ctx a = {.t = tab(), .bits = bits, .q = mem, .d = (uint16_t *)((char *)mem + values_bytes(bits, n, k)), .W = W, .n = n, .k = k};
     atomic_init(&a.bad, 0);
     qv_pool_run(pool, quant_task, &a);
     int bad = atomic_load(&a.bad);
     if (bad)
         return qv_errf(err, QV_ERR_FORMAT, "%s: %s row %d holds an infinite or NaN weight, or one too large for the "
                        "format's half-precision scales", fl, name, bad - 1);
-    memset(out, 0, sizeof *out);   /* no kept columns */
-    out->bits = bits;
-    if (bits == 4) out->q4 = a.q;
-    else out->q = a.q;
-    out->dh = a.d;
-    out->n = n;
-    out->k = k;
+    qv_q8_bind(out, mem, bits, n, k);   /* no kept columns */
     return QV_OK;
 }
 
 void qv_q8_bind(qv_q8_mat *out, const void *mem, int bits, int n, int k) {
-    size_t qb = al64((size_t)n * (bits == 4 ? (size_t)k / 2 : (size_t)k));
+    size_t qb = values_bytes(bits, n, k);
     memset(out, 0, sizeof *out);
     out->bits = bits;
     if (bits == 4) out->q4 = mem;
