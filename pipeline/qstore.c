@@ -31,18 +31,6 @@ static uint64_t get_u64(const unsigned char *p) {
     return v;
 }
 
-static int write_all(int fd, const void *buf, size_t len) {
-    const char *p = buf;
-    while (len) {
-        ssize_t w = write(fd, p, len > ((size_t)1 << 30) ? (size_t)1 << 30 : len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 qv_status qv_qstore_save(const char *path, const char *key, const void *blob, size_t blob_len, qv_err *err) {
     size_t kl = strlen(key);
     if (kl + 24 > HDR) return qv_errf(err, QV_ERR_INVALID, "qstore: key too long");
@@ -54,30 +42,14 @@ qv_status qv_qstore_save(const char *path, const char *key, const void *blob, si
         if (st) { free(dir); return st; }
     }
     free(dir);
-    char *tmp = NULL;
-    int fd = qv_tmp_create(path, &tmp, err);
-    if (fd < 0) return err ? err->code : QV_ERR_IO;
-    unsigned char *h = calloc(1, HDR);
-    int bad = !h;
-    if (h) {
-        memcpy(h, k_magic, 4);
-        put_u32(h + 4, HDR_VERSION);
-        put_u64(h + 8, blob_len);
-        put_u64(h + 16, kl);
-        memcpy(h + 24, key, kl);
-        bad = write_all(fd, h, HDR) || write_all(fd, blob, blob_len) || fsync(fd);
-    }
-    int e = errno;
-    free(h);
-    if (close(fd) && !bad) bad = 1, e = errno;
-    if (!bad && rename(tmp, path)) bad = 1, e = errno;
-    qv_status st = QV_OK;
-    if (bad) {
-        unlink(tmp);
-        st = qv_errf(err, QV_ERR_IO, "cannot write %s: %s", path, e ? strerror(e) : "out of memory");
-    }
-    free(tmp);
-    return st;
+    unsigned char h[HDR] = {0};
+    memcpy(h, k_magic, 4);
+    put_u32(h + 4, HDR_VERSION);
+    put_u64(h + 8, blob_len);
+    put_u64(h + 16, kl);
+    memcpy(h + 24, key, kl);
+    const qv_span parts[2] = {{h, HDR}, {blob, blob_len}};
+    return qv_write_file_atomic_parts(path, parts, 2, err);
 }
 
 int qv_qstore_map(const char *path, const char *key, size_t blob_len, qv_qmap *map, const void **blob, char *why,

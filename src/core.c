@@ -209,24 +209,26 @@ int qv_is_tmp_name(const char *name, const char *base) {
     return dash && digits;
 }
 
-qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err) {
+qv_status qv_write_file_atomic_parts(const char *path, const qv_span *parts, int n, qv_err *err) {
     char *tmp;
     int fd = qv_tmp_create(path, &tmp, err);
     if (fd < 0) return err ? err->code : QV_ERR_IO;
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            qv_errf(err, QV_ERR_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "short write");
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return QV_ERR_IO;
+    for (int i = 0; i < n; i++) {
+        const char *p = parts[i].data;
+        size_t left = parts[i].len;
+        while (left) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                qv_errf(err, QV_ERR_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "short write");
+                close(fd);
+                unlink(tmp);
+                free(tmp);
+                return QV_ERR_IO;
+            }
+            p += w;
+            left -= (size_t)w;
         }
-        p += w;
-        left -= (size_t)w;
     }
     if (fsync(fd) != 0 && errno != EINVAL) {
         qv_errf(err, QV_ERR_IO, "%s: %s", path, strerror(errno));
@@ -240,6 +242,11 @@ qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, q
     }
     free(tmp);
     return QV_OK;
+}
+
+qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err) {
+    const qv_span one = {data, len};
+    return qv_write_file_atomic_parts(path, &one, 1, err);
 }
 
 char *qv_path_join(const char *dir, const char *name) {

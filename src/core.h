@@ -63,6 +63,9 @@ int qv_tmp_create(const char *path, char **tmp_out, qv_err *err);
 int qv_is_tmp_name(const char *name, const char *base);
 /* Writes data to path atomically: qv_tmp_create, write, fsync, rename. Disk full is QV_ERR_IO. */
 qv_status qv_write_file_atomic(const char *path, const void *data, size_t len, qv_err *err);
+/* The same for a file made of n parts written one after the other (a header and a large payload). */
+typedef struct { const void *data; size_t len; } qv_span;
+qv_status qv_write_file_atomic_parts(const char *path, const qv_span *parts, int n, qv_err *err);
 /* path_join into a malloc'd string ("dir/name"); NULL on OOM. */
 char *qv_path_join(const char *dir, const char *name);
 int qv_file_exists(const char *path);
