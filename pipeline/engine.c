@@ -123,9 +123,9 @@ qv_status qv_engine_create(qv_engine **out, const qv_engine_params *p, qv_err *e
         goto fail;
     }
     if (p->quant != QV_QUANT_NONE) {   /* mapped from the cache folder when stored there (qstore.h) */
-        const char *how, *fp = qv_ec_disk_dir(e->ec) ? qv_ec_fingerprint(e->ec) : NULL;
+        const char *how;
         double tq = qv_now();
-        if ((st = qv_qstore_apply(e->lm, p->quant, qv_ec_disk_dir(e->ec), fp, e->pool, &e->qmap, &how, err))) goto fail;
+        if ((st = qv_qstore_apply(e->lm, p->quant, e->ec, e->pool, &e->qmap, &how, err))) goto fail;
         qv_log(2, "%s weights %s in %.2f s", p->quant == QV_QUANT_Q4 ? "4-bit" : "8-bit", how, qv_now() - tq);
     }
     e->t_load = qv_now() - t0;

@@ -95,12 +95,15 @@ void qv_qstore_unmap(qv_qmap *map) {
     if (map) map->addr = NULL, map->len = 0;
 }
 
-qv_status qv_qstore_apply(qv_lm *lm, qv_quant quant, const char *dir, const char *model_id, qv_pool *pool,
-                          qv_qmap *map, const char **how, qv_err *err) {
+qv_status qv_qstore_apply(qv_lm *lm, qv_quant quant, qv_ec *ec, qv_pool *pool, qv_qmap *map, const char **how,
+                          qv_err *err) {
     map->addr = NULL;
     map->len = 0;
     *how = "made";
     size_t len = qv_lm_quant_bytes(lm, quant);
+    /* the fingerprint first: when it cannot be made the engine cache gives up its folder */
+    const char *model_id = ec && qv_ec_disk_dir(ec) ? qv_ec_fingerprint(ec) : NULL;
+    const char *dir = ec ? qv_ec_disk_dir(ec) : NULL;
     char *path = dir && model_id && len ? qv_qstore_path(dir, model_id, quant) : NULL;
     char key[256];
     snprintf(key, sizeof key, "qv quantized weights %d\nmodel %s\nformat %s\nbytes %zu\n", QV_QSTORE_VERSION,

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "core.h"
+#include "engine_cache.h"
 #include "lm.h"
 #include "quant.h"
 
@@ -29,12 +30,13 @@ typedef struct {
 /* <dir>/weights/<model_id>.<q8|q4> (malloc'd) */
 char *qv_qstore_path(const char *dir, const char *model_id, qv_quant quant);
 
-/* Gives lm its quant weights: mapped from the stored file when there is a valid one, else quantized now
- * on pool and (dir and model_id given) written there; a failed write is a warning (qv_log) and lm keeps
- * the weights it made. *map holds the mapping to release with qv_qstore_unmap after lm is freed; *how is
- * "mapped", "made and stored" or "made". Errors: those of qv_lm_set_quant. */
-qv_status qv_qstore_apply(qv_lm *lm, qv_quant quant, const char *dir, const char *model_id, qv_pool *pool,
-                          qv_qmap *map, const char **how, qv_err *err);
+/* Gives lm its quant weights: mapped from the stored file of ec's cache folder (under ec's model
+ * fingerprint) when there is a valid one, else quantized now on pool and written there; a failed write is
+ * a warning (qv_log) and lm keeps the weights it made. ec NULL or without a folder: quantized only. *map
+ * holds the mapping to release with qv_qstore_unmap after lm is freed; *how is "mapped", "made and
+ * stored" or "made". Errors: those of qv_lm_set_quant. */
+qv_status qv_qstore_apply(qv_lm *lm, qv_quant quant, qv_ec *ec, qv_pool *pool, qv_qmap *map, const char **how,
+                          qv_err *err);
 
 /* The writer and reader under qv_qstore_apply (tests): save writes blob under path (creating its
  * folder); map returns 1 with the blob's address when path holds a valid file for key of blob_len

@@ -245,9 +245,9 @@ static int bench_model(const model_opts *o) {
         /* as the engine does: mapped when stored in the cache folder (qv quantize), else made and stored */
         char *dir = qv_cache_default_dir();
         qv_ec *ec = dir ? qv_ec_create(ck, dir, 0) : NULL;
-        const char *fp = ec && qv_ec_disk_dir(ec) ? qv_ec_fingerprint(ec) : NULL;
-        tq = qv_now();   /* the fingerprint (hashing the shards, once per cache folder) is not the load */
-        st = qv_qstore_apply(lm, o->quant, ec ? qv_ec_disk_dir(ec) : NULL, fp, pool, &qmap, &q_how, &err);
+        if (ec && qv_ec_disk_dir(ec)) (void)qv_ec_fingerprint(ec);   /* made now: hashing the shards (once per */
+        tq = qv_now();                                                  /* cache folder) is not the load */
+        st = qv_qstore_apply(lm, o->quant, ec, pool, &qmap, &q_how, &err);
         qv_ec_free(ec);
         free(dir);
         if (st) goto done;

@@ -69,7 +69,7 @@ int qv_cmd_quantize(int argc, char **argv) {
     if (!qv_ec_disk_dir(ec)) { st = qv_errf(&err, QV_ERR_IO, "cannot use the cache folder %s", dir); goto done; }
     const char *fp = qv_ec_fingerprint(ec), *how;
     if (!fp) { st = qv_errf(&err, QV_ERR_IO, "cannot fingerprint %s", model); goto done; }
-    if ((st = qv_qstore_apply(lm, quant, qv_ec_disk_dir(ec), fp, pool, &map, &how, &err))) goto done;
+    if ((st = qv_qstore_apply(lm, quant, ec, pool, &map, &how, &err))) goto done;
     char *path = qv_qstore_path(qv_ec_disk_dir(ec), fp, quant);
     size_t len = qv_lm_quant_bytes(lm, quant);
     if (!strcmp(how, "made")) {   /* quantized, but the write failed (the warning said why) */
