@@ -21,20 +21,6 @@ static int8_t q_of(float v) {   /* v = x / d, |v| <= 127 up to rounding; NaN -> 
     return (int8_t)(int)nearbyintf(v);
 }
 
-static void ref_quant_f32(int8_t *q, float *d, const float *x, int k) {
-    for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
-        const float *xb = x + b * QV_Q8_BLOCK;
-        float amax = 0.0f;
-        for (int t = 0; t < QV_Q8_BLOCK; t++) {
-            float a = fabsf(xb[t]);
-            amax = a > amax ? a : amax;
-        }
-        float s = amax / 127.0f, id = s != 0.0f ? 1.0f / s : 0.0f;
-        d[b] = s;
-        for (int t = 0; t < QV_Q8_BLOCK; t++) q[b * QV_Q8_BLOCK + t] = q_of(xb[t] * id);
-    }
-}
-
 /* the weights' block scale: amax / 127 rounded up to the next IEEE half, so no value passes 127 d */
 uint16_t qv_q8_half_scale(float amax) {
     float s = amax / 127.0f;
@@ -43,19 +29,38 @@ uint16_t qv_q8_half_scale(float amax) {
     return h;
 }
 
+/* one block of 32 -> int8 and its scale: activations' f32 amax / 127 into *d, or (dh) the weights' half
+ * scale (qv_q8_half_scale); 0 when that scale is past the half range (|w| > 8e6). quant_avx2.c's quant_block
+ * does the same operations. */
+static int ref_quant_block(int8_t *q, float *d, uint16_t *dh, const float *x) {
+    float amax = 0.0f;
+    for (int t = 0; t < QV_Q8_BLOCK; t++) amax = fabsf(x[t]) > amax ? fabsf(x[t]) : amax;
+    float s = amax / 127.0f;
+    if (dh) {
+        *dh = qv_q8_half_scale(amax);
+        if ((*dh & 0x7c00) == 0x7c00) return 0;
+        s = qv_f16_to_f32(*dh);
+    } else {
+        *d = s;
+    }
+    const float id = s != 0.0f ? 1.0f / s : 0.0f;
+    for (int t = 0; t < QV_Q8_BLOCK; t++) q[t] = q_of(x[t] * id);
+    return 1;
+}
+
+static void ref_quant_f32(int8_t *q, float *d, const float *x, int k) {
+    for (int b = 0; b < k / QV_Q8_BLOCK; b++) ref_quant_block(q + b * QV_Q8_BLOCK, d + b, NULL, x + b * QV_Q8_BLOCK);
+}
+
 static int ref_quant_bf16(int8_t *q, uint16_t *dh, const uint16_t *w, int k) {
     for (int b = 0; b < k / QV_Q8_BLOCK; b++) {
-        float buf[QV_Q8_BLOCK], amax = 0.0f;
+        float buf[QV_Q8_BLOCK];
         for (int t = 0; t < QV_Q8_BLOCK; t++) {
             uint16_t h = w[b * QV_Q8_BLOCK + t];
             if ((h & 0x7f80) == 0x7f80) return 0;   /* inf or NaN */
             buf[t] = qv_bf16_to_f32(h);
-            amax = fabsf(buf[t]) > amax ? fabsf(buf[t]) : amax;
         }
-        dh[b] = qv_q8_half_scale(amax);
-        if ((dh[b] & 0x7c00) == 0x7c00) return 0;   /* past the half range (|w| > 8e6) */
-        const float d = qv_f16_to_f32(dh[b]), id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int t = 0; t < QV_Q8_BLOCK; t++) q[b * QV_Q8_BLOCK + t] = q_of(buf[t] * id);
+        if (!ref_quant_block(q + b * QV_Q8_BLOCK, NULL, dh + b, buf)) return 0;
     }
     return 1;
 }

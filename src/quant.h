@@ -69,8 +69,9 @@ qv_status qv_q8_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int 
 
 /* 4 bits (--q4): per block of 32, the largest-magnitude weight m (signed) maps to -8: d = half(m / -8),
  * q = clamp(rint(w / d), -8, 7) + 8 with the stored half scale, so |w - d (q - 8)| <= d / 2, except for
- * values of m's other sign past 7.5 |d| (clamped to the level 7 d: error <= |d|); 4.5 bits per weight. Bytes of an [n][k] matrix (q4 then dh, 64-byte aligned
- * parts; 0 as qv_q8_bytes), and the quantization (same contract as qv_q8_quantize_bf16). */
+ * values of m's other sign past 7.5 |d| (clamped to the level 7 d: error <= |d|); 4.5 bits per weight.
+ * Bytes of an [n][k] matrix (q4 then dh, 64-byte aligned parts; 0 as qv_q8_bytes), and the quantization
+ * (same contract as qv_q8_quantize_bf16). */
 size_t qv_q4_bytes(int64_t n, int64_t k);
 qv_status qv_q4_quantize_bf16(qv_q8_mat *out, void *mem, const uint16_t *W, int n, int k, qv_pool *pool,
                               const char *name, qv_err *err);
