@@ -23,16 +23,23 @@ static void *amalloc(size_t n) {
     return posix_memalign(&p, 64, n ? n : 64) ? NULL : p;
 }
 
-static void test_roundtrip(void) {
-    enum { K = 256 };
-    float w[K], back[K];
-    uint16_t wb[K];
-    for (int t = 0; t < K; t++) {
+/* 256 weights for the round trips: blocks of tiny values, zeros, large values and ordinary ones, and a
+ * block whose maxabs is negative (-7.5 at 100); wb bf16, w the same values in f32 */
+enum { RT_K = 256 };
+static void roundtrip_weights(float *w, uint16_t *wb) {
+    for (int t = 0; t < RT_K; t++) {
         double v = (urand() * 2 - 1) * (t < 32 ? 1e-3 : t < 64 ? 0 : t < 96 ? 100.0 : 1.0);
-        if (t == 100) v = -7.5;   /* a block whose maxabs is negative */
+        if (t == 100) v = -7.5;
         wb[t] = qv_f32_to_bf16((float)v);
         w[t] = qv_bf16_to_f32(wb[t]);
     }
+}
+
+static void test_roundtrip(void) {
+    enum { K = RT_K };
+    float w[K], back[K];
+    uint16_t wb[K];
+    roundtrip_weights(w, wb);
     void *mem = amalloc(qv_q8_bytes(1, K));
     qv_q8_mat W;
     qv_err err = {0};
@@ -212,16 +219,12 @@ static void test_i16_path(qv_pool *pool, int bits) {
 
 /* 4 bits: |w - d (q - 8)| <= d / 2 (d past the level 7 d), the block's largest |w| at -8 (its sign folded into d), bad input refused */
 static void test_roundtrip4(void) {
-    enum { K = 256 };
+    enum { K = RT_K };
     float w[K], back[K];
     uint16_t wb[K];
-    for (int t = 0; t < K; t++) {
-        double v = (urand() * 2 - 1) * (t < 32 ? 1e-3 : t < 64 ? 0 : t < 96 ? 100.0 : 1.0);
-        if (t == 100) v = -7.5;
-        if (t == 140) v = 9.25;
-        wb[t] = qv_f32_to_bf16((float)v);
-        w[t] = qv_bf16_to_f32(wb[t]);
-    }
+    roundtrip_weights(w, wb);
+    wb[140] = qv_f32_to_bf16(9.25f);   /* and a block whose maxabs is positive */
+    w[140] = qv_bf16_to_f32(wb[140]);
     void *mem = amalloc(qv_q4_bytes(1, K));
     qv_q8_mat W;
     qv_err err = {0};
