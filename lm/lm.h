@@ -57,12 +57,12 @@ const qv_text_hparams *qv_lm_hparams(const qv_lm *m);
  * creating contexts. QV_ERR_UNSUPPORTED when a row length is not a multiple of 32. */
 qv_status qv_lm_set_quant(qv_lm *m, qv_quant quant, qv_pool *pool, qv_err *err);
 /* Stored quantized weights (pipeline/qstore.h keeps them in files): qv_lm_quant_blob gives the one blob
- * every quantized matrix lives in (NULL and QV_QUANT_NONE for bf16) and its length, to be written out;
+ * every quantized matrix lives in (qv_lm_quant_bytes of the format set; NULL for bf16), to be written out;
  * qv_lm_use_quant takes such a blob (64-byte aligned, e.g. a mapped file; the caller keeps it valid
  * while the model lives) instead of quantizing: QV_ERR_FORMAT when its length is not this model's
  * (qv_lm_quant_bytes: 0 when the format does not fit the model). */
 size_t qv_lm_quant_bytes(const qv_lm *m, qv_quant quant);
-const void *qv_lm_quant_blob(const qv_lm *m, qv_quant *quant, size_t *len);
+const void *qv_lm_quant_blob(const qv_lm *m);
 qv_status qv_lm_use_quant(qv_lm *m, qv_quant quant, const void *blob, size_t len, qv_err *err);
 
 /* ---- context (KV cache + scratch) ---- */

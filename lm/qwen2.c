@@ -245,11 +245,7 @@ size_t qv_lm_quant_bytes(const qv_lm *m, qv_quant quant) {
     return quant == QV_QUANT_Q8 || quant == QV_QUANT_Q4 ? quant_layout(m, quant, NULL) : 0;
 }
 
-const void *qv_lm_quant_blob(const qv_lm *m, qv_quant *quant, size_t *len) {
-    *quant = m->q8 ? m->quant : QV_QUANT_NONE;
-    *len = m->q8 ? quant_layout(m, m->quant, NULL) : 0;
-    return m->q8 ? (m->q8_mem ? m->q8_mem : m->q8_blob) : NULL;
-}
+const void *qv_lm_quant_blob(const qv_lm *m) { return m->q8 ? (m->q8_mem ? m->q8_mem : m->q8_blob) : NULL; }
 
 /* Points the matrices into blob (quant_layout's order): quantizing them first when fill (pool), else taking
  * what is there (a stored blob). The kept columns' channels come from the norms either way. */

@@ -132,11 +132,9 @@ qv_status qv_qstore_apply(qv_lm *lm, qv_quant quant, qv_ec *ec, qv_pool *pool, q
         free(path);
         return st;
     }
-    qv_quant q;
-    size_t bl;
-    const void *blob = qv_lm_quant_blob(lm, &q, &bl);
+    const void *blob = qv_lm_quant_blob(lm);
     qv_err we = {0};
-    if (blob && qv_qstore_save(path, key, blob, bl, &we) == QV_OK) *how = "made and stored";
+    if (blob && qv_qstore_save(path, key, blob, len, &we) == QV_OK) *how = "made and stored";
     else qv_log(1, "qv: warning: %s; the %s weights are not stored (quantized again next time)", we.msg, fmt_name(quant));
     free(path);
     return QV_OK;
