@@ -7,6 +7,7 @@
  * bf16 and adds both products into 16 f32 sums; W rows are used straight from the mapping. Tails use
  * masked loads, so nothing past a weight row is read. */
 #include "kernels_isa.h"
+#include "quant.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -689,6 +690,7 @@ static const qv_ktable k_avx512 = {
     .f16_to_f32 = f16_to_f32,
     .f32_to_bf16 = f32_to_bf16,
     .elt = &qv_elt_v16,
+    .q8_get = qv_q8_table_avx512,
 };
 
 const qv_ktable *qv_ktable_avx512(void) { return &k_avx512; }

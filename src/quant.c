@@ -142,7 +142,16 @@ static int quant4_bf16(uint8_t *q, uint16_t *dh, const uint16_t *w, int k) {
     return 1;
 }
 
-const qv_q8_table qv_q8_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile, ref_dequant, ref_tile4, ref_dequant4};
+const qv_q8_table qv_q8_scalar = {"scalar", ref_quant_bf16, ref_quant_f32, ref_tile, ref_dequant, ref_tile4, ref_dequant4,
+                                   NULL, 0};
+
+void qv_q4_prep(int8_t *xp, int32_t *xs, const int8_t *xq, int k, int pairs) {
+    const int nb = k / QV_Q8_BLOCK, np = pairs ? nb / 2 : 0;
+    for (int p = 0; p < np; p++)   /* A0-15 B0-15 A16-31 B16-31 */
+        for (int q = 0; q < 4; q++) memcpy(xp + p * 64 + q * 16, xq + p * 64 + (q & 1) * 32 + (q >> 1) * 16, 16);
+    memcpy(xp + np * 64, xq + np * 64, (size_t)(k - np * 64));
+    for (int l = 0; l < k / 4; l++) xs[l] = -8 * (xp[4 * l] + xp[4 * l + 1] + xp[4 * l + 2] + xp[4 * l + 3]);
+}
 
 /* ---- choice of implementation ---- */
 
@@ -159,7 +168,8 @@ static const qv_q8_table *avx2_if_built(void) {
 static const qv_q8_table *tab(void) {
     const qv_q8_table *t = atomic_load_explicit(&g_forced, memory_order_relaxed);
     if (t) return t;
-    t = qv_kernels_table()->q8;            /* the kernel table has checked the CPU */
+    const qv_ktable *kt = qv_kernels_table();   /* the kernel table has checked the CPU */
+    t = kt->q8 ? kt->q8 : kt->q8_get ? kt->q8_get() : NULL;
     if (!t) t = avx2_if_built();
     return t ? t : &qv_q8_scalar;
 }
@@ -172,6 +182,9 @@ int qv_q8_force(const char *name) {
     __builtin_cpu_init();
     if (name && !strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         t = avx2_if_built();
+    if (name && !strcmp(name, "avx512") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        t = qv_q8_table_avx512();
 #endif
     if (!t) return 0;
     atomic_store(&g_forced, t);
@@ -311,6 +324,8 @@ typedef struct {
     const float *X;
     int8_t *xq;          /* [m][k] */
     float *xd;           /* [m][k/32] */
+    int8_t *xp;          /* decode with 4-bit weights (t->gemv4): xq in its order, and the offsets [k/4] */
+    int32_t *xo;
     const qv_q8_mat *W;
     const uint16_t *b;
     int m, n, k;
@@ -366,6 +381,18 @@ static void xquant_task(void *ctx, int ith, int nth) {
 static void range(q8_ctx *a, int64_t lo, int64_t hi) {
     const int k = a->k, nb = k / QV_Q8_BLOCK;
     float bias[NR];
+    if (a->xp) {   /* decode, 4-bit weights: one stream of rows */
+        enum { BR = 64 };
+        float bb[BR];
+        for (int64_t j = lo; j < hi; j += BR) {
+            int nj = hi - j < BR ? (int)(hi - j) : BR;
+            if (a->b)
+                for (int q = 0; q < nj; q++) bb[q] = qv_bf16_to_f32(a->b[j + q]);
+            a->t->gemv4(a->Y + j, a->xp, a->xo, a->xd, a->W->q4 + (size_t)j * (k / 2), a->W->dh + (size_t)j * nb, nj, k,
+                        a->b ? bb : NULL);
+        }
+        return;
+    }
     for (int64_t p0 = lo; p0 < hi; p0 += a->panel) {
         int64_t p1 = p0 + a->panel < hi ? p0 + a->panel : hi;
         for (int i0 = 0; i0 < a->m; i0 += MR) {
@@ -439,7 +466,8 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
         }
     }
     size_t qbytes = al64((size_t)m * (size_t)k), dbytes = al64((size_t)m * nb * sizeof(float));
-    void *s = qv_kernel_scratch(0, qbytes + dbytes);
+    const int g4 = m == 1 && W->bits == 4 && t->gemv4;
+    void *s = qv_kernel_scratch(0, qbytes + dbytes + (g4 ? 2 * al64((size_t)k) : 0));
     a.t = s ? t : &qv_q8_scalar;
     int8_t one_q[QV_Q8_BLOCK];
     float one_d;
@@ -463,6 +491,11 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     int nth = qv_pool_size(pool);
     if ((size_t)m * k >= ((size_t)1 << 16)) qv_pool_run(pool, xquant_task, &a);
     else xquant_task(&a, 0, 1);
+    if (g4) {
+        a.xp = (int8_t *)((char *)s + qbytes + dbytes);
+        a.xo = (int32_t *)((char *)a.xp + al64((size_t)k));
+        qv_q4_prep(a.xp, a.xo, a.xq, k, t->gemv4_pairs);
+    }
     int c = (n + 8 * nth - 1) / (8 * nth);
     c = (c + 15) / 16 * 16;
     a.chunk = c < 16 ? 16 : c;

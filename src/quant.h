@@ -128,9 +128,22 @@ typedef struct qv_q8_table {
     void (*tile4)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const uint8_t *wq, const uint16_t *wd,
                   int nr, int k, const float *bias);
     void (*dequant4)(float *dst, const uint8_t *q, const uint16_t *d, int k);
+    /* Decode (m == 1) with 4-bit weights, optional (NULL: tile4 serves it): the nibbles stay unsigned and the
+     * activations' offset is taken out in the integer sums, so no per-block sign or subtract work. xp is the
+     * quantized row in the order gemv4 reads it (gemv4_pairs: per pair of blocks A, B the 16-byte quarters
+     * A0-15 B0-15 A16-31 B16-31, a last odd block as it is; else as it is), xs[l] = -8 * (xp[4l] + ... +
+     * xp[4l+3]) (qv_q4_prep); Y[j] = bias[j] + sum_blocks dx dw (sum of the block's x (nibble - 8)), j < nr. */
+    void (*gemv4)(float *Y, const int8_t *xp, const int32_t *xs, const float *xd, const uint8_t *wq,
+                  const uint16_t *wd, int nr, int k, const float *bias);
+    int gemv4_pairs;
 } qv_q8_table;
 
+/* gemv4's input layout from one quantized row xq [k] (k % 32 == 0): xp [k], xs [k/4] (quant.h qv_q8_table) */
+void qv_q4_prep(int8_t *xp, int32_t *xs, const int8_t *xq, int k, int pairs);
+
 const qv_q8_table *qv_q8_table_avx2(void);   /* NULL when built without AVX2 */
+/* avx2's with the AVX-512 VNNI decode (vpdpbusd on 64 nibbles at a time); NULL when not built in */
+const qv_q8_table *qv_q8_table_avx512(void);
 extern const qv_q8_table qv_q8_scalar;       /* the scalar reference */
 
 #endif

@@ -15,6 +15,9 @@
 #include <immintrin.h>
 
 #define AI static inline __attribute__((always_inline))
+#ifndef QPF
+#define QPF 1024
+#endif
 
 AI float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -132,7 +135,7 @@ AI void kern(float *Y, int ldy, const int8_t *xq, const float *xd, const void *w
             for (int j = 0; j < N; j++) {
                 const char *wp = Q4 ? (const char *)(wq4 + (size_t)j * ldq + b * 16) : (const char *)(wq + (size_t)j * ldq + b * 32);
                 w[j] = Q4 ? nib32((const uint8_t *)wp) : _mm256_loadu_si256((const __m256i *)wp);
-                if (M == 1) _mm_prefetch(wp + 1024, _MM_HINT_T0);
+                if (M == 1) _mm_prefetch(wp + QPF, _MM_HINT_T0);
             }
 #pragma GCC unroll 4
             for (int i = 0; i < M; i++) {
@@ -215,7 +218,48 @@ static void dequant4(float *dst, const uint8_t *q, const uint16_t *d, int k) {
     }
 }
 
-static const qv_q8_table q_avx2 = {"avx2", quant_bf16, quant_f32, tile, dequant, tile4, dequant4};
+/* Decode with 4-bit weights (quant.h gemv4): per block the unsigned nibbles (0..15) times x with maddubs (at
+ * most 2 * 15 * 127 per pair), madd to 8 int32, plus xs (-8 * the lanes' x sums): the integer sum of x (q - 8).
+ * Two accumulators, so consecutive blocks' FMAs do not wait on each other. */
+static void gemv4(float *Y, const int8_t *xp, const int32_t *xs, const float *xd, const uint8_t *wq, const uint16_t *wd,
+                  int nr, int k, const float *bias) {
+    const int nb = k / 32;
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
+    float sc[8] __attribute__((aligned(32)));
+    for (int j = 0; j < nr; j++) {
+        const uint8_t *w = wq + (size_t)j * (k / 2);
+        const uint16_t *d = wd + (size_t)j * nb;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (int b0 = 0; b0 < nb; b0 += 8) {
+            const int bn = nb - b0 < 8 ? nb - b0 : 8;
+            if (bn == 8)
+                _mm256_store_ps(sc, _mm256_mul_ps(_mm256_loadu_ps(xd + b0), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + b0)))));
+            else
+                for (int t = 0; t < bn; t++) sc[t] = xd[b0 + t] * _cvtsh_ss(d[b0 + t]);
+            _mm_prefetch((const char *)(w + b0 * 16) + QPF, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + b0 * 16) + QPF + 64, _MM_HINT_T0);
+#define Q4_BLOCK(t, a)                                                                                                      \
+    do {                                                                                                                   \
+        const int b = b0 + (t);                                                                                            \
+        __m128i h = _mm_loadu_si128((const __m128i *)(w + b * 16));                                                        \
+        __m256i nib = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(h), _mm_srli_epi16(h, 4), 1), m4);   \
+        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(nib, _mm256_loadu_si256((const __m256i *)(xp + b * 32))), ones); \
+        p = _mm256_add_epi32(p, _mm256_loadu_si256((const __m256i *)(xs + b * 8)));                                        \
+        a = _mm256_fmadd_ps(_mm256_broadcast_ss(&sc[t]), _mm256_cvtepi32_ps(p), a);                                        \
+    } while (0)
+            int t = 0;
+            for (; t + 2 <= bn; t += 2) {
+                Q4_BLOCK(t, acc0);
+                Q4_BLOCK(t + 1, acc1);
+            }
+            if (t < bn) Q4_BLOCK(t, acc0);
+#undef Q4_BLOCK
+        }
+        Y[j] = (bias ? bias[j] : 0.0f) + hsum(_mm256_add_ps(acc0, acc1));
+    }
+}
+
+static const qv_q8_table q_avx2 = {"avx2", quant_bf16, quant_f32, tile, dequant, tile4, dequant4, gemv4, 0};
 
 const qv_q8_table *qv_q8_table_avx2(void) { return &q_avx2; }
 

@@ -303,9 +303,9 @@ int main(void) {
     test_i16_path(p3, 8);
     test_i16_path(p3, 4);
     test_roundtrip4();
-    static const char *q8tabs[] = {"scalar", "avx2"};
-    for (int q = 0; q < 2; q++) {   /* small m (decode): the tiles of every table this CPU has, both formats */
-        if (!qv_q8_force(q8tabs[q])) continue;
+    static const char *q8tabs[] = {"scalar", "avx2", "avx512"};
+    for (int q = 0; q < 3; q++) {   /* small m (decode): the tiles of every table this CPU has, both formats */
+        if (!qv_q8_force(q8tabs[q])) { printf("no %s q8 table on this CPU\n", q8tabs[q]); continue; }
         static const int ms4[] = {1, 2, 3, 5, 15}, ns4[] = {1, 7, 33}, ks4[] = {32, 96, 544, 3584};
         for (int a = 0; a < 5; a++)
             for (int bb = 0; bb < 3; bb++)
