@@ -400,8 +400,8 @@ static void tile_range(lin_ctx *a, int64_t lo, int64_t hi) {
     /* decode-sized X (a few rows) stays in L1/L2 whole: stream each W row once, no k blocking */
     const int kc = a->m <= mr ? a->k : t->kc;
     float bias[NR_MAX];
-    if (a->m == 1 && t->gemv) {   /* the whole item: the kernel orders its memory streams over it */
-        t->gemv(a->Y + lo, a->xp, a->W + (size_t)lo * a->k, (size_t)a->k, a->k, (int)(hi - lo), a->b ? a->b + lo : NULL);
+    if (a->m == 1 && t->gemv[a->prec]) {   /* the whole item: the kernel orders its memory streams over it */
+        t->gemv[a->prec](a->Y + lo, a->xp, a->W + (size_t)lo * a->k, (size_t)a->k, a->k, (int)(hi - lo), a->b ? a->b + lo : NULL);
         return;
     }
     for (int64_t j0 = lo; j0 < hi; j0 += NC) {

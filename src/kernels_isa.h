@@ -85,9 +85,9 @@ typedef struct {
     int xbf16[2];               /* per precision: 1 if prepared X is bf16, 0 if f32 */
     qv_xprep_fn xprep[2];       /* per precision */
     qv_tile_fn tile[2];         /* per precision */
-    /* m == 1 (decode): y[j] = bias[j] + x . W[j] for j < n, x prepared as for tile (one row), full k;
-     * NULL: the driver uses tile */
-    void (*gemv)(float *y, const void *x, const uint16_t *W, size_t ldw, int k, int n, const uint16_t *bias);
+    /* m == 1 (decode), per precision: y[j] = bias[j] + x . W[j] for j < n, x prepared as for tile (one row),
+     * full k; NULL: the driver uses tile */
+    void (*gemv[2])(float *y, const void *x, const uint16_t *W, size_t ldw, int k, int n, const uint16_t *bias);
     /* large m: Y[m][ldy] (columns [0, n)) = X . W[n][ldw]^T + bias, on the calling thread, with scratch of
      * gemm_scratch bytes (per thread); per precision; NULL: OpenBLAS on widened panels. X is f32 [m][ldx]
      * (FAST: already rounded to bf16 values) or, when gemm_xbf16[prec], bf16 [m][ldx] with ldx = k rounded

@@ -191,6 +191,12 @@ int qv_q8_force(const char *name) {
     return 1;
 }
 
+int qv_q8_set_table(const qv_q8_table *t) {
+    if (!t) return 0;
+    atomic_store(&g_forced, t);
+    return 1;
+}
+
 /* ---- format ---- */
 
 static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -466,8 +472,8 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
         }
     }
     size_t qbytes = al64((size_t)m * (size_t)k), dbytes = al64((size_t)m * nb * sizeof(float));
-    const int g4 = m == 1 && W->bits == 4 && t->gemv4;
-    void *s = qv_kernel_scratch(0, qbytes + dbytes + (g4 ? 2 * al64((size_t)k) : 0));
+    const int gv = m == 1 && W->bits == 4 && t->gemv4;
+    void *s = qv_kernel_scratch(0, qbytes + dbytes + (gv ? 2 * al64((size_t)k) : 0));
     a.t = s ? t : &qv_q8_scalar;
     int8_t one_q[QV_Q8_BLOCK];
     float one_d;
@@ -491,7 +497,7 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
     int nth = qv_pool_size(pool);
     if ((size_t)m * k >= ((size_t)1 << 16)) qv_pool_run(pool, xquant_task, &a);
     else xquant_task(&a, 0, 1);
-    if (g4) {
+    if (gv) {
         a.xp = (int8_t *)((char *)s + qbytes + dbytes);
         a.xo = (int32_t *)((char *)a.xp + al64((size_t)k));
         qv_q4_prep(a.xp, a.xo, a.xq, k, t->gemv4_pairs);

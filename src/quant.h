@@ -105,11 +105,14 @@ void qv_q8_dequantize_row(float *dst, const qv_q8_mat *W, int j);
 void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_mat *W, const uint16_t *b,
                   int m, int n, int k);
 
-/* Which implementation is used ("scalar", "avx2"): the one the kernel table names (qv_kernels_name; avx2
- * for the AVX2 and AVX-512 tables, scalar for the scalar one); qv_q8_force("scalar"|"avx2") overrides
- * it (tests; 1 if done). */
+/* Which implementation is used ("scalar", "avx2", "avx512"): the kernel table's (qv_kernels_name: avx2 for
+ * the AVX2 table, avx512 -- avx2's with the VNNI 4-bit decode -- for the AVX-512 one, scalar for the scalar
+ * one); qv_q8_force("scalar"|"avx2"|"avx512") overrides it (tests; 1 if done). */
 const char *qv_q8_kernels_name(void);
 int qv_q8_force(const char *name);
+struct qv_q8_table;
+/* tests: run this table (e.g. one compiled against emulated intrinsics); 1 if done */
+int qv_q8_set_table(const struct qv_q8_table *t);
 
 /* ---- internal: what an ISA file provides (quant.c scalar, quant_avx2.c); the kernel table (kernels_isa.h,
  * qv_ktable.q8) says which one runs ---- */
@@ -128,17 +131,17 @@ typedef struct qv_q8_table {
     void (*tile4)(float *Y, int ldy, const int8_t *xq, const float *xd, int mr, const uint8_t *wq, const uint16_t *wd,
                   int nr, int k, const float *bias);
     void (*dequant4)(float *dst, const uint8_t *q, const uint16_t *d, int k);
-    /* Decode (m == 1) with 4-bit weights, optional (NULL: tile4 serves it): the nibbles stay unsigned and the
-     * activations' offset is taken out in the integer sums, so no per-block sign or subtract work. xp is the
-     * quantized row in the order gemv4 reads it (gemv4_pairs: per pair of blocks A, B the 16-byte quarters
+    /* Decode (m == 1) with 4-bit weights, optional (NULL: tile4 serves it): the nibbles stay unsigned (0..15,
+     * q - 8 + 8) for an unsigned x signed product and the offset is taken out in the integer sums: xp is the
+     * quantized row in the order the kernel reads it (gemv4_pairs: per pair of blocks A, B the 16-byte quarters
      * A0-15 B0-15 A16-31 B16-31, a last odd block as it is; else as it is), xs[l] = -8 * (xp[4l] + ... +
-     * xp[4l+3]) (qv_q4_prep); Y[j] = bias[j] + sum_blocks dx dw (sum of the block's x (nibble - 8)), j < nr. */
+     * xp[4l+3]) (qv_q4_prep); Y[j] = bias[j] + sum_blocks dx dw (the block's integer sum of x (q - 8)), j < nr. */
     void (*gemv4)(float *Y, const int8_t *xp, const int32_t *xs, const float *xd, const uint8_t *wq,
                   const uint16_t *wd, int nr, int k, const float *bias);
     int gemv4_pairs;
 } qv_q8_table;
 
-/* gemv4's input layout from one quantized row xq [k] (k % 32 == 0): xp [k], xs [k/4] (quant.h qv_q8_table) */
+/* gemv4's input from one quantized row xq [k] (k % 32 == 0): xp [k], xs [k/4] (qv_q8_table) */
 void qv_q4_prep(int8_t *xp, int32_t *xs, const int8_t *xq, int k, int pairs);
 
 const qv_q8_table *qv_q8_table_avx2(void);   /* NULL when built without AVX2 */

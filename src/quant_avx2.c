@@ -15,9 +15,8 @@
 #include <immintrin.h>
 
 #define AI static inline __attribute__((always_inline))
-#ifndef QPF
-#define QPF 1024
-#endif
+/* software prefetch distance of the decode's weight stream, bytes */
+enum { QPF = 1024 };
 
 AI float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -198,6 +198,37 @@ EMU __m512i _mm512_shuffle_i32x4(__m512i a, __m512i b, int imm) {   /* lanes a[i
     return (__m512i)r.v;
 }
 
+/* for src/quant_avx512.c */
+#define _MM_HINT_T0 3
+#define _mm_prefetch(p, hint) ((void)(p), (void)(hint))
+EMU float _cvtsh_ss(unsigned short h) { return qv_f16_to_f32(h); }
+EMU __m512i _mm512_setr_epi32(int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, int a9, int a10,
+                              int a11, int a12, int a13, int a14, int a15) {
+    emu512 r;
+    const int v[16] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15};
+    for (int i = 0; i < 16; i++) r.i[i] = v[i];
+    return (__m512i)r.v;
+}
+EMU __m512i _mm512_broadcast_i64x4(__m256i a) { emu512 r; memcpy(r.f, &a, 32); memcpy(r.f + 8, &a, 32); return (__m512i)r.v; }
+EMU __m512i _mm512_srlv_epi16(__m512i a, __m512i n) {
+    emu512 x = V(a), c = V(n);
+    for (int i = 0; i < 32; i++) x.h[i] = c.h[i] > 15 ? 0 : (uint16_t)(x.h[i] >> c.h[i]);
+    return (__m512i)x.v;
+}
+EMU __m512i _mm512_dpbusd_epi32(__m512i src, __m512i a, __m512i b) {   /* u8 x s8, 4 per int32 lane, wrapping */
+    emu512 s = V(src), x = V(a), y = V(b);
+    const uint8_t *ua = (const uint8_t *)x.f;
+    const int8_t *sb = (const int8_t *)y.f;
+    for (int i = 0; i < 16; i++)
+        for (int e = 0; e < 4; e++) s.u[i] += (uint32_t)((int32_t)ua[4 * i + e] * sb[4 * i + e]);
+    return (__m512i)s.v;
+}
+EMU __m512 _mm512_permutexvar_ps(__m512i idx, __m512 a) {
+    emu512 x = V(a), ix = V(idx), r;
+    for (int i = 0; i < 16; i++) r.f[i] = x.f[ix.u[i] & 15];
+    return r.v;
+}
+
 EMU __m512 _mm512_load_ps(const void *p) { emu512 r; memcpy(r.f, p, 64); return r.v; }
 EMU void _mm512_store_ps(void *p, __m512 a) { memcpy(p, &a, 64); }
 

@@ -12,6 +12,18 @@
 
 #include <stdint.h>
 
+/* src/quant_avx512.c a second time, against plain-C intrinsics (avx512_emu.h, as unit_kernels does for
+ * kernels_avx512.c), so its decode kernel is tested on CPUs without AVX-512 VNNI too */
+#define _IMMINTRIN_H_INCLUDED 1
+#define __AVX512F__ 1
+#define __AVX512BW__ 1
+#define __AVX512VL__ 1
+#define __AVX512VNNI__ 1
+#include "avx512_emu.h"
+#define qv_q8_table_avx512 emu_q8_table_avx512
+#include "../src/quant_avx512.c"
+#undef qv_q8_table_avx512
+
 static uint64_t rs = 88172645463325252ull;
 static double urand(void) {   /* [0, 1) */
     rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
@@ -303,9 +315,12 @@ int main(void) {
     test_i16_path(p3, 8);
     test_i16_path(p3, 4);
     test_roundtrip4();
-    static const char *q8tabs[] = {"scalar", "avx2", "avx512"};
-    for (int q = 0; q < 3; q++) {   /* small m (decode): the tiles of every table this CPU has, both formats */
-        if (!qv_q8_force(q8tabs[q])) { printf("no %s q8 table on this CPU\n", q8tabs[q]); continue; }
+    static const char *q8tabs[] = {"scalar", "avx2", "avx512", "avx512-emulated"};
+    for (int q = 0; q < 4; q++) {   /* small m (decode): the tiles of every table this CPU has, both formats */
+        if (q == 3 ? !emu_q8_table_avx512() || !qv_q8_set_table(emu_q8_table_avx512()) : !qv_q8_force(q8tabs[q])) {
+            printf("no %s q8 table on this CPU\n", q8tabs[q]);
+            continue;
+        }
         static const int ms4[] = {1, 2, 3, 5, 15}, ns4[] = {1, 7, 33}, ks4[] = {32, 96, 544, 3584};
         for (int a = 0; a < 5; a++)
             for (int bb = 0; bb < 3; bb++)
