@@ -396,6 +396,7 @@ static void range(q8_ctx *a, int64_t lo, int64_t hi) {
                 for (int q = 0; q < nj; q++) bb[q] = qv_bf16_to_f32(a->b[j + q]);
             a->t->gemv4(a->Y + j, a->xp, a->xo, a->xd, a->W->q4 + (size_t)j * (k / 2), a->W->dh + (size_t)j * nb, nj, k,
                         a->b ? bb : NULL);
+            if (a->n_out) outlier_fix(a, j, j + nj);   /* while the rows are in cache */
         }
         return;
     }
@@ -418,6 +419,9 @@ static void range(q8_ctx *a, int64_t lo, int64_t hi) {
                                a->W->q + (size_t)j * k, a->W->dh + (size_t)j * nb, nj, k, bp);
             }
         }
+        /* the outlier columns' products while the panel is in L2: after the whole range its rows had left
+         * the cache, and reading one weight per row and column from memory again cost decode ~8 % */
+        if (a->n_out) outlier_fix(a, p0, p1);
     }
 }
 
@@ -428,8 +432,7 @@ static void run_task(void *ctx, int ith, int nth) {
         int64_t lo = (int64_t)atomic_fetch_add(&a->next, 1) * a->chunk;
         if (lo >= a->n) return;
         int64_t hi = lo + a->chunk < a->n ? lo + a->chunk : a->n;
-        range(a, lo, hi);
-        if (a->n_out) outlier_fix(a, lo, hi);
+        range(a, lo, hi);   /* with the outlier columns' products (outlier_fix) */
     }
 }
 
