@@ -21,6 +21,8 @@
 
 #define AI static inline __attribute__((always_inline))
 
+enum { Q4PF = 2048 };   /* prefetch distance in each weight stream, bytes */
+
 /* R (1 or 2) rows, rs apart (bytes of nibbles; scales rs / 16 apart), results y[r * ys]: each loaded x and xs
  * serves both rows */
 AI void rows4(float *y, size_t ys, const int8_t *xp, const int32_t *xs, const float *xd, const uint8_t *w0,
@@ -44,8 +46,8 @@ AI void rows4(float *y, size_t ys, const int8_t *xp, const int32_t *xs, const fl
         for (int r = 0; r < R; r++) {
             const uint8_t *w = w0 + r * rs;
             s8[r] = _mm512_mul_ps(xd8, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, d0 + r * (rs / 16) + b)));
-            _mm_prefetch((const char *)(w + b * 16) + 2048, _MM_HINT_T0);
-            _mm_prefetch((const char *)(w + b * 16) + 2048 + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + b * 16) + Q4PF, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + b * 16) + Q4PF + 64, _MM_HINT_T0);
         }
 #define Q4_PAIR(q, a)                                                                                                      \
     do {                                                                                                                   \

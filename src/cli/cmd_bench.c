@@ -47,7 +47,7 @@ static void help(void) {
          "       qv bench accuracy --model DIR --text FILE [--tokens N] [--q8] [--q4] [--json]   (--help: its options)\n\n"
          "kernels: GFLOP/s of the linear layer at the 7B prefill shapes (m=512, k=3584, n=3584 and 18944) and\n"
          "  GB/s of bf16 weights read at the decode shapes (m=1, n=18944 and 152064), REF and FAST paths, with\n"
-         "  1 thread and with N threads (default: all CPUs).\n"
+         "  1 thread and with N threads (default: all CPUs), beside the memory's read bandwidth (their bound).\n"
          "model: opens the checkpoint and reports load time, prefill tokens/s for an N-token text prompt\n"
          "  (default 512), decode tokens/s over --gen tokens (default 32), vision encoding time for one\n"
          "  448x448 image (grid 1x32x32) and a 16-frame 448x448 clip (grid 8x32x32), and the peak RSS.\n"
@@ -86,6 +86,42 @@ static double time_linear(int reps, qv_pool *pool, qv_precision prec, float *Y, 
     return best;
 }
 
+/* the memory's read bandwidth, the bound of a decode: threads sum disjoint parts of a buffer (8 independent
+ * 64-bit sums each, so loads, not adds, set the pace) */
+enum { READ_SLOTS = 256 };
+typedef struct { const uint64_t *p; size_t n; uint64_t sum[READ_SLOTS]; } read_ctx;
+
+static void read_task(void *ctx, int ith, int nth) {
+    read_ctx *a = ctx;
+    int64_t lo, hi;
+    qv_split((int64_t)a->n, ith, nth, 64, &lo, &hi);
+    typedef uint64_t v2 __attribute__((vector_size(16)));
+    v2 s[8] = {{0}};
+    for (int64_t i = lo; i + 16 <= hi; i += 16) {
+        __builtin_prefetch(a->p + i + 1024);   /* 8 KiB ahead, as the decode kernels do */
+        __builtin_prefetch(a->p + i + 1024 + 8);
+        for (int e = 0; e < 8; e++) {
+            v2 v;
+            memcpy(&v, a->p + i + 2 * e, sizeof v);
+            s[e] += v;
+        }
+    }
+    v2 t = s[0] ^ s[1] ^ s[2] ^ s[3] ^ s[4] ^ s[5] ^ s[6] ^ s[7];
+    a->sum[ith % READ_SLOTS] = t[0] ^ t[1];
+}
+
+static double read_gbs(qv_pool *pool, const void *buf, size_t bytes, int reps) {
+    read_ctx a = {.p = buf, .n = bytes / 8};
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = qv_now();
+        qv_pool_run(pool, read_task, &a);
+        t = qv_now() - t;
+        if (t < best) best = t;
+    }
+    return (double)bytes / best / 1e9;
+}
+
 static int bench_kernels(int n_threads, int quick) {
     const int k = 3584, vocab = quick ? 37984 : 152064;
     const int shapes[][2] = {{512, 3584}, {512, 18944}, {1, 18944}, {1, vocab}};
@@ -100,6 +136,9 @@ static int bench_kernels(int n_threads, int quick) {
     for (size_t i = 0; i < nx; i++) X[i] = frand();
     qv_pool *all = qv_pool_create(n_threads);
     printf("kernels: %s, threads 1 and %d\n", qv_kernels_name(), qv_pool_size(all));
+    /* the bound for the decode lines below: reading the same buffer with plain loads */
+    printf("memory read (a %.2f GB buffer): %.1f GB/s with 1 thread, %.1f GB/s with %d\n", nw * 2 / 1e9,
+           read_gbs(NULL, W, nw * 2, 3), read_gbs(all, W, nw * 2, 3), qv_pool_size(all));
     for (int pass = 0; pass < 2; pass++) {
         qv_pool *pool = pass ? all : NULL;
         if (pass && qv_pool_size(all) == 1) break;
