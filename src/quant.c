@@ -78,7 +78,7 @@ static int32_t ref_block(const int8_t *x, const void *w, int q4) {
 }
 
 /* x . w over k: per block (dx * dw) * the integer sum, accumulated in block order */
-static float ref_dot(const int8_t *xq, const float *xd, const void *wq, const uint16_t *wd, int k, int q4) {
+float qv_q8_dot_ref(const int8_t *xq, const float *xd, const void *wq, const uint16_t *wd, int k, int q4) {
     float acc = 0.0f;
     for (int b = 0; b < k / QV_Q8_BLOCK; b++)
         acc += (xd[b] * qv_f16_to_f32(wd[b])) * (float)ref_block(xq + b * 32, (const char *)wq + b * (q4 ? 16 : 32), q4);
@@ -90,7 +90,7 @@ static void ref_tile_any(float *Y, int ldy, const int8_t *xq, const float *xd, i
     const int nb = k / QV_Q8_BLOCK;
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
-            float s = ref_dot(xq + (size_t)i * k, xd + (size_t)i * nb, (const char *)wq + (size_t)j * (q4 ? k / 2 : k),
+            float s = qv_q8_dot_ref(xq + (size_t)i * k, xd + (size_t)i * nb, (const char *)wq + (size_t)j * (q4 ? k / 2 : k),
                               wd + (size_t)j * nb, k, q4);
             Y[(size_t)i * ldy + j] = (bias ? bias[j] : 0.0f) + s;
         }
@@ -486,9 +486,10 @@ void qv_linear_q8(qv_pool *pool, float *Y, int ldy, const float *X, const qv_q8_
                 float acc = 0.0f;
                 for (int bk = 0; bk < nb; bk++) {
                     ref_quant_f32(one_q, &one_d, X + (size_t)i * k + bk * QV_Q8_BLOCK, QV_Q8_BLOCK);
-                    acc += W->bits == 4 ? ref_dot(one_q, &one_d, W->q4 + (size_t)j * (k / 2) + bk * 16, W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK, 1)
-                                        : ref_dot(one_q, &one_d, W->q + (size_t)j * k + bk * QV_Q8_BLOCK,
-                                                  W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK, 0);
+                    acc += W->bits == 4 ? qv_q8_dot_ref(one_q, &one_d, W->q4 + (size_t)j * (k / 2) + bk * 16,
+                                                        W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK, 1)
+                                        : qv_q8_dot_ref(one_q, &one_d, W->q + (size_t)j * k + bk * QV_Q8_BLOCK,
+                                                        W->dh + (size_t)j * nb + bk, QV_Q8_BLOCK, 0);
                 }
                 Y[(size_t)i * ldy + j] = (b ? qv_bf16_to_f32(b[j]) : 0.0f) + acc;
             }

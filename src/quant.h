@@ -141,6 +141,10 @@ typedef struct qv_q8_table {
     int gemv4_pairs;
 } qv_q8_table;
 
+/* the scalar definition of one row's product: x . w over k (k % 32 == 0), per block (dx * dw) * the block's
+ * integer sum, in block order; 8-bit weights (q4 == 0) or 4-bit ones (the ISA files' odd tails use it) */
+float qv_q8_dot_ref(const int8_t *xq, const float *xd, const void *wq, const uint16_t *wd, int k, int q4);
+
 /* gemv4's input from one quantized row xq [k] (k % 32 == 0): xp [k], xs [k/4] (qv_q8_table) */
 void qv_q4_prep(int8_t *xp, int32_t *xs, const int8_t *xq, int k, int pairs);
 

@@ -74,12 +74,7 @@ AI void rows4(float *y, size_t ys, const int8_t *xp, const int32_t *xs, const fl
         const uint8_t *w = w0 + r * rs;
         const uint16_t *d = d0 + r * (rs / 16);
         float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-        if (ne < nb) {   /* a last odd block, x in its own order: low nibbles then high */
-            int32_t s = 0;
-            for (int t = 0; t < 16; t++)
-                s += xp[ne * 32 + t] * ((w[ne * 16 + t] & 15) - 8) + xp[ne * 32 + 16 + t] * ((w[ne * 16 + t] >> 4) - 8);
-            v += xd[ne] * _cvtsh_ss(d[ne]) * (float)s;
-        }
+        if (ne < nb) v += qv_q8_dot_ref(xp + ne * 32, xd + ne, w + ne * 16, d + ne, 32, 1);   /* a last odd block, x in its own order */
         y[r * ys] = (bias ? bias[r * ys] : 0.0f) + v;
     }
 }

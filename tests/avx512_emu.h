@@ -201,7 +201,6 @@ EMU __m512i _mm512_shuffle_i32x4(__m512i a, __m512i b, int imm) {   /* lanes a[i
 /* for src/quant_avx512.c */
 #define _MM_HINT_T0 3
 #define _mm_prefetch(p, hint) ((void)(p), (void)(hint))
-EMU float _cvtsh_ss(unsigned short h) { return qv_f16_to_f32(h); }
 EMU __m512i _mm512_setr_epi32(int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, int a8, int a9, int a10,
                               int a11, int a12, int a13, int a14, int a15) {
     emu512 r;
