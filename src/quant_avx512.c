@@ -19,14 +19,10 @@
 #include <immintrin.h>
 #include <pthread.h>
 
-#define AI static inline __attribute__((always_inline))
-
 enum { Q4PF = 2048 };   /* prefetch distance in each weight stream, bytes */
 
-/* R (1 or 2) rows, rs apart (bytes of nibbles; scales rs / 16 apart), results y[r * ys]: each loaded x and xs
- * serves both rows */
-AI void rows4(float *y, size_t ys, const int8_t *xp, const int32_t *xs, const float *xd, const uint8_t *w0,
-              const uint16_t *d0, size_t rs, int k, const float *bias, const int R) {
+static void gemv4(float *Y, const int8_t *xp, const int32_t *xs, const float *xd, const uint8_t *wq, const uint16_t *wd,
+                  int nr, int k, const float *bias) {
     const int nb = k / 32, ne = nb / 2 * 2;
     const __m512i m4 = _mm512_set1_epi32(0x0f0f0f0f);
     const __m512i sh = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0x40004, 0x40004, 0x40004, 0x40004, 0x40004, 0x40004,
@@ -36,59 +32,38 @@ AI void rows4(float *y, size_t ys, const int8_t *xp, const int32_t *xs, const fl
         _mm512_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3, 2, 2, 2, 2, 3, 3, 3, 3),
         _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 4, 4, 4, 4, 5, 5, 5, 5),
         _mm512_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7, 6, 6, 6, 6, 7, 7, 7, 7)};
-    __m512 acc[2][2];
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int b = 0; b < ne; b += 8) {   /* up to 8 blocks: their scales, then the pairs */
-        const int bn = ne - b < 8 ? ne - b : 8;
-        const __mmask16 mk = (__mmask16)((1u << bn) - 1);
-        const __m512 xd8 = _mm512_maskz_loadu_ps(mk, xd + b);
-        __m512 s8[2];
-        for (int r = 0; r < R; r++) {
-            const uint8_t *w = w0 + r * rs;
-            s8[r] = _mm512_mul_ps(xd8, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, d0 + r * (rs / 16) + b)));
+    for (int j = 0; j < nr; j++) {
+        const uint8_t *w = wq + (size_t)j * (k / 2);
+        const uint16_t *d = wd + (size_t)j * nb;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        for (int b = 0; b < ne; b += 8) {   /* up to 8 blocks: their scales, then the pairs */
+            const int bn = ne - b < 8 ? ne - b : 8;
+            const __mmask16 mk = (__mmask16)((1u << bn) - 1);
+            const __m512 s8 = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xd + b), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, d + b)));
             _mm_prefetch((const char *)(w + b * 16) + Q4PF, _MM_HINT_T0);
             _mm_prefetch((const char *)(w + b * 16) + Q4PF + 64, _MM_HINT_T0);
-        }
-#define Q4_PAIR(q, a)                                                                                                      \
+#define Q4_PAIR(q, acc)                                                                                                    \
     do {                                                                                                                   \
         const int bq = b + 2 * (q);                                                                                        \
-        const __m512i x = _mm512_loadu_si512(xp + bq * 32), o = _mm512_loadu_si512(xs + bq * 8);                          \
-        for (int r = 0; r < R; r++) {                                                                                      \
-            const __m512i t = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w0 + r * rs + bq * 16)));       \
-            const __m512i z = _mm512_and_si512(_mm512_srlv_epi16(t, sh), m4);                                              \
-            acc[r][a] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix[q], s8[r]), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(o, z, x)), \
-                                        acc[r][a]);                                                                        \
-        }                                                                                                                  \
+        const __m512i t = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + bq * 16)));                      \
+        const __m512i z = _mm512_and_si512(_mm512_srlv_epi16(t, sh), m4);                                                  \
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_loadu_si512(xs + bq * 8), z, _mm512_loadu_si512(xp + bq * 32));      \
+        acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix[q], s8), _mm512_cvtepi32_ps(p), acc);                              \
     } while (0)
-        if (bn == 8) {
-            Q4_PAIR(0, 0);
-            Q4_PAIR(1, 1);
-            Q4_PAIR(2, 0);
-            Q4_PAIR(3, 1);
-        } else {
-            for (int q = 0; q < bn / 2; q++) Q4_PAIR(q, 0);
-        }
+            if (bn == 8) {
+                Q4_PAIR(0, acc0);
+                Q4_PAIR(1, acc1);
+                Q4_PAIR(2, acc0);
+                Q4_PAIR(3, acc1);
+            } else {
+                for (int q = 0; q < bn / 2; q++) Q4_PAIR(q, acc0);
+            }
 #undef Q4_PAIR
+        }
+        float y = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        if (ne < nb) y += qv_q8_dot_ref(xp + ne * 32, xd + ne, w + ne * 16, d + ne, 32, 1);   /* a last odd block, x in its own order */
+        Y[j] = (bias ? bias[j] : 0.0f) + y;
     }
-    for (int r = 0; r < R; r++) {
-        const uint8_t *w = w0 + r * rs;
-        const uint16_t *d = d0 + r * (rs / 16);
-        float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-        if (ne < nb) v += qv_q8_dot_ref(xp + ne * 32, xd + ne, w + ne * 16, d + ne, 32, 1);   /* a last odd block, x in its own order */
-        y[r * ys] = (bias ? bias[r * ys] : 0.0f) + v;
-    }
-}
-
-/* rows j and j + h (h = nr / 2) together, so each of the two weight streams runs on through consecutive rows */
-static void gemv4(float *Y, const int8_t *xp, const int32_t *xs, const float *xd, const uint8_t *wq, const uint16_t *wd,
-                  int nr, int k, const float *bias) {
-    const int h = nr / 2, nb = k / 32;
-    const size_t rb = (size_t)k / 2;
-    for (int j = 0; j < h; j++)
-        rows4(Y + j, (size_t)h, xp, xs, xd, wq + j * rb, wd + (size_t)j * nb, (size_t)h * rb, k, bias ? bias + j : NULL, 2);
-    if (nr % 2)
-        rows4(Y + nr - 1, 1, xp, xs, xd, wq + (size_t)(nr - 1) * rb, wd + (size_t)(nr - 1) * nb, rb, k,
-              bias ? bias + nr - 1 : NULL, 1);
 }
 
 static qv_q8_table q_avx512;
