@@ -83,6 +83,8 @@ static void ref_gemm_i16(float *Y, int ldy, const int16_t *Xq, int ldq, const fl
 
 /* FAST from m = 16 takes the 16-bit integer definition here too, so every table computes the same numbers
  * for the large products (the SIMD tables bit for bit) */
+static const qv_q8_table *q8_scalar(void) { return &qv_q8_scalar; }
+
 static const qv_ktable k_scalar = {
     .name = "scalar",
     .kblock = 1,
@@ -104,7 +106,7 @@ static const qv_ktable k_scalar = {
     .f32_to_bf16 = ref_f32_to_bf16,
     .f16_to_f32 = ref_f16_to_f32,
     .elt = &qv_elt_ref,
-    .q8 = &qv_q8_scalar,
+    .q8 = q8_scalar,
 };
 
 /* ---- choice of implementation ---- */

@@ -7,6 +7,7 @@
  * over k does not care about order, so X is prepared once per call in the same even/odd order
  * (per 16-block: x0 x2 .. x14, x1 x3 .. x15) and each W element costs one integer op. */
 #include "kernels_isa.h"
+#include "quant.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -317,6 +318,7 @@ static const qv_ktable k_avx2 = {
     .f16_to_f32 = f16_to_f32,
     .f32_to_bf16 = f32_to_bf16,
     .elt = &qv_elt_v8,
+    .q8 = qv_q8_table_avx2,
 };
 
 const qv_ktable *qv_ktable_avx2(void) { return &k_avx2; }

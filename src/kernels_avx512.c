@@ -732,7 +732,7 @@ static const qv_ktable k_avx512 = {
     .f16_to_f32 = f16_to_f32,
     .f32_to_bf16 = f32_to_bf16,
     .elt = &qv_elt_v16,
-    .q8_get = qv_q8_table_avx512,
+    .q8 = qv_q8_table_avx512,
 };
 
 const qv_ktable *qv_ktable_avx512(void) { return &k_avx512; }

@@ -114,8 +114,8 @@ typedef struct {
     void (*f32_to_bf16)(uint16_t *dst, const float *src, int n);
     void (*f16_to_f32)(float *dst, const uint16_t *src, int n);   /* exact */
     const qv_elt_table *elt;    /* element-wise kernels; NULL: qv_elt_v4 */
-    const struct qv_q8_table *q8;   /* 8-bit weight kernels (quant.h); NULL: q8_get's, else quant_avx2's when built in */
-    const struct qv_q8_table *(*q8_get)(void);
+    /* the 8- and 4-bit weight kernels (quant.h) that go with this table; NULL or a NULL result: the scalar ones */
+    const struct qv_q8_table *(*q8)(void);
 } qv_ktable;
 
 /* kernels.c: per-thread scratch of at least bytes (64-byte aligned), grown on demand and kept for the

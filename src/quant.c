@@ -1,6 +1,6 @@
 /* quant.c — 8-bit weights (quant.h): the format, the scalar reference kernels (the spec quant_avx2.c is
  * tested against) and the qv_linear_q8 driver (threads over output columns from an atomic counter, L2-sized
- * panels of weight rows). Which kernels run is the kernel table's choice (qv_ktable.q8) and the scratch is
+ * panels of weight rows). Which kernels run is the kernel table's choice (qv_ktable.q8()) and the scratch is
  * the kernel driver's per-thread scratch (qv_kernel_scratch): one dispatcher, one scratch allocator.
  * Follows llama.cpp's Q8_0 (blocks of 32, symmetric, scale = maxabs / 127), with f32 scales kept apart
  * from the int8 values so every weight row is contiguous and 32-byte aligned. */
@@ -157,20 +157,11 @@ void qv_q4_prep(int8_t *xp, int32_t *xs, const int8_t *xq, int k, int pairs) {
 
 static _Atomic(const qv_q8_table *) g_forced;   /* qv_q8_force (tests) */
 
-static const qv_q8_table *avx2_if_built(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    return qv_q8_table_avx2();
-#else
-    return NULL;
-#endif
-}
-
 static const qv_q8_table *tab(void) {
     const qv_q8_table *t = atomic_load_explicit(&g_forced, memory_order_relaxed);
     if (t) return t;
     const qv_ktable *kt = qv_kernels_table();   /* the kernel table has checked the CPU */
-    t = kt->q8 ? kt->q8 : kt->q8_get ? kt->q8_get() : NULL;
-    if (!t) t = avx2_if_built();
+    t = kt->q8 ? kt->q8() : NULL;
     return t ? t : &qv_q8_scalar;
 }
 
@@ -181,14 +172,12 @@ int qv_q8_force(const char *name) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (name && !strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        t = avx2_if_built();
+        t = qv_q8_table_avx2();
     if (name && !strcmp(name, "avx512") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
         t = qv_q8_table_avx512();
 #endif
-    if (!t) return 0;
-    atomic_store(&g_forced, t);
-    return 1;
+    return qv_q8_set_table(t);
 }
 
 int qv_q8_set_table(const qv_q8_table *t) {

@@ -114,8 +114,8 @@ struct qv_q8_table;
 /* tests: run this table (e.g. one compiled against emulated intrinsics); 1 if done */
 int qv_q8_set_table(const struct qv_q8_table *t);
 
-/* ---- internal: what an ISA file provides (quant.c scalar, quant_avx2.c); the kernel table (kernels_isa.h,
- * qv_ktable.q8) says which one runs ---- */
+/* ---- internal: what an ISA file provides (quant.c scalar, quant_avx2.c, quant_avx512.c: avx2's with the VNNI
+ * 4-bit decode); the kernel table (kernels_isa.h, qv_ktable.q8()) says which one runs ---- */
 typedef struct qv_q8_table {
     const char *name;
     /* w [k] bf16 -> q, half scales d (k % 32 == 0); returns 0 if a weight is not finite */
