@@ -190,12 +190,12 @@ AI void tile_fast_impl(float *Y, int ldy, const uint16_t *x, size_t ldx, const u
     store_tile(Y, ldy, c, mr, nr, bias, acc);
 }
 
-/* FAST decode: 4 W rows a quarter of the range apart (rows j, j + q, j + 2q, j + 3q: each stream runs on
- * through consecutive rows, as the AVX2 gemv), two accumulators per row (8 vdpbf16ps chains), prefetch
- * ahead in each row; x is bf16, zero padded to 32. Row r of the group is W + r * rs, its result y[r * ys]. */
 /* prefetch distance in each row, elements (8 KiB: 1 KiB ahead read 26-41 GB/s, 8 KiB 33-40 on 2 Zen 4 cores) */
 enum { GEMV_PF = 4096 };
 
+/* FAST decode: 4 W rows a quarter of the range apart (rows j, j + q, j + 2q, j + 3q: each stream runs on
+ * through consecutive rows, as the AVX2 gemv), two accumulators per row (8 vdpbf16ps chains), prefetch
+ * ahead in each row; x is bf16, zero padded to 32. Row r of the group is W + r * rs, its result y[r * ys]. */
 AI void gemv_fast_rows(float *y, size_t ys, const uint16_t *x, const uint16_t *W, size_t rs, int k, const int nr,
                        const uint16_t *bias) {
     __m512 c[4], d[4];

@@ -87,7 +87,7 @@ static double time_linear(int reps, qv_pool *pool, qv_precision prec, float *Y, 
 }
 
 /* the memory's read bandwidth, the bound of a decode: threads sum disjoint parts of a buffer (8 independent
- * 64-bit sums each, so loads, not adds, set the pace) */
+ * sums of 16-byte loads each, so loads, not adds, set the pace; prefetch 8 KiB ahead as the decode kernels) */
 enum { READ_SLOTS = 256 };
 typedef struct { const uint64_t *p; size_t n; uint64_t sum[READ_SLOTS]; } read_ctx;
 
@@ -136,7 +136,7 @@ static int bench_kernels(int n_threads, int quick) {
     for (size_t i = 0; i < nx; i++) X[i] = frand();
     qv_pool *all = qv_pool_create(n_threads);
     printf("kernels: %s, threads 1 and %d\n", qv_kernels_name(), qv_pool_size(all));
-    /* the bound for the decode lines below: reading the same buffer with plain loads */
+    /* the bound for the decode lines below: reading the same buffer without any arithmetic on it */
     printf("memory read (a %.2f GB buffer): %.1f GB/s with 1 thread, %.1f GB/s with %d\n", nw * 2 / 1e9,
            read_gbs(NULL, W, nw * 2, 3), read_gbs(all, W, nw * 2, 3), qv_pool_size(all));
     for (int pass = 0; pass < 2; pass++) {
