@@ -42,6 +42,21 @@ static void ref_f16_to_f32(float *dst, const uint16_t *src, int n) {
     for (int i = 0; i < n; i++) dst[i] = qv_f16_to_f32(src[i]);
 }
 
+static void ref_attn_qk(float *S, int lds, const float *Q, int ldq, int R, const float *K, int ldk, int n, int hd) {
+    for (int j = 0; j < n; j++)
+        for (int r = 0; r < R; r++) S[(size_t)r * lds + j] = ref_dot_f32(Q + (size_t)r * ldq, K + (size_t)j * ldk, hd);
+}
+
+static void ref_attn_pv_f16(float *O, int ldo, const float *P, int ldp, int R, const uint16_t *V, int ldv, int hd,
+                            int n) {
+    for (int d = 0; d < hd; d++)
+        for (int r = 0; r < R; r++) {
+            float s = 0.0f;
+            for (int j = 0; j < n; j++) s += P[(size_t)r * ldp + j] * qv_f16_to_f32(V[(size_t)d * ldv + j]);
+            O[(size_t)r * ldo + d] += s;
+        }
+}
+
 static void ref_f32_to_bf16(uint16_t *dst, const float *src, int n) {
     for (int i = 0; i < n; i++) dst[i] = qv_f32_to_bf16(src[i]);
 }
@@ -105,6 +120,8 @@ static const qv_ktable k_scalar = {
     .bf16_to_f32 = ref_bf16_to_f32,
     .f32_to_bf16 = ref_f32_to_bf16,
     .f16_to_f32 = ref_f16_to_f32,
+    .attn_qk = ref_attn_qk,
+    .attn_pv_f16 = ref_attn_pv_f16,
     .elt = &qv_elt_ref,
     .q8 = q8_scalar,
 };
@@ -166,6 +183,14 @@ void qv_kernels_set_table(const qv_ktable *t) {
 float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n) { return table()->dot_f32_bf16(x, y, n); }
 void qv_axpy_bf16(float *y, float a, const uint16_t *x, int n) { table()->axpy_bf16(y, a, x, n); }
 float qv_dot_f32(const float *x, const float *y, int n) { return table()->dot_f32(x, y, n); }
+void qv_attn_qk(float *S, int lds, const float *Q, int ldq, int R, const float *K, int ldk, int n, int hd) {
+    const qv_ktable *t = table();
+    (t->attn_qk ? t->attn_qk : ref_attn_qk)(S, lds, Q, ldq, R, K, ldk, n, hd);
+}
+void qv_attn_pv_f16(float *O, int ldo, const float *P, int ldp, int R, const uint16_t *V, int ldv, int hd, int n) {
+    const qv_ktable *t = table();
+    (t->attn_pv_f16 ? t->attn_pv_f16 : ref_attn_pv_f16)(O, ldo, P, ldp, R, V, ldv, hd, n);
+}
 void qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->bf16_to_f32(dst, src, n); }
 void qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n) { table()->f32_to_bf16(dst, src, n); }
 void qv_f16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->f16_to_f32(dst, src, n); }

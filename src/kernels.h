@@ -52,6 +52,15 @@ void qv_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 void qv_sgemm_pool(qv_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Attention against a few query rows (decode: the H/KV heads that share a KV head), memory-bound
+ * streams over the KV cache, on the calling thread, f32 sums:
+ *   qv_attn_qk:     S[r][j] = Q[r] . K[j] for r < R <= 16, j < n; Q rows of hd floats (stride ldq), K rows
+ *                   of hd floats (stride ldk), S rows of stride lds
+ *   qv_attn_pv_f16: O[r][d] += sum_{j<n} P[r][j] V[d][j] for r < R <= 16, d < hd; V IEEE half, stored
+ *                   transposed (row d of stride ldv: the fast path's value tiles), P rows of stride ldp */
+void qv_attn_qk(float *S, int lds, const float *Q, int ldq, int R, const float *K, int ldk, int n, int hd);
+void qv_attn_pv_f16(float *O, int ldo, const float *P, int ldp, int R, const uint16_t *V, int ldv, int hd, int n);
+
 /* Dot products and updates against bf16 vectors (KV cache rows). */
 float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n);
 void  qv_axpy_bf16(float *y, float a, const uint16_t *x, int n);   /* y += a * x */

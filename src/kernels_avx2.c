@@ -77,6 +77,83 @@ static void f16_to_f32(float *dst, const uint16_t *src, int n) {   /* F16C: exac
     for (; i < n; i++) dst[i] = qv_f16_to_f32(src[i]);
 }
 
+/* ---- attention against a few query rows (kernels.h qv_attn_qk / qv_attn_pv_f16): each K row (each V
+ * row) is read once, its 8-lane pieces meet up to 8 query rows held in accumulators (G: how many);
+ * lengths past a multiple of 8 finish in scalar code ---- */
+
+#define UNROLL8 _Pragma("GCC unroll 8")   /* the G accumulators stay in registers */
+enum { ATTN_PF = 8192 };   /* prefetch distance, bytes ahead in the stream of rows (the tiles are contiguous) */
+
+AI void attn_qk_g(float *S, int lds, const float *Q, int ldq, const int G, const float *K, int ldk, int n, int hd) {
+    const int h8 = hd & ~7;
+    for (int j = 0; j < n; j++) {
+        const float *k = K + (size_t)j * ldk;
+        __m256 acc[8];
+        UNROLL8
+        for (int r = 0; r < G; r++) acc[r] = _mm256_setzero_ps();
+        for (int d = 0; d < h8; d += 8) {
+            if (!(d & 15)) _mm_prefetch((const char *)(k + (size_t)ATTN_PF / 4 + d), _MM_HINT_T0);
+            const __m256 kv = _mm256_loadu_ps(k + d);
+            UNROLL8
+            for (int r = 0; r < G; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(Q + (size_t)r * ldq + d), kv, acc[r]);
+        }
+        UNROLL8
+        for (int r = 0; r < G; r++) {
+            float s = hsum(acc[r]);
+            for (int d = h8; d < hd; d++) s += Q[(size_t)r * ldq + d] * k[d];
+            S[(size_t)r * lds + j] = s;
+        }
+    }
+}
+
+static void attn_qk(float *S, int lds, const float *Q, int ldq, int R, const float *K, int ldk, int n, int hd) {
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        float *s = S + (size_t)r0 * lds;
+        const float *q = Q + (size_t)r0 * ldq;
+        switch (R - r0 < 8 ? R - r0 : 8) {
+#define QK_G(g) case g: attn_qk_g(s, lds, q, ldq, g, K, ldk, n, hd); break;
+        QK_G(8) QK_G(7) QK_G(6) QK_G(5) QK_G(4) QK_G(3) QK_G(2)
+        default: QK_G(1)
+#undef QK_G
+        }
+    }
+}
+
+AI void attn_pv_g(float *O, int ldo, const float *P, int ldp, const int G, const uint16_t *V, int ldv, int hd, int n) {
+    const int n8 = n & ~7;
+    for (int d = 0; d < hd; d++) {
+        const uint16_t *v = V + (size_t)d * ldv;
+        __m256 acc[8];
+        UNROLL8
+        for (int r = 0; r < G; r++) acc[r] = _mm256_setzero_ps();
+        for (int j = 0; j < n8; j += 8) {
+            if (!(j & 31)) _mm_prefetch((const char *)(v + (size_t)ATTN_PF / 2 + j), _MM_HINT_T0);
+            const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + j)));
+            UNROLL8
+            for (int r = 0; r < G; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(P + (size_t)r * ldp + j), vv, acc[r]);
+        }
+        UNROLL8
+        for (int r = 0; r < G; r++) {
+            float s = hsum(acc[r]);
+            for (int j = n8; j < n; j++) s += P[(size_t)r * ldp + j] * qv_f16_to_f32(v[j]);
+            O[(size_t)r * ldo + d] += s;
+        }
+    }
+}
+
+static void attn_pv_f16(float *O, int ldo, const float *P, int ldp, int R, const uint16_t *V, int ldv, int hd, int n) {
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        float *o = O + (size_t)r0 * ldo;
+        const float *p = P + (size_t)r0 * ldp;
+        switch (R - r0 < 8 ? R - r0 : 8) {
+#define PV_G(g) case g: attn_pv_g(o, ldo, p, ldp, g, V, ldv, hd, n); break;
+        PV_G(8) PV_G(7) PV_G(6) PV_G(5) PV_G(4) PV_G(3) PV_G(2)
+        default: PV_G(1)
+#undef PV_G
+        }
+    }
+}
+
 /* round to nearest even, NaN kept quiet (same bits as qv_f32_to_bf16) */
 AI __m256i round_bf16_bits(__m256 v) {
     __m256i u = _mm256_castps_si256(v);
@@ -317,6 +394,8 @@ static const qv_ktable k_avx2 = {
     .bf16_to_f32 = bf16_to_f32,
     .f16_to_f32 = f16_to_f32,
     .f32_to_bf16 = f32_to_bf16,
+    .attn_qk = attn_qk,
+    .attn_pv_f16 = attn_pv_f16,
     .elt = &qv_elt_v8,
     .q8 = qv_q8_table_avx2,
 };

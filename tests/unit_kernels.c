@@ -256,6 +256,51 @@ static void check_i16_f32rows(void) {
     }
 }
 
+/* decode attention (qv_attn_qk, qv_attn_pv_f16): every query row count up to 16, head sizes with and
+ * without vector tails, key counts across the lane widths, strided rows; against double sums, and O
+ * accumulated onto (not overwritten) */
+static void check_attn(void) {
+    static const int Rs[] = {1, 2, 3, 7, 8, 9, 14, 16}, hds[] = {7, 16, 33, 80, 128}, ns[] = {1, 5, 16, 17, 100, 256};
+    int fails = 0;
+    for (size_t a = 0; a < sizeof Rs / sizeof *Rs; a++)
+        for (size_t b = 0; b < sizeof hds / sizeof *hds; b++)
+            for (size_t c = 0; c < sizeof ns / sizeof *ns && fails < 5; c++) {
+                int bad = 0;
+                const int R = Rs[a], hd = hds[b], n = ns[c], ldq = hd + 3, ldk = hd + 1, lds = n + 5, ldv = n + 2, ldo = hd + 4;
+                float *Q = malloc(sizeof(float) * R * ldq), *K = malloc(sizeof(float) * n * ldk);
+                float *S = malloc(sizeof(float) * R * lds), *O = malloc(sizeof(float) * R * ldo), *O0 = malloc(sizeof(float) * R * ldo);
+                uint16_t *V = malloc(sizeof(uint16_t) * hd * ldv);
+                for (int i = 0; i < R * ldq; i++) Q[i] = frand();
+                for (int i = 0; i < n * ldk; i++) K[i] = frand();
+                for (int i = 0; i < R * lds; i++) S[i] = 0.5f + 0.5f * frand();   /* probabilities for P V */
+                for (int i = 0; i < hd * ldv; i++) V[i] = qv_f32_to_f16(frand());
+                for (int i = 0; i < R * ldo; i++) O[i] = O0[i] = frand();
+                qv_attn_pv_f16(O, ldo, S, lds, R, V, ldv, hd, n);
+                for (int r = 0; r < R; r++)
+                    for (int d = 0; d < hd; d++) {
+                        double e = O0[r * ldo + d], mag = fabs(e);
+                        for (int j = 0; j < n; j++) {
+                            double t = (double)S[r * lds + j] * qv_f16_to_f32(V[d * ldv + j]);
+                            e += t; mag += fabs(t);
+                        }
+                        if (!(fabs(O[r * ldo + d] - e) <= 1e-5 * mag)) bad++;
+                    }
+                qv_attn_qk(S, lds, Q, ldq, R, K, ldk, n, hd);
+                for (int r = 0; r < R; r++)
+                    for (int j = 0; j < n; j++) {
+                        double e = 0, mag = 0;
+                        for (int d = 0; d < hd; d++) {
+                            double t = (double)Q[r * ldq + d] * K[j * ldk + d];
+                            e += t; mag += fabs(t);
+                        }
+                        if (!(fabs(S[r * lds + j] - e) <= 1e-5 * mag)) bad++;
+                    }
+                CHECK_MSG(bad == 0, "%s attention kernels R%d hd%d n%d", qv_kernels_name(), R, hd, n);
+                fails += bad > 0;
+                free(Q); free(K); free(S); free(O); free(O0); free(V);
+            }
+}
+
 int main(void) {
     static const int ms[] = {1, 2, 3, 7, 15, 16, 17};
     static const int ns[] = {1, 2, 3, 7, 16, 17, 33, 100};
@@ -272,6 +317,7 @@ int main(void) {
         }
         printf("testing %s\n", qv_kernels_name());
         check_vectors();
+        check_attn();
         check_ref_not_rounded(NULL);
         if (uses_i16(16)) check_i16_edges(pool3);
         if (qv_kernels_table()->gemm_i16) check_i16_f32rows();
