@@ -65,6 +65,7 @@ struct qv_lm_ctx {
     size_t k_esz, v_esz;                          /* bytes per cache element of K and of V (4 or 2) */
     int v_f16;                                    /* 2-byte V elements are IEEE half (else bf16) */
     int n_cap;                                    /* n_ctx rounded up to a multiple of ATTN_T */
+    int n_seg_cap;                                /* key segments of ATTN_SEG positions in n_cap */
     void *kc;                                     /* [L][KV][n_cap][hd] f32 or bf16: a head's rows contiguous */
     void *vc;                                     /* f32: [L][KV][n_cap][hd]; bf16: [L][KV][n_cap/T][hd][T],
                                                      each tile of T positions transposed, so P V is a
@@ -75,6 +76,8 @@ struct qv_lm_ctx {
     float *g, *u;                                 /* [chunk][F] */
     float *cs, *sn;                               /* [chunk][hd/2] rotary cos, sin */
     float *attn_ws;                               /* [nth][ATTN_WS floats] attention tiles per thread */
+    float *attn_part;                             /* [KV][n_cap / ATTN_SEG][ATTN_SMALL_R][hd + 2]: decode's
+                                                     per-segment O, running max and sum (attn_merge) */
     size_t attn_ws_floats;                        /* per thread */
     qv_lm_stats st;                               /* time spent, since create/reset */
 };
@@ -365,6 +368,15 @@ static qv_dtype k_type(const qv_lm_ctx_params *p) {
  * K and V tiles [T][hd] (widened from a bf16 cache), running max and sum [R]. */
 enum { ATTN_QB = 64, ATTN_T = 256 };
 enum { ATTN_SMALL_R = 16 };   /* up to this many query rows (decode: H/KV), bf16 tiles go to qv_linear */
+/* Decode (up to ATTN_SMALL_R rows per KV head) splits the keys into segments of ATTN_SEG positions, one
+ * task each, merged afterwards (attn_merge): the KV heads alone (4 on the 7B) would keep the other
+ * threads of a large machine idle while the cache is read. Fixed segment length: the numbers do not
+ * depend on the thread count; one segment (contexts up to ATTN_SEG) is the unsplit computation. */
+enum { ATTN_SEG = 16 * ATTN_T };
+
+static uint64_t attn_part_floats(const qv_text_hparams *hp, uint64_t n_cap) {
+    return (uint64_t)hp->n_kv_heads * ((n_cap + ATTN_SEG - 1) / ATTN_SEG) * ATTN_SMALL_R * (hp->head_dim + 2);
+}
 
 static uint64_t attn_ws_floats(const qv_text_hparams *hp) {
     uint64_t R = (uint64_t)ATTN_QB * (hp->n_heads / hp->n_kv_heads), hd = hp->head_dim;
@@ -382,7 +394,7 @@ static int ctx_size(const qv_lm *m, const qv_lm_ctx_params *p, int nth, ctx_size
     uint64_t cap = ((uint64_t)p->n_ctx + ATTN_T - 1) / ATTN_T * ATTN_T;
     if (!qv_mul_ok(KVd * kesz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, cap, &kb)) return 0;
     if (!qv_mul_ok(KVd * vesz, (uint64_t)hp->n_layers, &per_tok) || !qv_mul_ok(per_tok, cap, &vb)) return 0;
-    uint64_t parts[] = {C * D * 2, C * Hd * 2, C * KVd * 2, C * F * 2, C * hh * 2};
+    uint64_t parts[] = {C * D * 2, C * Hd * 2, C * KVd * 2, C * F * 2, C * hh * 2, attn_part_floats(hp, cap)};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (!qv_add_ok(sc, parts[i], &sc)) return 0;
     if (!qv_mul_ok((uint64_t)nth, attn_ws_floats(hp), &t) || !qv_add_ok(sc, t, &sc)) return 0;
@@ -461,6 +473,7 @@ qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_para
     c->v_esz = kt == QV_F32 ? 4 : 2;
     c->v_f16 = kt == QV_F16;
     c->n_cap = (pp.n_ctx + ATTN_T - 1) / ATTN_T * ATTN_T;
+    c->n_seg_cap = (c->n_cap + ATTN_SEG - 1) / ATTN_SEG;
     c->kc = malloc(s.k_bytes);
     c->vc = calloc(1, s.v_bytes);   /* finite zeros beyond the last position: P is 0 there */
     float *sc = malloc(s.scratch_floats * sizeof(float));
@@ -484,6 +497,7 @@ qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_para
     c->u = q; q += C * F;
     c->cs = q; q += C * hh;
     c->sn = q; q += C * hh;
+    c->attn_part = q; q += attn_part_floats(hp, (uint64_t)c->n_cap);
     c->attn_ws = q;
     c->attn_ws_floats = (size_t)attn_ws_floats(hp);
     *out = c;
@@ -630,6 +644,38 @@ typedef struct {
     int layer, m;
 } attn_args;
 
+/* key segments of the coming attention over m queries: 1 unless decode-sized (ATTN_SEG) */
+static int attn_nseg(const qv_lm_ctx *c, int m) {
+    const int rep = c->m->hp.n_heads / c->m->hp.n_kv_heads;
+    if (m * rep > ATTN_SMALL_R) return 1;
+    return (c->n_past + m + ATTN_SEG - 1) / ATTN_SEG;
+}
+
+/* the segments' partial results into c->att, segments in order: rows rescaled to the largest running
+ * max (a segment a query sees nothing of has max -inf and weighs 0; segment 0 always has keys) */
+static void attn_merge(qv_lm_ctx *c, int m) {
+    const qv_text_hparams *hp = &c->m->hp;
+    const int KV = hp->n_kv_heads, hd = hp->head_dim, rep = hp->n_heads / KV, nseg = attn_nseg(c, m);
+    const size_t Hd = (size_t)hp->n_heads * hd, pw = (size_t)hd + 2;
+    for (int g = 0; g < KV; g++)
+        for (int row = 0; row < m * rep; row++) {
+            const float *p0 = c->attn_part + (size_t)g * c->n_seg_cap * ATTN_SMALL_R * pw + (size_t)row * pw;
+            float M = -INFINITY, sum = 0.0f;
+            for (int s = 0; s < nseg; s++) M = fmaxf(M, p0[(size_t)s * ATTN_SMALL_R * pw + hd]);
+            float *dst = c->att + (size_t)(row / rep) * Hd + (size_t)(g * rep + row % rep) * hd;
+            for (int d = 0; d < hd; d++) dst[d] = 0.0f;
+            for (int s = 0; s < nseg; s++) {
+                const float *p = p0 + (size_t)s * ATTN_SMALL_R * pw;
+                if (p[hd] == -INFINITY) continue;
+                const float w = expf(p[hd] - M);
+                sum += p[hd + 1] * w;
+                for (int d = 0; d < hd; d++) dst[d] += p[d] * w;
+            }
+            const float inv = 1.0f / sum;
+            for (int d = 0; d < hd; d++) dst[d] *= inv;
+        }
+}
+
 /* One task = (kv head g, block of up to ATTN_QB queries of the chunk): the R = QB x H/KV query rows
  * that share g go through the keys tile by tile as two matrix products (S = Q K^T, O += P V) with an
  * online softmax, so each cached row is read once per block and the scores never exceed one tile.
@@ -647,9 +693,9 @@ static void attn_task(void *ctx, int ith, int nth) {
     float *O = Q + Rmax * hd, *S = O + Rmax * hd, *Kt = S + Rmax * ATTN_T, *Vt = Kt + (size_t)ATTN_T * hd;
     float *mx = Vt + (size_t)ATTN_T * hd, *sum = mx + Rmax;
     const int kbf = c->k_esz == 2, bf = c->v_esz == 2, vh = c->v_f16;
-    const int nblk = (a->m + ATTN_QB - 1) / ATTN_QB, ntask = nblk * KV;
+    const int nblk = (a->m + ATTN_QB - 1) / ATTN_QB, nseg = attn_nseg(c, a->m), ntask = nblk * KV * nseg;
     for (int t = ith; t < ntask; t += nth) {
-        const int g = t % KV, i0 = (t / KV) * ATTN_QB;
+        const int g = t % KV, seg = t / KV % nseg, i0 = (t / KV / nseg) * ATTN_QB;
         const int qn = a->m - i0 < ATTN_QB ? a->m - i0 : ATTN_QB, R = qn * rep;
         for (int i = 0; i < qn; i++) { /* rows (i, r): the rep heads of g are contiguous in q; pre-scaled */
             const float *src = c->q + (size_t)(i0 + i) * Hd + (size_t)g * rep * hd;
@@ -658,9 +704,10 @@ static void attn_task(void *ctx, int ith, int nth) {
         }
         memset(O, 0, (size_t)R * hd * sizeof *O);
         for (int r = 0; r < R; r++) { mx[r] = -INFINITY; sum[r] = 0; }
-        const int nk = c->n_past + i0 + qn;          /* keys the last query of the block sees */
+        const int nk_all = c->n_past + i0 + qn;      /* keys the last query of the block sees */
+        const int nk = nseg > 1 && (seg + 1) * ATTN_SEG < nk_all ? (seg + 1) * ATTN_SEG : nk_all;
         const size_t hbase = ((size_t)a->layer * KV + g) * n_cap * hd;
-        for (int j0 = 0; j0 < nk; j0 += ATTN_T) {
+        for (int j0 = nseg > 1 ? seg * ATTN_SEG : 0; j0 < nk; j0 += ATTN_T) {
             const int tn = nk - j0 < ATTN_T ? nk - j0 : ATTN_T;
             /* bf16 tiles: K rows [tn][hd] and V transposed [hd][T] (same offset: one tile = T*hd) */
             const uint16_t *Kb = (const uint16_t *)c->kc + hbase + (size_t)j0 * hd;
@@ -711,6 +758,15 @@ static void attn_task(void *ctx, int ith, int nth) {
                 qv_sgemm(0, 0, R, hd, tn, 1.0f, S, ATTN_T, (const float *)c->vc + hbase + (size_t)j0 * hd, hd, 1.0f, O,
                          hd);
             }
+        }
+        if (nseg > 1) {   /* this segment's unnormalized rows, max and sum: attn_merge finishes */
+            float *part = c->attn_part + ((size_t)g * c->n_seg_cap + seg) * ATTN_SMALL_R * (hd + 2);
+            for (int r = 0; r < R; r++) {
+                memcpy(part + (size_t)r * (hd + 2), O + (size_t)r * hd, (size_t)hd * sizeof *O);
+                part[(size_t)r * (hd + 2) + hd] = mx[r];
+                part[(size_t)r * (hd + 2) + hd + 1] = sum[r];
+            }
+            continue;
         }
         for (int i = 0; i < qn; i++)
             for (int r = 0; r < rep; r++) {
@@ -789,6 +845,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
         cache_store(c, l, m);
         attn_args aa = {c, l, m};
         qv_pool_run(pool, attn_task, &aa);
+        if (attn_nseg(c, m) > 1) attn_merge(c, m);
         LAP(attention_s);
         LIN(c->xn, D, c->att, L->wo, l * 7 + 3, NULL, m, D, Hd);
         LAP(linear_s);
