@@ -620,11 +620,11 @@ int qv_lm_n_ctx(const qv_lm_ctx *c) { return c->p.n_ctx; }
 
 /* ---------------------------------------------------------------- pieces of the forward pass */
 
-/* cos/sin tables [m][hd/2] for token i at positions (pt, ph, pw)[i] */
-static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m) {
+/* cos/sin tables [m][hd/2] for token i at positions (pt, ph, pw)[i], rows [lo, hi) */
+static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int lo, int hi) {
     const qv_lm *M = c->m;
     int hh = M->hp.head_dim / 2;
-    for (int i = 0; i < m; i++)
+    for (int i = lo; i < hi; i++)
         for (int j = 0; j < hh; j++) {
             float p = (float)pos[M->freq_row[j] * stride + i];
             float a = M->inv_freq[j] * p;                 /* float32 product, as the reference */
@@ -633,10 +633,11 @@ static void rope_tables(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int m)
         }
 }
 
-/* rotate-half rotation of n_heads heads of hd in each of m rows of stride ld */
-static void rope_apply(const qv_lm_ctx *c, float *x, int m, int n_heads, size_t ld) {
+/* rotate-half rotation of n_heads heads of hd in rows [lo, hi) of x (row stride ld) */
+static void rope_apply(const qv_lm_ctx *c, float *x, int lo, int hi, int n_heads, size_t ld) {
     int hd = c->m->hp.head_dim, hh = hd / 2;
-    for (int i = 0; i < m; i++) qv_rope_half(x + (size_t)i * ld, n_heads, hd, c->cs + (size_t)i * hh, c->sn + (size_t)i * hh);
+    for (int i = lo; i < hi; i++)
+        qv_rope_half(x + (size_t)i * ld, n_heads, hd, c->cs + (size_t)i * hh, c->sn + (size_t)i * hh);
 }
 
 typedef struct {
@@ -789,14 +790,27 @@ static void silu_task(void *ctx, int ith, int nth) {
 /* v clamped to the finite half range (NaN kept) */
 static float half_range(float v) { return v > 65504.0f ? 65504.0f : v < -65504.0f ? -65504.0f : v; }
 
-/* Stores the chunk's k, v rows into the cache at [layer][n_past + i]. */
-static void cache_store(qv_lm_ctx *c, int layer, int m) {
+/* Before a chunk of m rows is stored: the 2-byte V tiles whose first position it writes are zeroed (no
+ * stale values past the last position: P is 0 there, and 0 * a stale NaN would not be). */
+static void cache_clear_tiles(qv_lm_ctx *c, int layer, int m) {
+    const qv_text_hparams *hp = &c->m->hp;
+    const int KV = hp->n_kv_heads, hd = hp->head_dim;
+    if (c->v_esz == 4) return;
+    for (int g = 0; g < KV; g++) {
+        const size_t hbase = ((size_t)layer * KV + g) * c->n_cap * hd;
+        for (int p = (c->n_past + ATTN_T - 1) / ATTN_T * ATTN_T; p < c->n_past + m; p += ATTN_T)
+            memset((uint16_t *)c->vc + hbase + (size_t)p * hd, 0, (size_t)hd * ATTN_T * sizeof(uint16_t));
+    }
+}
+
+/* Stores the chunk's k, v rows [lo, hi) into the cache at [layer][n_past + i] (tiles cleared before). */
+static void cache_store(qv_lm_ctx *c, int layer, int lo, int hi) {
     const qv_text_hparams *hp = &c->m->hp;
     const int KV = hp->n_kv_heads, hd = hp->head_dim;
     const size_t kvd = (size_t)KV * hd;
     for (int g = 0; g < KV; g++) {
         size_t hbase = ((size_t)layer * KV + g) * c->n_cap * hd, off = hbase + (size_t)c->n_past * hd;
-        for (int i = 0; i < m; i++) {
+        for (int i = lo; i < hi; i++) {
             const float *k = c->k + (size_t)i * kvd + (size_t)g * hd, *v = c->v + (size_t)i * kvd + (size_t)g * hd;
             if (c->k_esz == 4) memcpy((float *)c->kc + off + (size_t)i * hd, k, (size_t)hd * sizeof(float));
             else qv_f32_to_bf16_row((uint16_t *)c->kc + off + (size_t)i * hd, k, hd);
@@ -805,7 +819,6 @@ static void cache_store(qv_lm_ctx *c, int layer, int m) {
             } else {
                 int p = c->n_past + i, col = p % ATTN_T;
                 uint16_t *tile = (uint16_t *)c->vc + hbase + (size_t)(p - col) * hd;
-                if (col == 0) memset(tile, 0, (size_t)hd * ATTN_T * sizeof *tile);   /* no stale values past p */
                 if (c->v_f16)
                     for (int d = 0; d < hd; d++) tile[(size_t)d * ATTN_T + col] = qv_f32_to_f16(half_range(v[d]));
                 else
@@ -813,6 +826,53 @@ static void cache_store(qv_lm_ctx *c, int layer, int m) {
             }
         }
     }
+}
+
+/* The row-wise steps of a layer, rows split across the pool (each row's result is the serial one's, so
+ * the split changes no number): with 16 threads the matrix products take a sixteenth of their time, and
+ * these steps (3 % of a 1-thread prefill) would otherwise be a quarter of it. */
+enum { ROWS_NORM, ROWS_ADD, ROWS_ADD_NORM, ROWS_ROPE_STORE, ROWS_TABLES };
+enum { ROWS_POOL_MIN = 8 };   /* fewer rows (decode): on the calling thread */
+typedef struct {
+    qv_lm_ctx *c;
+    int op, m, layer;
+    const uint16_t *w;        /* NORM, ADD_NORM: the norm weight */
+    const int64_t *pos;       /* TABLES */
+    int64_t stride;
+} rows_args;
+
+static void rows_task(void *ctx, int ith, int nth) {
+    const rows_args *a = ctx;
+    qv_lm_ctx *c = a->c;
+    const qv_text_hparams *hp = &c->m->hp;
+    const size_t D = (size_t)hp->hidden;
+    int64_t lo, hi;
+    qv_split(a->m, ith, nth, 1, &lo, &hi);
+    if (hi <= lo) return;
+    switch (a->op) {
+    case ROWS_ADD:
+    case ROWS_ADD_NORM:
+        for (size_t i = (size_t)lo * D; i < (size_t)hi * D; i++) c->x[i] += c->xn[i];
+        if (a->op == ROWS_ADD) break;
+        /* fall through */
+    case ROWS_NORM:
+        qv_rmsnorm_bf16(c->xn + (size_t)lo * D, c->x + (size_t)lo * D, a->w, (int)(hi - lo), (int)D, hp->rms_eps);
+        break;
+    case ROWS_ROPE_STORE:
+        rope_apply(c, c->q, (int)lo, (int)hi, hp->n_heads, (size_t)hp->n_heads * hp->head_dim);
+        rope_apply(c, c->k, (int)lo, (int)hi, hp->n_kv_heads, (size_t)hp->n_kv_heads * hp->head_dim);
+        cache_store(c, a->layer, (int)lo, (int)hi);
+        break;
+    case ROWS_TABLES:
+        rope_tables(c, a->pos, a->stride, (int)lo, (int)hi);
+        break;
+    }
+}
+
+static void rows_run(qv_lm_ctx *c, int op, int m, int layer, const uint16_t *w, const int64_t *pos, int64_t stride) {
+    rows_args a = {c, op, m, layer, w, pos, stride};
+    if (m < ROWS_POOL_MIN) rows_task(&a, 0, 1);
+    else qv_pool_run(c->p.pool, rows_task, &a);
 }
 
 /* Runs m (<= chunk) tokens whose embeddings are in c->x through the decoder; advances n_past. */
@@ -830,27 +890,25 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
     (M->q8 ? qv_linear_q8(pool, Y, ldy, X, &M->q8[Q], b, rows, n, k) : qv_linear(pool, pr, Y, ldy, X, W, b, rows, n, k))
     double t0 = qv_now(), t1;
 #define LAP(field) (t1 = qv_now(), S->field += t1 - t0, t0 = t1)
-    rope_tables(c, pos, stride, m);
+    rows_run(c, ROWS_TABLES, m, 0, NULL, pos, stride);
     LAP(attention_s);
     for (int l = 0; l < hp->n_layers; l++) {
         const lm_layer *L = &M->layers[l];
-        qv_rmsnorm_bf16(c->xn, c->x, L->in_norm, m, D, hp->rms_eps);
+        rows_run(c, ROWS_NORM, m, l, L->in_norm, NULL, 0);
         LAP(other_s);
         LIN(c->q, Hd, c->xn, L->wq, l * 7 + 0, L->bq, m, Hd, D);
         LIN(c->k, KVd, c->xn, L->wk, l * 7 + 1, L->bk, m, KVd, D);
         LIN(c->v, KVd, c->xn, L->wv, l * 7 + 2, L->bv, m, KVd, D);
         LAP(linear_s);
-        rope_apply(c, c->q, m, H, (size_t)Hd);
-        rope_apply(c, c->k, m, KV, (size_t)KVd);
-        cache_store(c, l, m);
+        cache_clear_tiles(c, l, m);
+        rows_run(c, ROWS_ROPE_STORE, m, l, NULL, NULL, 0);
         attn_args aa = {c, l, m};
         qv_pool_run(pool, attn_task, &aa);
         if (attn_nseg(c, m) > 1) attn_merge(c, m);
         LAP(attention_s);
         LIN(c->xn, D, c->att, L->wo, l * 7 + 3, NULL, m, D, Hd);
         LAP(linear_s);
-        for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
-        qv_rmsnorm_bf16(c->xn, c->x, L->post_norm, m, D, hp->rms_eps);
+        rows_run(c, ROWS_ADD_NORM, m, l, L->post_norm, NULL, 0);
         LAP(other_s);
         LIN(c->g, F, c->xn, L->wg, l * 7 + 4, NULL, m, F, D);
         LIN(c->u, F, c->xn, L->wu, l * 7 + 5, NULL, m, F, D);
@@ -860,7 +918,7 @@ static void forward_chunk(qv_lm_ctx *c, const int64_t *pos, int64_t stride, int 
         LAP(other_s);
         LIN(c->xn, D, c->g, L->wd, l * 7 + 6, NULL, m, D, F);
         LAP(linear_s);
-        for (size_t i = 0; i < (size_t)m * D; i++) c->x[i] += c->xn[i];
+        rows_run(c, ROWS_ADD, m, l, NULL, NULL, 0);
         LAP(other_s);
         if (dump) {
             char name[32];
