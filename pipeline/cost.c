@@ -17,8 +17,14 @@
  * m = 1 bandwidth: the factors sit between the two machines, so both stay well within 1.5x. */
 #define QV_COST_VIS_EFF   0.75
 #define QV_COST_PRE_EFF   0.85
-#define QV_COST_ATTN_EFF  0.75
 #define QV_COST_GEN_EFF   0.90
+/* Attention against the attention tile's own sgemm rate (it was the GEMM rate x 0.75 until stop 23, which
+ * on a 2-core Zen 4 read ~1.7x the attention actually measured at a 46k context: the 12-bit GEMM runs at
+ * ~1.5x the f32 sgemm there); fitted on the 7B's prefill at --context 46080 (attention ~145-155 GFLOP/s
+ * including the softmax, against ~200 for the bare tiles). Decode's KV cache reads (3.9 GB per token at
+ * 46k) run at about half the weights' bandwidth (7 query rows per KV head: more arithmetic per byte). */
+#define QV_COST_ATTN_EFF  0.75
+#define QV_COST_KV_EFF    0.50
 /* media front end: seconds per second of 1280x720 video decoded, resized and patchified (2 cores) */
 #define QV_COST_MEDIA_S_PER_720P_S 0.09
 
@@ -35,6 +41,29 @@ static double time_linear(qv_pool *pool, qv_precision prec, float *Y, const floa
         if (t < best) best = t;
     }
     return best > 1e-9 ? best : 1e-9;
+}
+
+/* the f32 product of one attention tile as lm/qwen2.c runs it (R query rows x 256 keys x hd), on this
+ * thread: GFLOP/s of the best call over a tenth of a second (0 without memory) */
+static double attn_tile_gflops(int R, int hd) {
+    float *A = malloc(sizeof(float) * (size_t)R * hd), *B = malloc(sizeof(float) * 256 * (size_t)hd);
+    float *C = malloc(sizeof(float) * (size_t)R * 256);
+    double best = 1e30;
+    if (A && B && C) {
+        for (size_t i = 0; i < (size_t)R * hd; i++) A[i] = (float)(i % 97) / 97.0f - 0.5f;
+        for (size_t i = 0; i < (size_t)256 * hd; i++) B[i] = (float)(i % 89) / 89.0f - 0.5f;
+        double t_start = qv_now();
+        for (int r = 0; r < 256 && (r < 3 || qv_now() - t_start < 0.1); r++) {
+            double t = qv_now();
+            qv_sgemm(0, 1, R, 256, hd, 1.0f, A, hd, B, hd, 0.0f, C, 256);
+            t = qv_now() - t;
+            if (t < best) best = t;
+        }
+    }
+    free(A);
+    free(B);
+    free(C);
+    return best < 1e29 && best > 1e-9 ? 2.0 * R * 256.0 * hd / best / 1e9 : 0.0;
 }
 
 void qv_cost_measure(qv_pool *pool, qv_precision prec, const qv_model_config *mc, qv_cpu_speed *out) {
@@ -72,6 +101,10 @@ void qv_cost_measure(qv_pool *pool, qv_precision prec, const qv_model_config *mc
     free(W);
     free(X);
     free(Y);
+    const qv_text_hparams *tp = &mc->text;
+    int rep = tp->n_kv_heads > 0 && tp->n_heads >= tp->n_kv_heads ? tp->n_heads / tp->n_kv_heads : 1;
+    int hd = tp->head_dim > 0 ? tp->head_dim : 128;
+    out->attn_gflops = attn_tile_gflops(64 * rep, hd) * out->n_threads;
     out->seconds = qv_now() - t0;
 }
 
@@ -106,7 +139,7 @@ void qv_cost_add_run(qv_cost *c, const qv_model_config *mc, int64_t n_vis_run, i
     double g = max_gen > 0 ? max_gen : 0;
     /* each token: every layer's weights, the output head, and the KV cache so far */
     c->params_gen += g * (L * layer + H * p->vocab);
-    c->bytes_kv += g * L * 2 * kv * 2 * (N + g / 2); /* bf16 K and V rows */
+    c->bytes_kv += g * L * kv * (4 + 2) * (N + g / 2); /* f32 K and half V rows */
     c->n_prompt += (int64_t)N;
     c->n_gen += (int64_t)g;
     c->n_runs++;
@@ -115,14 +148,15 @@ void qv_cost_add_run(qv_cost *c, const qv_model_config *mc, int64_t n_vis_run, i
 void qv_cost_time(qv_cost *c, const qv_model_config *mc, const qv_cpu_speed *sp, int weight_bytes) {
     (void)mc;
     double vis = sp->vis_gflops * 1e9 * QV_COST_VIS_EFF, pre = sp->gemm_gflops * 1e9 * QV_COST_PRE_EFF;
-    double attn = sp->gemm_gflops * 1e9 * QV_COST_ATTN_EFF, bw = sp->gemv_gbps * 1e9 * QV_COST_GEN_EFF;
+    double attn = (sp->attn_gflops > 0 ? sp->attn_gflops : sp->gemm_gflops * 0.5) * 1e9 * QV_COST_ATTN_EFF;
+    double bw = sp->gemv_gbps * 1e9 * QV_COST_GEN_EFF;
     if (!(vis > 0)) vis = 1e9;
     if (!(pre > 0)) pre = 1e9;
     if (!(attn > 0)) attn = 1e9;
     if (!(bw > 0)) bw = 1e9;
     c->s_vision = c->flops_vis_linear / vis + c->flops_vis_attn / attn;
     c->s_prefill = c->flops_pre_linear / pre + c->flops_pre_attn / attn;
-    c->s_generate = (c->params_gen * (weight_bytes > 0 ? weight_bytes : 2) + c->bytes_kv) / bw;
+    c->s_generate = c->params_gen * (weight_bytes > 0 ? weight_bytes : 2) / bw + c->bytes_kv / (bw * QV_COST_KV_EFF);
     double scale = c->src_pixels > 0 ? c->src_pixels / (1280.0 * 720.0) : 1.0;
     double threads = sp->n_threads > 0 ? sp->n_threads : 1;
     c->s_media = c->video_s * QV_COST_MEDIA_S_PER_720P_S * scale * 2.0 / threads;

@@ -11,8 +11,9 @@
  * The model of the time (README "The cost, up front"): vision = linear FLOPs (patch embedding, blocks,
  * merger) / the vision GEMM rate + attention FLOPs (within a temporal pair) / the attention rate;
  * prefill = linear FLOPs / the prefill GEMM rate + causal attention FLOPs; each generated token reads the
- * language model's weights once (bytes / the decode bandwidth) plus its KV cache. The rates are measured
- * here with qv_linear on this model's own shapes (synthetic weights) and scaled by efficiency factors
+ * language model's weights once (bytes / the decode bandwidth) plus its KV cache (f32 keys, half
+ * values). The rates are measured here with qv_linear (and qv_sgemm for the attention tiles) on this
+ * model's own shapes (synthetic weights) and scaled by efficiency factors
  * fitted on the development machine against full runs (QV_COST_* below). Media decoding is estimated
  * from the seconds of video decoded and their size. */
 #ifndef QV_COST_H
@@ -29,6 +30,8 @@ typedef struct {
     double gemm_gflops;      /* qv_linear, m = 256 rows of the LM's hidden x hidden, all threads */
     double vis_gflops;       /* qv_linear at the vision block's shapes (m = 256, E -> 3E) */
     double gemv_gbps;        /* bf16 weight bytes per second at m = 1 (decode), all threads */
+    double attn_gflops;      /* f32 sgemm of one attention tile (64 queries x H/KV heads against 256 keys),
+                                per thread x threads (the tiles are independent tasks) */
     int n_threads;
     double seconds;          /* how long the measurement took */
 } qv_cpu_speed;

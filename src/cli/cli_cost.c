@@ -157,10 +157,10 @@ int cli_cost_report(const cli_opts *o, const char *cmd, const qv_model_config *m
         printf("{\"frames\": %lld, \"width\": %d, \"height\": %d, \"visual_tokens\": %lld, \"prompt_tokens\": %lld, "
                "\"runs\": %d, \"max_gen_tokens\": %lld, \"estimate_s\": %.3f, \"media_s\": %.3f, \"vision_s\": %.3f, "
                "\"prefill_s\": %.3f, \"generate_s\": %.3f, \"gemm_gflops\": %.1f, \"vision_gflops\": %.1f, "
-               "\"decode_gbps\": %.2f, \"threads\": %d, \"measure_s\": %.3f}\n",
+               "\"decode_gbps\": %.2f, \"attention_gflops\": %.1f, \"threads\": %d, \"measure_s\": %.3f}\n",
                (long long)c.n_frames, c.width, c.height, (long long)c.n_vision_tokens, (long long)c.n_prompt, c.n_runs,
                (long long)c.n_gen, c.s_total, c.s_media, c.s_vision, c.s_prefill, c.s_generate, sp.gemm_gflops,
-               sp.vis_gflops, sp.gemv_gbps, sp.n_threads, sp.seconds);
+               sp.vis_gflops, sp.gemv_gbps, sp.attn_gflops, sp.n_threads, sp.seconds);
         fflush(stdout);
     }
     return 0;
