@@ -115,18 +115,7 @@ AI void attn_qk_g(float *S, int lds, const float *Q, int ldq, const int G, const
     }
 }
 
-static void attn_qk(float *S, int lds, const float *Q, int ldq, int R, const float *K, int ldk, int n, int hd) {
-    for (int r0 = 0; r0 < R; r0 += 8) {
-        float *s = S + (size_t)r0 * lds;
-        const float *q = Q + (size_t)r0 * ldq;
-        switch (R - r0 < 8 ? R - r0 : 8) {
-#define QK_G(g) case g: attn_qk_g(s, lds, q, ldq, g, K, ldk, n, hd); break;
-        QK_G(8) QK_G(7) QK_G(6) QK_G(5) QK_G(4) QK_G(3) QK_G(2)
-        default: QK_G(1)
-#undef QK_G
-        }
-    }
-}
+QV_ATTN_ROW_GROUPS(attn_qk, attn_qk_g, float)
 
 AI void attn_pv_g(float *O, int ldo, const float *P, int ldp, const int G, const uint16_t *V, int ldv, int hd, int n) {
     for (int d = 0; d < hd; d++) {
@@ -146,18 +135,7 @@ AI void attn_pv_g(float *O, int ldo, const float *P, int ldp, const int G, const
     }
 }
 
-static void attn_pv_f16(float *O, int ldo, const float *P, int ldp, int R, const uint16_t *V, int ldv, int hd, int n) {
-    for (int r0 = 0; r0 < R; r0 += 8) {
-        float *o = O + (size_t)r0 * ldo;
-        const float *p = P + (size_t)r0 * ldp;
-        switch (R - r0 < 8 ? R - r0 : 8) {
-#define PV_G(g) case g: attn_pv_g(o, ldo, p, ldp, g, V, ldv, hd, n); break;
-        PV_G(8) PV_G(7) PV_G(6) PV_G(5) PV_G(4) PV_G(3) PV_G(2)
-        default: PV_G(1)
-#undef PV_G
-        }
-    }
-}
+QV_ATTN_ROW_GROUPS(attn_pv_f16, attn_pv_g, uint16_t)
 
 static void f32_to_bf16(uint16_t *dst, const float *src, int n) {
     for (int i = 0; i < n; i += 16) {

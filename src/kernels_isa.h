@@ -55,6 +55,27 @@ static inline int16_t qv_i16_round(float v, float inv) {
     return inv == 0.0f || r != r ? 0 : (int16_t)__builtin_lrintf(r);
 }
 
+/* The attention kernels' entry points (kernels.h qv_attn_qk / qv_attn_pv_f16) in each ISA file: the query
+ * rows in groups of up to 8, each group handed to gfn(Y, ldy, X, ldx, G, B, ldb, a, b) with G a constant
+ * (1..8), so the file's always-inline kernel keeps G accumulators in registers. */
+#define QV_ATTN_ROW_GROUPS(name, gfn, src_t)                                                                   \
+    static void name(float *Y, int ldy, const float *X, int ldx, int R, const src_t *B, int ldb, int a, int b) { \
+        for (int r0 = 0; r0 < R; r0 += 8) {                                                                    \
+            float *y = Y + (size_t)r0 * ldy;                                                                   \
+            const float *x = X + (size_t)r0 * ldx;                                                             \
+            switch (R - r0 < 8 ? R - r0 : 8) {                                                                 \
+            case 8: gfn(y, ldy, x, ldx, 8, B, ldb, a, b); break;                                               \
+            case 7: gfn(y, ldy, x, ldx, 7, B, ldb, a, b); break;                                               \
+            case 6: gfn(y, ldy, x, ldx, 6, B, ldb, a, b); break;                                               \
+            case 5: gfn(y, ldy, x, ldx, 5, B, ldb, a, b); break;                                               \
+            case 4: gfn(y, ldy, x, ldx, 4, B, ldb, a, b); break;                                               \
+            case 3: gfn(y, ldy, x, ldx, 3, B, ldb, a, b); break;                                               \
+            case 2: gfn(y, ldy, x, ldx, 2, B, ldb, a, b); break;                                               \
+            default: gfn(y, ldy, x, ldx, 1, B, ldb, a, b); break;                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
 /* the element-wise kernels (kernels.h, kernels_elt.c) */
 typedef struct {
     void (*rmsnorm_bf16)(float *y, const float *x, const uint16_t *w, int m, int D, float eps);
