@@ -103,9 +103,15 @@ AI void attn_qk_g(float *S, int lds, const float *Q, int ldq, const int G, const
         __m512 acc[8];
         UNROLL8
         for (int r = 0; r < G; r++) acc[r] = _mm512_setzero_ps();
-        for (int d = 0; d < hd; d += 16) {
-            const __mmask16 m = mask16(hd - d);
+        int d = 0;
+        for (; d + 16 <= hd; d += 16) {   /* whole pieces: plain loads, which fold into the FMAs */
             _mm_prefetch((const char *)(k + (size_t)ATTN_PF / 4 + d), _MM_HINT_T0);
+            const __m512 kv = _mm512_loadu_ps(k + d);
+            UNROLL8
+            for (int r = 0; r < G; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(Q + (size_t)r * ldq + d), kv, acc[r]);
+        }
+        if (d < hd) {
+            const __mmask16 m = mask16(hd - d);
             const __m512 kv = _mm512_maskz_loadu_ps(m, k + d);
             UNROLL8
             for (int r = 0; r < G; r++) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, Q + (size_t)r * ldq + d), kv, acc[r]);
@@ -123,9 +129,15 @@ AI void attn_pv_g(float *O, int ldo, const float *P, int ldp, const int G, const
         __m512 acc[8];
         UNROLL8
         for (int r = 0; r < G; r++) acc[r] = _mm512_setzero_ps();
-        for (int j = 0; j < n; j += 16) {
-            const __mmask16 m = mask16(n - j);
+        int j = 0;
+        for (; j + 16 <= n; j += 16) {   /* whole pieces: plain loads, which fold into the FMAs */
             if (!(j & 31)) _mm_prefetch((const char *)(v + (size_t)ATTN_PF / 2 + j), _MM_HINT_T0);
+            const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + j)));
+            UNROLL8
+            for (int r = 0; r < G; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(P + (size_t)r * ldp + j), vv, acc[r]);
+        }
+        if (j < n) {
+            const __mmask16 m = mask16(n - j);
             const __m512 vv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + j));
             UNROLL8
             for (int r = 0; r < G; r++) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, P + (size_t)r * ldp + j), vv, acc[r]);
