@@ -76,8 +76,9 @@ struct qv_lm_ctx {
     float *g, *u;                                 /* [chunk][F] */
     float *cs, *sn;                               /* [chunk][hd/2] rotary cos, sin */
     float *attn_ws;                               /* [nth][ATTN_WS floats] attention tiles per thread */
-    float *attn_part;                             /* [KV][n_cap / ATTN_SEG][ATTN_SMALL_R][hd + 2]: decode's
-                                                     per-segment O, running max and sum (attn_merge) */
+    float *attn_part;                             /* [KV][n_cap / ATTN_SEG][ATTN_QB * H/KV][hd + 2]: the
+                                                     per-segment O, running max and sum of a one-block
+                                                     chunk (attn_merge) */
     size_t attn_ws_floats;                        /* per thread */
     qv_lm_stats st;                               /* time spent, since create/reset */
 };
@@ -368,14 +369,17 @@ static qv_dtype k_type(const qv_lm_ctx_params *p) {
  * K and V tiles [T][hd] (widened from a bf16 cache), running max and sum [R]. */
 enum { ATTN_QB = 64, ATTN_T = 256 };
 enum { ATTN_SMALL_R = 16 };   /* up to this many query rows (decode: H/KV), bf16 tiles go to qv_linear */
-/* Decode (up to ATTN_SMALL_R rows per KV head) splits the keys into segments of ATTN_SEG positions, one
- * task each, merged afterwards (attn_merge): the KV heads alone (4 on the 7B) would keep the other
- * threads of a large machine idle while the cache is read. Fixed segment length: the numbers do not
- * depend on the thread count; one segment (contexts up to ATTN_SEG) is the unsplit computation. */
+/* A chunk of one query block (decode, and the question after a cached video prefix) splits the keys
+ * into segments of ATTN_SEG positions, one task each, merged afterwards (attn_merge): its KV heads alone
+ * (4 on the 7B) would keep the other threads of a large machine idle while the cache is read. Fixed
+ * segment length: the numbers do not depend on the thread count; one segment (contexts up to ATTN_SEG)
+ * is the unsplit computation. */
 enum { ATTN_SEG = 16 * ATTN_T };
 
+static uint64_t attn_part_rows(const qv_text_hparams *hp) { return (uint64_t)ATTN_QB * (hp->n_heads / hp->n_kv_heads); }
+
 static uint64_t attn_part_floats(const qv_text_hparams *hp, uint64_t n_cap) {
-    return (uint64_t)hp->n_kv_heads * ((n_cap + ATTN_SEG - 1) / ATTN_SEG) * ATTN_SMALL_R * (hp->head_dim + 2);
+    return (uint64_t)hp->n_kv_heads * ((n_cap + ATTN_SEG - 1) / ATTN_SEG) * attn_part_rows(hp) * (hp->head_dim + 2);
 }
 
 static uint64_t attn_ws_floats(const qv_text_hparams *hp) {
@@ -645,10 +649,9 @@ typedef struct {
     int layer, m;
 } attn_args;
 
-/* key segments of the coming attention over m queries: 1 unless decode-sized (ATTN_SEG) */
+/* key segments of the coming attention over m queries: 1 unless one query block (ATTN_SEG) */
 static int attn_nseg(const qv_lm_ctx *c, int m) {
-    const int rep = c->m->hp.n_heads / c->m->hp.n_kv_heads;
-    if (m * rep > ATTN_SMALL_R) return 1;
+    if (m > ATTN_QB) return 1;
     return (c->n_past + m + ATTN_SEG - 1) / ATTN_SEG;
 }
 
@@ -657,16 +660,16 @@ static int attn_nseg(const qv_lm_ctx *c, int m) {
 static void attn_merge(qv_lm_ctx *c, int m) {
     const qv_text_hparams *hp = &c->m->hp;
     const int KV = hp->n_kv_heads, hd = hp->head_dim, rep = hp->n_heads / KV, nseg = attn_nseg(c, m);
-    const size_t Hd = (size_t)hp->n_heads * hd, pw = (size_t)hd + 2;
+    const size_t Hd = (size_t)hp->n_heads * hd, pw = (size_t)hd + 2, seg_w = (size_t)attn_part_rows(hp) * pw;
     for (int g = 0; g < KV; g++)
         for (int row = 0; row < m * rep; row++) {
-            const float *p0 = c->attn_part + (size_t)g * c->n_seg_cap * ATTN_SMALL_R * pw + (size_t)row * pw;
+            const float *p0 = c->attn_part + (size_t)g * c->n_seg_cap * seg_w + (size_t)row * pw;
             float M = -INFINITY, sum = 0.0f;
-            for (int s = 0; s < nseg; s++) M = fmaxf(M, p0[(size_t)s * ATTN_SMALL_R * pw + hd]);
+            for (int s = 0; s < nseg; s++) M = fmaxf(M, p0[(size_t)s * seg_w + hd]);
             float *dst = c->att + (size_t)(row / rep) * Hd + (size_t)(g * rep + row % rep) * hd;
             for (int d = 0; d < hd; d++) dst[d] = 0.0f;
             for (int s = 0; s < nseg; s++) {
-                const float *p = p0 + (size_t)s * ATTN_SMALL_R * pw;
+                const float *p = p0 + (size_t)s * seg_w;
                 if (p[hd] == -INFINITY) continue;
                 const float w = expf(p[hd] - M);
                 sum += p[hd + 1] * w;
@@ -761,7 +764,7 @@ static void attn_task(void *ctx, int ith, int nth) {
             }
         }
         if (nseg > 1) {   /* this segment's unnormalized rows, max and sum: attn_merge finishes */
-            float *part = c->attn_part + ((size_t)g * c->n_seg_cap + seg) * ATTN_SMALL_R * (hd + 2);
+            float *part = c->attn_part + ((size_t)g * c->n_seg_cap + seg) * Rmax * (hd + 2);
             for (int r = 0; r < R; r++) {
                 memcpy(part + (size_t)r * (hd + 2), O + (size_t)r * hd, (size_t)hd * sizeof *O);
                 part[(size_t)r * (hd + 2) + hd] = mx[r];
