@@ -680,9 +680,10 @@ static void attn_merge(qv_lm_ctx *c, int m) {
         }
 }
 
-/* One task = (kv head g, block of up to ATTN_QB queries of the chunk): the R = QB x H/KV query rows
- * that share g go through the keys tile by tile as two matrix products (S = Q K^T, O += P V) with an
- * online softmax, so each cached row is read once per block and the scores never exceed one tile.
+/* One task = (kv head g, block of up to ATTN_QB queries of the chunk[, key segment]): the R = QB x H/KV
+ * query rows that share g go through the keys tile by tile as two matrix products (S = Q K^T, O += P V)
+ * with an online softmax, so each cached row is read once per block and the scores never exceed one
+ * tile; a one-block chunk runs one task per ATTN_SEG keys and leaves its partial rows to attn_merge.
  * Causal: query i of the chunk sees cache rows [0, n_past + i]. Key tiles start at multiples of ATTN_T
  * of the absolute position, whatever the chunking. */
 static void attn_task(void *ctx, int ith, int nth) {
