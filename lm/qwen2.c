@@ -376,14 +376,17 @@ enum { ATTN_SMALL_R = 16 };   /* up to this many query rows (decode: H/KV), bf16
  * is the unsplit computation. */
 enum { ATTN_SEG = 16 * ATTN_T };
 
-static uint64_t attn_part_rows(const qv_text_hparams *hp) { return (uint64_t)ATTN_QB * (hp->n_heads / hp->n_kv_heads); }
+/* query rows of one block: ATTN_QB queries x the H/KV heads sharing a KV head */
+static uint64_t attn_block_rows(const qv_text_hparams *hp) { return (uint64_t)ATTN_QB * (hp->n_heads / hp->n_kv_heads); }
+
+static uint64_t attn_seg_cap(uint64_t n_cap) { return (n_cap + ATTN_SEG - 1) / ATTN_SEG; }
 
 static uint64_t attn_part_floats(const qv_text_hparams *hp, uint64_t n_cap) {
-    return (uint64_t)hp->n_kv_heads * ((n_cap + ATTN_SEG - 1) / ATTN_SEG) * attn_part_rows(hp) * (hp->head_dim + 2);
+    return (uint64_t)hp->n_kv_heads * attn_seg_cap(n_cap) * attn_block_rows(hp) * (hp->head_dim + 2);
 }
 
 static uint64_t attn_ws_floats(const qv_text_hparams *hp) {
-    uint64_t R = (uint64_t)ATTN_QB * (hp->n_heads / hp->n_kv_heads), hd = hp->head_dim;
+    uint64_t R = attn_block_rows(hp), hd = hp->head_dim;
     return R * hd * 2 + R * ATTN_T + (uint64_t)ATTN_T * hd * 2 + R * 2;
 }
 
@@ -477,7 +480,7 @@ qv_status qv_lm_ctx_create(qv_lm_ctx **out, const qv_lm *m, const qv_lm_ctx_para
     c->v_esz = kt == QV_F32 ? 4 : 2;
     c->v_f16 = kt == QV_F16;
     c->n_cap = (pp.n_ctx + ATTN_T - 1) / ATTN_T * ATTN_T;
-    c->n_seg_cap = (c->n_cap + ATTN_SEG - 1) / ATTN_SEG;
+    c->n_seg_cap = (int)attn_seg_cap((uint64_t)c->n_cap);
     c->kc = malloc(s.k_bytes);
     c->vc = calloc(1, s.v_bytes);   /* finite zeros beyond the last position: P is 0 there */
     float *sc = malloc(s.scratch_floats * sizeof(float));
@@ -660,7 +663,7 @@ static int attn_nseg(const qv_lm_ctx *c, int m) {
 static void attn_merge(qv_lm_ctx *c, int m) {
     const qv_text_hparams *hp = &c->m->hp;
     const int KV = hp->n_kv_heads, hd = hp->head_dim, rep = hp->n_heads / KV, nseg = attn_nseg(c, m);
-    const size_t Hd = (size_t)hp->n_heads * hd, pw = (size_t)hd + 2, seg_w = (size_t)attn_part_rows(hp) * pw;
+    const size_t Hd = (size_t)hp->n_heads * hd, pw = (size_t)hd + 2, seg_w = (size_t)attn_block_rows(hp) * pw;
     for (int g = 0; g < KV; g++)
         for (int row = 0; row < m * rep; row++) {
             const float *p0 = c->attn_part + (size_t)g * c->n_seg_cap * seg_w + (size_t)row * pw;
@@ -694,7 +697,7 @@ static void attn_task(void *ctx, int ith, int nth) {
     const size_t Hd = (size_t)H * hd;
     const float scale = (float)(1.0 / sqrt((double)hd));
     float *Q = c->attn_ws + (size_t)ith * c->attn_ws_floats;
-    const size_t Rmax = (size_t)ATTN_QB * rep;
+    const size_t Rmax = (size_t)attn_block_rows(hp);
     float *O = Q + Rmax * hd, *S = O + Rmax * hd, *Kt = S + Rmax * ATTN_T, *Vt = Kt + (size_t)ATTN_T * hd;
     float *mx = Vt + (size_t)ATTN_T * hd, *sum = mx + Rmax;
     const int kbf = c->k_esz == 2, bf = c->v_esz == 2, vh = c->v_f16;

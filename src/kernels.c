@@ -184,12 +184,10 @@ float qv_dot_f32_bf16(const float *x, const uint16_t *y, int n) { return table()
 void qv_axpy_bf16(float *y, float a, const uint16_t *x, int n) { table()->axpy_bf16(y, a, x, n); }
 float qv_dot_f32(const float *x, const float *y, int n) { return table()->dot_f32(x, y, n); }
 void qv_attn_qk(float *S, int lds, const float *Q, int ldq, int R, const float *K, int ldk, int n, int hd) {
-    const qv_ktable *t = table();
-    (t->attn_qk ? t->attn_qk : ref_attn_qk)(S, lds, Q, ldq, R, K, ldk, n, hd);
+    table()->attn_qk(S, lds, Q, ldq, R, K, ldk, n, hd);
 }
 void qv_attn_pv_f16(float *O, int ldo, const float *P, int ldp, int R, const uint16_t *V, int ldv, int hd, int n) {
-    const qv_ktable *t = table();
-    (t->attn_pv_f16 ? t->attn_pv_f16 : ref_attn_pv_f16)(O, ldo, P, ldp, R, V, ldv, hd, n);
+    table()->attn_pv_f16(O, ldo, P, ldp, R, V, ldv, hd, n);
 }
 void qv_bf16_to_f32_row(float *dst, const uint16_t *src, int n) { table()->bf16_to_f32(dst, src, n); }
 void qv_f32_to_bf16_row(uint16_t *dst, const float *src, int n) { table()->f32_to_bf16(dst, src, n); }

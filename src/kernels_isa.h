@@ -134,7 +134,7 @@ typedef struct {
     void (*bf16_to_f32)(float *dst, const uint16_t *src, int n);
     void (*f32_to_bf16)(uint16_t *dst, const float *src, int n);
     void (*f16_to_f32)(float *dst, const uint16_t *src, int n);   /* exact */
-    /* attention against few query rows (decode), kernels.h qv_attn_qk / qv_attn_pv_f16 */
+    /* attention against few query rows (decode), kernels.h qv_attn_qk / qv_attn_pv_f16; every table has them */
     void (*attn_qk)(float *S, int lds, const float *Q, int ldq, int R, const float *K, int ldk, int n, int hd);
     void (*attn_pv_f16)(float *O, int ldo, const float *P, int ldp, int R, const uint16_t *V, int ldv, int hd, int n);
     const qv_elt_table *elt;    /* element-wise kernels; NULL: qv_elt_v4 */
